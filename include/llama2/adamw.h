@@ -1,0 +1,64 @@
+// Owns the optimizer: AdamW on fp32 master params, ZeRO-1 sharded over the DP group (or replicated),
+// with flat parameter/gradient buffers, TP-aware global-norm clipping and decoupled weight decay.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "llama2/llama.h"
+
+namespace llama2 {
+
+class Communicator;
+
+struct AdamWOptions {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-6, weight_decay = 0.01;
+  double max_grad_norm = 1.0;       // <= 0 disables clipping
+  bool weight_decay_norms = false;  // RMSNorm weights decay too
+  bool zero_1 = true;               // shard master params and moments over DP
+};
+
+// One AdamW update of equal-shape fp32 tensors (torch.optim.AdamW's arithmetic); `decay` [same shape or
+// scalar] scales the decoupled weight decay per element. `step` counts from 1.
+void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
+                  const at::Tensor& decay, int64_t step, double lr, const AdamWOptions& options);
+
+struct StepResult {
+  double grad_norm = 0;  // global, before clipping
+  bool applied = false;  // false when the norm was not finite
+};
+
+class ShardedAdamW {
+ public:
+  // Re-homes every parameter and its .grad into flat buffers (params become views of them).
+  ShardedAdamW(std::vector<Parameter>& params, const Communicator& tp, const Communicator& dp,
+               const AdamWOptions& options);
+
+  // After backward of all micro-steps: sums SP norm grads over TP, averages grads over DP
+  // (reduce-scatter with ZeRO-1, all-reduce without), clips, updates, all-gathers params.
+  StepResult step(double lr);
+  void zero_grad();
+
+  // Bytes of fp32 optimizer state held by this rank (master params if separate, exp_avg, exp_avg_sq).
+  int64_t state_bytes() const;
+  int64_t step_count() const { return step_; }
+
+ private:
+  double global_grad_norm(const at::Tensor& grad_shard) const;
+
+  const Communicator& tp_;
+  const Communicator& dp_;
+  AdamWOptions options_;
+  int64_t numel_ = 0, padded_ = 0, norm_numel_ = 0;  // norm params come first in the flat buffers
+  int64_t shard_offset_ = 0, shard_numel_ = 0;       // this rank's range of the flat buffer
+  int64_t step_ = 0;
+  at::Tensor flat_params_;  // [padded] model dtype; parameters are views into it
+  at::Tensor flat_grads_;   // [padded] model dtype; parameters' .grad are views into it
+  at::Tensor master_;       // [shard] fp32; a view of flat_params_ when the model is fp32
+  at::Tensor exp_avg_, exp_avg_sq_;  // [shard] fp32
+  at::Tensor decay_;        // [shard] fp32: 1 where weight decay applies
+  at::Tensor norm_count_;   // [shard] fp32: 1 where this rank counts the element in the global norm
+};
+
+}  // namespace llama2

@@ -1,0 +1,18 @@
+// Owns core attention: softmax(q·kᵀ/√d + causal mask)·v with GQA, and its selective recompute.
+// Does not own the projections or rotary embedding (llama.cpp).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+namespace llama2 {
+
+// The constant causal mask [s, s]: 0 on and below the diagonal, -10000 above (the recipe's value).
+// Built once per sequence length by the model and reused every step.
+at::Tensor causal_mask(int64_t seq_len);
+
+// q [s, b, nq, d], k and v [s, b, nkv, d] with nq a multiple of nkv (query head j uses kv head
+// j / (nq / nkv), as HF's repeat_kv) → [s, b, nq·d]. With `recompute`, the attention probabilities
+// [b, nq, s, s] are not kept for backward but recomputed from q and k (selective checkpointing).
+at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                          bool recompute);
+
+}  // namespace llama2

@@ -1,0 +1,69 @@
+// Owns MPI: start-up/shutdown, the world/TP/DP communicators, and collectives on CPU tensors.
+// The only code that calls MPI. Collectives take contiguous fp32/fp64/bf16/int64 tensors.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "llama2/layout.h"
+
+namespace at {
+class Tensor;
+}
+
+namespace llama2 {
+
+enum class ReduceOp { Sum, Max };
+
+class Communicator {
+ public:
+  // Wraps an MPI communicator handle (MPI_Comm, passed as void* to keep mpi.h out of this header).
+  // `owned` handles are freed on destruction.
+  Communicator(void* mpi_comm, bool owned);
+  ~Communicator();
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  // This process alone (MPI_COMM_SELF): every collective is the identity. For tests and tp=1 references.
+  static const Communicator& self();
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+
+  void all_reduce(at::Tensor& t, ReduceOp op = ReduceOp::Sum) const;  // in place
+  // [n, ...] on each rank → [size·n, ...], rank blocks in rank order along dim 0.
+  at::Tensor all_gather(const at::Tensor& t) const;
+  // [size·n, ...] on each rank → [n, ...]: this rank's block of the element-wise sum over ranks.
+  at::Tensor reduce_scatter(const at::Tensor& t) const;
+  void broadcast(at::Tensor& t, int root) const;  // in place
+  void barrier() const;
+
+ private:
+  void* comm_;
+  bool owned_;
+  int rank_ = 0, size_ = 1;
+};
+
+// One per process: MPI_Init_thread (FUNNELED: only the main thread calls MPI) ... MPI_Finalize,
+// and the three communicators. TP groups are consecutive ranks; DP groups stride by tp.
+class DistributedContext {
+ public:
+  DistributedContext(int* argc, char*** argv);
+  ~DistributedContext();
+
+  // Splits the world into TP and DP groups; throws BadInput if world % tp != 0.
+  void set_tensor_parallel(int tp, int requested_threads);
+
+  const ParallelLayout& layout() const { return layout_; }
+  const Communicator& world() const { return *world_; }
+  const Communicator& tp() const { return *tp_; }
+  const Communicator& dp() const { return *dp_; }
+
+  // Ends every rank of the job with `status` after printing `message` (no hang of the others).
+  [[noreturn]] void abort(int status, const std::string& message) const;
+
+ private:
+  ParallelLayout layout_;
+  std::unique_ptr<Communicator> world_, tp_, dp_;
+};
+
+}  // namespace llama2

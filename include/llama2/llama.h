@@ -1,0 +1,73 @@
+// Owns the Llama-2 model: its parameters (this rank's TP shards) and its forward pass.
+// Knows nothing of optimizers or data; talks to other ranks only through layers.h / mappings.h.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "llama2/config.h"
+#include "llama2/layers.h"
+#include "llama2/rotary.h"
+#include "llama2/sharding.h"
+
+namespace llama2 {
+
+struct Parameter {
+  std::string name;                 // fused names: ...self_attn.qkv_proj.weight, ...mlp.gate_up_proj.weight
+  at::Tensor value;                 // this rank's shard, requires grad
+  std::vector<int64_t> full_shape;  // the tp=1 shape (vocab unpadded)
+  ShardSpec spec;                   // how the full tensor maps to shards
+  bool is_norm = false;             // RMSNorm weight: replicated over TP, no weight decay by default
+};
+
+struct ModelOptions {
+  int64_t seq_len = 0;        // longest sequence the model will see (mask and rotary tables)
+  uint64_t seed = 0;          // same seed ⇒ same full model at any TP degree
+  bool selective_checkpoint = false;
+  at::ScalarType dtype = at::kFloat;  // parameters and activations: fp32, bf16 (mixed precision) or fp64 (tests)
+};
+
+class Llama {
+ public:
+  Llama(const ModelConfig& config, const TensorParallel& tp, const ModelOptions& options);
+
+  // tokens, targets [b, s] int64 → mean next-token loss over b·s tokens (fp32 scalar).
+  at::Tensor loss(const at::Tensor& tokens, const at::Tensor& targets) const;
+  // tokens [b, s] → this rank's vocab shard of the logits [s, b, Vp/tp].
+  at::Tensor logits(const at::Tensor& tokens) const;
+
+  std::vector<Parameter>& parameters() { return params_; }
+  const std::vector<Parameter>& parameters() const { return params_; }
+  const ModelConfig& config() const { return config_; }
+  const TensorParallel& tensor_parallel() const { return tp_; }
+  // Vocabulary rows padded up to a multiple of tp (Megatron's padding); padding is masked from the loss.
+  int64_t padded_vocab() const { return padded_vocab_; }
+
+ private:
+  struct Layer {
+    size_t input_norm, qkv, o, post_norm, gate_up, down;  // indexes into params_
+  };
+
+  size_t add(const std::string& name, std::vector<int64_t> full_shape, ShardSpec spec, bool is_norm);
+  const at::Tensor& p(size_t index) const { return params_[index].value; }
+  at::Tensor block(const at::Tensor& x, const Layer& layer) const;
+  at::Tensor final_hidden(const at::Tensor& tokens) const;
+
+  ModelConfig config_;
+  TensorParallel tp_;
+  ModelOptions options_;
+  int64_t padded_vocab_;
+  std::vector<Parameter> params_;
+  std::vector<Layer> layers_;
+  size_t embed_ = 0, norm_ = 0, lm_head_ = 0;
+  at::Tensor mask_;       // [seq_len, seq_len], constant
+  RotaryTables rotary_;   // [seq_len, head_dim] each
+};
+
+// Deterministic full (tp=1) initial value of parameter `index`: N(0, initializer_range²) for
+// projections and embeddings, ones for norms; from (seed, index) alone.
+at::Tensor initial_full_value(const Parameter& param, size_t index, uint64_t seed, double std);
+
+}  // namespace llama2

@@ -1,0 +1,20 @@
+// Owns the GEMMs: every matrix product of the model runs here, on oneDNN's matmul primitive.
+// Transposes are expressed as strides, never copied. Device choice for GEMMs lives here too.
+#pragma once
+
+namespace at {
+class Tensor;
+}
+
+namespace llama2 {
+
+// op(a) @ op(b) for contiguous 2-D [m, k] or batched 3-D [batch, m, k] tensors, where op(x) is x or its
+// transpose over the last two dims. fp32 or bf16 inputs (same dtype) run on oneDNN, accumulating in fp32;
+// fp64 (for gradient checks) falls back to libtorch. The result has the inputs' dtype.
+at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b);
+
+// y = x @ w^T for x [..., in] and w [out, in], differentiable (backward: dx = dy @ w, dw = dy^T @ x,
+// both on oneDNN). The linear layer of every projection.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w);
+
+}  // namespace llama2

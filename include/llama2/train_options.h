@@ -1,0 +1,48 @@
+// Owns the training flags (named as the Python recipe names them) and how they combine with the
+// model config: overrides, derived accumulation, and the checks that need both. No CLI parsing here.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "llama2/config.h"
+
+namespace llama2 {
+
+struct TrainOptions {
+  std::string config_path;
+  int64_t tensor_parallel_size = 1;
+  int64_t batch_size = 1;          // micro-batch per DP rank
+  int64_t grad_accum_usteps = 1;   // micro-steps per optimizer step
+  int64_t global_batch_size = 0;   // > 0: derive grad_accum_usteps = GBS / batch_size / dp
+  int64_t max_steps = 100;
+  int64_t warmup_steps = 10;
+  double lr = 3e-4;
+  double min_lr = 0;
+  std::string lr_schedule = "linear";
+  int64_t seq_len = 256;
+  uint64_t seed = 12349;
+  int64_t num_layers = 0;          // > 0 overrides num_hidden_layers
+  bool use_mix_precision = false;  // bf16 params/activations/grads, fp32 master params and moments
+  bool use_zero_1 = true;
+  std::optional<bool> sequence_parallel_enabled;     // unset: the config's key
+  std::optional<bool> selective_checkpoint_enabled;  // unset: the config's key
+  double weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-6, max_grad_norm = 1.0;
+  bool weight_decay_norms = false;
+  std::string output_dir = "output";
+  bool synthetic_data = false;
+  int threads = 0;                 // 0: cores per node / ranks per node
+  int64_t log_interval = 1;
+  // Parallel layout for `plan` (train reads it from MPI).
+  int64_t nodes = 1, ranks_per_node = 0;
+};
+
+// The config with the flags applied: --num_layers, the SP/selective overrides, and
+// max_position_embeddings raised to --seq_len when shorter (as the recipe does; logged).
+ModelConfig apply_options(ModelConfig config, const TrainOptions& options);
+
+// Checks that need the config and the layout (heads, kv heads, intermediate size and, with SP, seq_len
+// divisible by tp), and derives grad_accum_usteps from --global_batch_size. Throws BadInput.
+void resolve_batch_and_parallelism(const ModelConfig& config, TrainOptions& options, int64_t world);
+
+}  // namespace llama2

@@ -1,0 +1,161 @@
+// CLI11 subcommands: parse, call, map errors to exit status.
+#include "llama2/cli.h"
+
+#include <cstdio>
+#include <functional>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "llama2/communicator.h"
+#include "llama2/errors.h"
+#include "llama2/plan.h"
+#include "llama2/trainer.h"
+
+namespace llama2 {
+namespace {
+
+// A boolean flag that accepts --name, --name=true and --name=false.
+void add_bool(CLI::App* app, const std::string& name, bool& value, const std::string& help) {
+  app->add_flag("--" + name, value, help + (value ? " (default: true)" : " (default: false)"));
+}
+
+// Like add_bool, but remembers whether it was given, so that it overrides the config's key only then.
+void add_override(CLI::App* app, const std::string& name, std::optional<bool>& target, const std::string& help,
+                  std::vector<std::function<void()>>& finalizers) {
+  auto value = std::make_shared<bool>(false);
+  CLI::Option* opt = app->add_flag("--" + name, *value, help + " (default: the config's key)");
+  finalizers.push_back([opt, value, &target] {
+    if (opt->count() > 0) target = *value;
+  });
+}
+
+void add_model_options(CLI::App* app, TrainOptions& o, std::vector<std::function<void()>>& finalizers) {
+  app->add_option("--config", o.config_path, "Hugging Face LlamaConfig config.json")->required();
+  app->add_option("--tensor_parallel_size", o.tensor_parallel_size, "TP degree (ranks per TP group)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--batch_size", o.batch_size, "micro-batch size per DP rank")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--grad_accum_usteps", o.grad_accum_usteps, "micro-steps accumulated per optimizer step")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--global_batch_size", o.global_batch_size,
+                  "if > 0: derive --grad_accum_usteps = GBS / batch_size / dp")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app->add_option("--seq_len", o.seq_len, "tokens per sample")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  app->add_option("--num_layers", o.num_layers, "if > 0: override num_hidden_layers")
+      ->check(CLI::Range(0, 4096))->capture_default_str();
+  add_bool(app, "use_mix_precision", o.use_mix_precision, "bf16 params/activations/grads, fp32 master params");
+  add_bool(app, "use_zero_1", o.use_zero_1, "shard fp32 master params and Adam moments over DP (ZeRO-1)");
+  add_override(app, "sequence_parallel_enabled", o.sequence_parallel_enabled, "sequence parallelism", finalizers);
+  add_override(app, "selective_checkpoint_enabled", o.selective_checkpoint_enabled,
+               "recompute core attention in backward", finalizers);
+}
+
+void add_train_options(CLI::App* app, TrainOptions& o) {
+  app->add_option("--max_steps", o.max_steps, "optimizer steps")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--warmup_steps", o.warmup_steps, "linear warmup steps")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app->add_option("--lr", o.lr, "peak learning rate")->check(CLI::Range(0.0, 10.0))->capture_default_str();
+  app->add_option("--min_lr", o.min_lr, "final learning rate")->check(CLI::Range(0.0, 10.0))->capture_default_str();
+  app->add_option("--lr_schedule", o.lr_schedule, "decay after warmup")
+      ->check(CLI::IsMember({"linear", "cosine"}))->capture_default_str();
+  app->add_option("--seed", o.seed, "seed of initialization and data order")->capture_default_str();
+  app->add_option("--weight_decay", o.weight_decay, "AdamW decoupled weight decay")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  app->add_option("--beta1", o.beta1, "AdamW beta1")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
+  app->add_option("--beta2", o.beta2, "AdamW beta2")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
+  app->add_option("--adam_eps", o.adam_eps, "AdamW epsilon")->check(CLI::Range(1e-30, 1.0))->capture_default_str();
+  app->add_option("--max_grad_norm", o.max_grad_norm, "global gradient-norm clip (0: off)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  add_bool(app, "weight_decay_norms", o.weight_decay_norms, "apply weight decay to RMSNorm weights too");
+  app->add_option("--output_dir", o.output_dir, "where logs and checkpoints go")->capture_default_str();
+  add_bool(app, "synthetic_data", o.synthetic_data, "train on the seeded synthetic token stream");
+  app->add_option("--threads", o.threads, "intra-op threads per rank (0: cores per node / ranks per node)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app->add_option("--log_interval", o.log_interval, "steps between log lines")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+}
+
+void add_plan_options(CLI::App* app, TrainOptions& o) {
+  app->add_option("--nodes", o.nodes, "nodes in the job")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--ranks_per_node", o.ranks_per_node, "MPI ranks per node (0: tensor_parallel_size)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+}
+
+int run_plan(TrainOptions o) {
+  const ModelConfig config = apply_options(load_model_config(o.config_path), o);
+  const int64_t ranks_per_node = o.ranks_per_node > 0 ? o.ranks_per_node : o.tensor_parallel_size;
+  const int64_t world = o.nodes * ranks_per_node;
+  resolve_batch_and_parallelism(config, o, world);
+  const MemoryPlanInput in{o.tensor_parallel_size, world / o.tensor_parallel_size, o.batch_size, o.seq_len,
+                           o.use_mix_precision, o.use_zero_1};
+  std::fputs(format_plan(config, in, o.grad_accum_usteps).c_str(), stdout);
+  return 0;
+}
+
+// Runs `body` on every rank; an error on any rank ends the whole job with its status (no hang).
+int run_distributed(int argc, char** argv, const std::function<int(DistributedContext&)>& body) {
+  DistributedContext dist(&argc, &argv);
+  if (dist.world().rank() != 0) spdlog::set_level(spdlog::level::warn);
+  const std::string who = dist.world().size() > 1 ? fmt::format("rank {}: ", dist.world().rank()) : "";
+  try {
+    return body(dist);
+  } catch (const BadInput& e) {
+    dist.abort(kExitBadInput, "error: " + who + e.what());
+  } catch (const std::exception& e) {
+    dist.abort(kExitRuntimeFailure, "error: " + who + e.what());
+  }
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"llama2_pretrain: Llama-2 pretraining with tensor, sequence and ZeRO-1 data parallelism"};
+  app.require_subcommand(1);
+  TrainOptions train_opts, plan_opts;
+  std::vector<std::function<void()>> finalizers;
+
+  CLI::App* train = app.add_subcommand("train", "train a model (launch with mpirun/srun for several ranks)");
+  add_model_options(train, train_opts, finalizers);
+  add_train_options(train, train_opts);
+  CLI::App* plan = app.add_subcommand("plan", "print parameters, FLOPs per token and memory per rank of a layout");
+  add_model_options(plan, plan_opts, finalizers);
+  add_plan_options(plan, plan_opts);
+
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      known = known || sub->get_name() == argv[1];
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "error: unknown subcommand '%s'; expected one of: %s\n", argv[1], names.c_str());
+      return kExitBadInput;
+    }
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+    return kExitBadInput;
+  }
+  for (auto& f : finalizers) f();
+
+  if (plan->parsed()) {
+    try {
+      return run_plan(plan_opts);
+    } catch (const BadInput& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return kExitBadInput;
+    }
+  }
+  return run_distributed(argc, argv, [&](DistributedContext& dist) { return run_training(train_opts, dist); });
+}
+
+}  // namespace llama2

@@ -1,0 +1,51 @@
+// Flag overrides of the config and the checks that need config, flags and layout together.
+#include "llama2/train_options.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "llama2/errors.h"
+
+namespace llama2 {
+namespace {
+
+void require_divisible(const std::string& key, int64_t value, int64_t tp) {
+  if (value % tp != 0)
+    throw BadInput(fmt::format("{} = {} is not divisible by --tensor_parallel_size = {}; expected a tp that divides "
+                               "it",
+                               key, value, tp));
+}
+
+}  // namespace
+
+ModelConfig apply_options(ModelConfig config, const TrainOptions& o) {
+  if (o.num_layers > 0) config.num_hidden_layers = o.num_layers;
+  if (o.sequence_parallel_enabled) config.sequence_parallel_enabled = *o.sequence_parallel_enabled;
+  if (o.selective_checkpoint_enabled) config.selective_checkpoint_enabled = *o.selective_checkpoint_enabled;
+  if (config.max_position_embeddings < o.seq_len) {
+    spdlog::info("max_position_embeddings raised from {} to --seq_len {}", config.max_position_embeddings, o.seq_len);
+    config.max_position_embeddings = o.seq_len;
+  }
+  return config;
+}
+
+void resolve_batch_and_parallelism(const ModelConfig& c, TrainOptions& o, int64_t world) {
+  const int64_t tp = o.tensor_parallel_size;
+  if (tp < 1 || world % tp != 0)
+    throw BadInput(fmt::format("--tensor_parallel_size = {} is invalid; expected a divisor of the world size {}", tp,
+                               world));
+  require_divisible("num_attention_heads", c.num_attention_heads, tp);
+  require_divisible("num_key_value_heads", c.num_key_value_heads, tp);
+  require_divisible("intermediate_size", c.intermediate_size, tp);
+  if (c.sequence_parallel_enabled && tp > 1) require_divisible("--seq_len (sequence parallelism on)", o.seq_len, tp);
+  const int64_t dp = world / tp;
+  if (o.global_batch_size > 0) {
+    if (o.global_batch_size % (o.batch_size * dp) != 0)
+      throw BadInput(fmt::format("--global_batch_size = {} is not divisible by --batch_size {} x dp {}; expected a "
+                                 "multiple of {}",
+                                 o.global_batch_size, o.batch_size, dp, o.batch_size * dp));
+    o.grad_accum_usteps = o.global_batch_size / (o.batch_size * dp);
+  }
+}
+
+}  // namespace llama2

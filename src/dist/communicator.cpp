@@ -1,0 +1,188 @@
+// MPI collectives on CPU tensors, MPI start-up and the TP/DP communicator split.
+#include "llama2/communicator.h"
+
+#include <mpi.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include <ATen/ATen.h>
+#include <c10/util/BFloat16.h>
+#include <fmt/format.h>
+
+#include "llama2/errors.h"
+
+namespace llama2 {
+namespace {
+
+MPI_Comm handle(void* c) { return static_cast<MPI_Comm>(c); }
+
+void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  throw RuntimeFailure(fmt::format("MPI {} failed: {}", what, std::string(text, len)));
+}
+
+// bf16 has no MPI type: it travels as 16-bit words and is reduced by these user ops, which
+// accumulate in fp32 and round once per pairwise combination.
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  auto* a = static_cast<const c10::BFloat16*>(in);
+  auto* b = static_cast<c10::BFloat16*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = c10::BFloat16(static_cast<float>(a[i]) + static_cast<float>(b[i]));
+}
+void bf16_max(void* in, void* inout, int* len, MPI_Datatype*) {
+  auto* a = static_cast<const c10::BFloat16*>(in);
+  auto* b = static_cast<c10::BFloat16*>(inout);
+  for (int i = 0; i < *len; ++i)
+    if (static_cast<float>(a[i]) > static_cast<float>(b[i])) b[i] = a[i];
+}
+
+struct Bf16Ops {
+  MPI_Op sum, max;
+  Bf16Ops() {
+    MPI_Op_create(&bf16_sum, 1, &sum);
+    MPI_Op_create(&bf16_max, 1, &max);
+  }
+};
+
+const Bf16Ops& bf16_ops() {
+  static Bf16Ops ops;  // created after MPI_Init, on first use; freed by MPI_Finalize
+  return ops;
+}
+
+MPI_Datatype mpi_type(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return MPI_FLOAT;
+    case at::kDouble: return MPI_DOUBLE;
+    case at::kLong: return MPI_INT64_T;
+    case at::kBFloat16: return MPI_UINT16_T;
+    default:
+      throw RuntimeFailure(fmt::format("collective on unsupported dtype {}; expected float32, float64, "
+                                       "bfloat16 or int64", c10::toString(t.scalar_type())));
+  }
+}
+
+MPI_Op mpi_op(const at::Tensor& t, ReduceOp op) {
+  if (t.scalar_type() == at::kBFloat16) return op == ReduceOp::Sum ? bf16_ops().sum : bf16_ops().max;
+  return op == ReduceOp::Sum ? MPI_SUM : MPI_MAX;
+}
+
+void require_contiguous(const at::Tensor& t, const char* what) {
+  if (!t.is_contiguous())
+    throw RuntimeFailure(fmt::format("{} needs a contiguous tensor (got strides {})", what,
+                                     c10::str(t.strides())));
+}
+
+int count_of(const at::Tensor& t) {
+  if (t.numel() > INT32_MAX) throw RuntimeFailure("collective of more than 2^31-1 elements");
+  return static_cast<int>(t.numel());
+}
+
+}  // namespace
+
+Communicator::Communicator(void* mpi_comm, bool owned) : comm_(mpi_comm), owned_(owned) {
+  MPI_Comm_rank(handle(comm_), &rank_);
+  MPI_Comm_size(handle(comm_), &size_);
+}
+
+Communicator::~Communicator() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (owned_ && !finalized) {
+    MPI_Comm c = handle(comm_);
+    MPI_Comm_free(&c);
+  }
+}
+
+const Communicator& Communicator::self() {
+  static Communicator self_comm(MPI_COMM_SELF, false);
+  return self_comm;
+}
+
+void Communicator::all_reduce(at::Tensor& t, ReduceOp op) const {
+  require_contiguous(t, "all_reduce");
+  if (size_ == 1) return;
+  check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), count_of(t), mpi_type(t), mpi_op(t, op), handle(comm_)),
+        "Allreduce");
+}
+
+at::Tensor Communicator::all_gather(const at::Tensor& t) const {
+  require_contiguous(t, "all_gather");
+  if (size_ == 1) return t;
+  auto sizes = t.sizes().vec();
+  if (sizes.empty()) throw RuntimeFailure("all_gather needs a tensor with at least one dimension");
+  sizes[0] *= size_;
+  at::Tensor out = at::empty(sizes, t.options());
+  check(MPI_Allgather(t.data_ptr(), count_of(t), mpi_type(t), out.data_ptr(), count_of(t), mpi_type(t),
+                      handle(comm_)),
+        "Allgather");
+  return out;
+}
+
+at::Tensor Communicator::reduce_scatter(const at::Tensor& t) const {
+  require_contiguous(t, "reduce_scatter");
+  if (size_ == 1) return t;
+  if (t.dim() == 0 || t.size(0) % size_ != 0)
+    throw RuntimeFailure(fmt::format("reduce_scatter: leading dimension {} is not a multiple of {} ranks",
+                                     t.dim() ? t.size(0) : 0, size_));
+  auto sizes = t.sizes().vec();
+  sizes[0] /= size_;
+  at::Tensor out = at::empty(sizes, t.options());
+  check(MPI_Reduce_scatter_block(t.data_ptr(), out.data_ptr(), count_of(out), mpi_type(t),
+                                 mpi_op(t, ReduceOp::Sum), handle(comm_)),
+        "Reduce_scatter_block");
+  return out;
+}
+
+void Communicator::broadcast(at::Tensor& t, int root) const {
+  require_contiguous(t, "broadcast");
+  if (size_ == 1) return;
+  check(MPI_Bcast(t.data_ptr(), count_of(t), mpi_type(t), root, handle(comm_)), "Bcast");
+}
+
+void Communicator::barrier() const { check(MPI_Barrier(handle(comm_)), "Barrier"); }
+
+DistributedContext::DistributedContext(int* argc, char*** argv) {
+  int provided = 0;
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    throw RuntimeFailure("MPI_Init_thread failed");
+  world_ = std::make_unique<Communicator>(MPI_COMM_WORLD, false);
+  layout_ = ParallelLayout::make(world_->size(), world_->rank(), 1, 1, 0);
+}
+
+DistributedContext::~DistributedContext() {
+  tp_.reset();
+  dp_.reset();
+  world_.reset();
+  MPI_Finalize();
+}
+
+void DistributedContext::set_tensor_parallel(int tp, int requested_threads) {
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_->rank(), MPI_INFO_NULL, &node);
+  int local_size = 1, local_rank = 0;
+  MPI_Comm_size(node, &local_size);
+  MPI_Comm_rank(node, &local_rank);
+  MPI_Comm_free(&node);
+
+  layout_ = ParallelLayout::make(world_->size(), world_->rank(), tp, local_size, local_rank);
+  layout_.threads = default_threads(requested_threads, local_size);
+  MPI_Comm tp_comm, dp_comm;
+  check(MPI_Comm_split(MPI_COMM_WORLD, layout_.dp_rank, layout_.tp_rank, &tp_comm), "Comm_split(tp)");
+  check(MPI_Comm_split(MPI_COMM_WORLD, layout_.tp_rank, layout_.dp_rank, &dp_comm), "Comm_split(dp)");
+  tp_ = std::make_unique<Communicator>(tp_comm, true);
+  dp_ = std::make_unique<Communicator>(dp_comm, true);
+}
+
+void DistributedContext::abort(int status, const std::string& message) const {
+  std::fprintf(stderr, "%s\n", message.c_str());
+  std::fflush(stderr);
+  if (world_->size() > 1) MPI_Abort(MPI_COMM_WORLD, status);
+  MPI_Finalize();
+  std::_Exit(status);
+}
+
+}  // namespace llama2

@@ -1,0 +1,114 @@
+// oneDNN matmul with cached primitives, and the differentiable linear built on it.
+#include "llama2/matmul.h"
+
+#include <map>
+#include <tuple>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <dnnl.hpp>
+#include <fmt/format.h>
+
+#include "llama2/errors.h"
+
+namespace llama2 {
+namespace {
+
+using dnnl::memory;
+using Dims = memory::dims;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+memory::data_type dnnl_type(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return memory::data_type::f32;
+    case at::kBFloat16: return memory::data_type::bf16;
+    default: throw RuntimeFailure(fmt::format("matmul: unsupported dtype {}", c10::toString(t.scalar_type())));
+  }
+}
+
+// Logical [batch, rows, cols] of op(x) and its strides into x's contiguous storage.
+struct Operand {
+  Dims dims, strides;
+};
+
+Operand operand(const at::Tensor& x, bool transpose) {
+  const int64_t batch = x.dim() == 3 ? x.size(0) : 1;
+  const int64_t r = x.size(-2), c = x.size(-1);
+  if (!transpose) return {{batch, r, c}, {r * c, c, 1}};
+  return {{batch, c, r}, {r * c, 1, c}};
+}
+
+// Key of a cached primitive: shapes, strides and dtype fully determine it.
+using Key = std::tuple<Dims, Dims, Dims, Dims, int>;
+
+dnnl::matmul& primitive(const Operand& a, const Operand& b, const Dims& c_dims, memory::data_type dt) {
+  static std::map<Key, dnnl::matmul> cache;
+  const Key key{a.dims, a.strides, b.dims, b.strides, static_cast<int>(dt)};
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  const memory::desc a_md(a.dims, dt, a.strides), b_md(b.dims, dt, b.strides);
+  const memory::desc c_md(c_dims, dt, memory::format_tag::abc);
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), cpu_engine());
+  return cache.emplace(key, dnnl::matmul(pd)).first->second;
+}
+
+class LinearFunction : public torch::autograd::Function<LinearFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w) {
+    ctx->save_for_backward({x, w});
+    const at::Tensor x2 = x.reshape({-1, x.size(-1)});  // [m, in]
+    auto out_sizes = x.sizes().vec();
+    out_sizes.back() = w.size(0);
+    return llama2::matmul(x2, false, w, true).view(out_sizes);  // [..., out]
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& w = saved[1];                                           // [out, in]
+    const at::Tensor dy = grads[0].contiguous().view({-1, w.size(0)});       // [m, out]
+    const at::Tensor dx = llama2::matmul(dy, false, w, false).view(x.sizes());       // [m, in]
+    const at::Tensor dw = llama2::matmul(dy, true, x.reshape({-1, x.size(-1)}), false);  // [out, in]
+    return {dx, dw};
+  }
+};
+
+}  // namespace
+
+at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b) {
+  if (!a.is_contiguous() || !b.is_contiguous() || a.dim() != b.dim() || a.dim() < 2 || a.dim() > 3 ||
+      a.scalar_type() != b.scalar_type())
+    throw RuntimeFailure(fmt::format("matmul: expected contiguous 2-D or 3-D operands of one dtype, got {} and {}",
+                                     c10::str(a.sizes()), c10::str(b.sizes())));
+  const Operand oa = operand(a, transpose_a), ob = operand(b, transpose_b);
+  if (oa.dims[2] != ob.dims[1] || oa.dims[0] != ob.dims[0])
+    throw RuntimeFailure(fmt::format("matmul: shapes {} and {} do not multiply", c10::str(a.sizes()),
+                                     c10::str(b.sizes())));
+  if (a.scalar_type() == at::kDouble)  // fp64 (gradient checks only): oneDNN has no f64 matmul
+    return at::matmul(transpose_a ? a.transpose(-1, -2) : a, transpose_b ? b.transpose(-1, -2) : b);
+  const Dims c_dims{oa.dims[0], oa.dims[1], ob.dims[2]};
+  const memory::data_type dt = dnnl_type(a);
+  at::Tensor c = at::empty(a.dim() == 3 ? std::vector<int64_t>{c_dims[0], c_dims[1], c_dims[2]}
+                                        : std::vector<int64_t>{c_dims[1], c_dims[2]},
+                           a.options());
+  dnnl::matmul& mm = primitive(oa, ob, c_dims, dt);
+  memory am({oa.dims, dt, oa.strides}, cpu_engine(), a.data_ptr());
+  memory bm({ob.dims, dt, ob.strides}, cpu_engine(), b.data_ptr());
+  memory cm({c_dims, dt, memory::format_tag::abc}, cpu_engine(), c.data_ptr());
+  dnnl::stream stream(cpu_engine());
+  mm.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  stream.wait();
+  return c;
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w) {
+  return LinearFunction::apply(x.contiguous(), w);
+}
+
+}  // namespace llama2

@@ -1,0 +1,105 @@
+// The Llama-2 forward pass over TP shards: embedding → blocks → norm → vocab-parallel loss.
+#include "llama2/llama.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "llama2/attention.h"
+#include "llama2/communicator.h"
+#include "llama2/rmsnorm.h"
+
+namespace llama2 {
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+at::Tensor initial_full_value(const Parameter& param, size_t index, uint64_t seed, double std) {
+  if (param.is_norm) return at::ones(param.full_shape, at::kFloat);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(splitmix64(seed ^ splitmix64(index)));
+  return at::normal(0.0, std, param.full_shape, gen);
+}
+
+Llama::Llama(const ModelConfig& config, const TensorParallel& tp, const ModelOptions& options)
+    : config_(config), tp_(tp), options_(options) {
+  const int64_t t = tp.comm->size();
+  const int64_t h = config.hidden_size, d = config.head_dim(), inter = config.intermediate_size;
+  const int64_t q_rows = config.num_attention_heads * d, kv_rows = config.num_key_value_heads * d;
+  padded_vocab_ = (config.vocab_size + t - 1) / t * t;
+  const ShardSpec vocab_rows{0, {config.vocab_size}, padded_vocab_};
+
+  embed_ = add("model.embed_tokens.weight", {config.vocab_size, h}, vocab_rows, false);
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    const std::string prefix = "model.layers." + std::to_string(i) + ".";
+    Layer layer;
+    layer.input_norm = add(prefix + "input_layernorm.weight", {h}, {}, true);
+    layer.qkv = add(prefix + "self_attn.qkv_proj.weight", {q_rows + 2 * kv_rows, h}, {0, {q_rows, kv_rows, kv_rows}},
+                    false);
+    layer.o = add(prefix + "self_attn.o_proj.weight", {h, q_rows}, {1, {}}, false);
+    layer.post_norm = add(prefix + "post_attention_layernorm.weight", {h}, {}, true);
+    layer.gate_up = add(prefix + "mlp.gate_up_proj.weight", {2 * inter, h}, {0, {inter, inter}}, false);
+    layer.down = add(prefix + "mlp.down_proj.weight", {h, inter}, {1, {}}, false);
+    layers_.push_back(layer);
+  }
+  norm_ = add("model.norm.weight", {h}, {}, true);
+  lm_head_ = config.tie_word_embeddings ? embed_ : add("lm_head.weight", {config.vocab_size, h}, vocab_rows, false);
+
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Parameter& param = params_[i];
+    const at::Tensor full = initial_full_value(param, i, options.seed, config.initializer_range);
+    param.value = shard(full, param.spec, t, tp.comm->rank()).to(options.dtype).set_requires_grad(true);
+  }
+  mask_ = causal_mask(options.seq_len);
+  rotary_ = RotaryTables::make(options.seq_len, d, config.rope_theta);
+}
+
+size_t Llama::add(const std::string& name, std::vector<int64_t> full_shape, ShardSpec spec, bool is_norm) {
+  params_.push_back({name, at::Tensor(), std::move(full_shape), std::move(spec), is_norm});
+  return params_.size() - 1;
+}
+
+// x [s(/tp), b, h] → [s(/tp), b, h]
+at::Tensor Llama::block(const at::Tensor& x, const Layer& layer) const {
+  const int64_t t = tp_.comm->size(), d = config_.head_dim();
+  const int64_t nq = config_.num_attention_heads / t, nkv = config_.num_key_value_heads / t;
+  const int64_t ffn = config_.intermediate_size / t;
+  const double eps = config_.rms_norm_eps;
+
+  const at::Tensor qkv = column_parallel_linear(rms_norm(x, p(layer.input_norm), eps), p(layer.qkv), tp_);
+  const int64_t s = qkv.size(0), b = qkv.size(1);                        // qkv [s, b, (nq+2nkv)·d]
+  const auto split = qkv.split_with_sizes({nq * d, nkv * d, nkv * d}, -1);
+  const at::Tensor q = apply_rotary(split[0].view({s, b, nq, d}), rotary_);   // [s, b, nq, d]
+  const at::Tensor k = apply_rotary(split[1].view({s, b, nkv, d}), rotary_);  // [s, b, nkv, d]
+  const at::Tensor v = split[2].view({s, b, nkv, d});
+  const at::Tensor mask = mask_.narrow(0, 0, s).narrow(1, 0, s);
+  const at::Tensor attn = core_attention(q, k, v, mask, options_.selective_checkpoint);  // [s, b, nq·d]
+  const at::Tensor h = x + row_parallel_linear(attn, p(layer.o), tp_);
+
+  const at::Tensor gate_up = column_parallel_linear(rms_norm(h, p(layer.post_norm), eps), p(layer.gate_up), tp_);
+  const at::Tensor act = at::silu(gate_up.narrow(-1, 0, ffn)) * gate_up.narrow(-1, ffn, ffn);  // [s, b, ffn]
+  return h + row_parallel_linear(act, p(layer.down), tp_);
+}
+
+// tokens [b, s] → final-norm output [s(/tp), b, h]
+at::Tensor Llama::final_hidden(const at::Tensor& tokens) const {
+  at::Tensor x = vocab_parallel_embedding(tokens.t().contiguous(), p(embed_), tp_);
+  for (const Layer& layer : layers_) x = block(x, layer);
+  return rms_norm(x, p(norm_), config_.rms_norm_eps);
+}
+
+at::Tensor Llama::logits(const at::Tensor& tokens) const {
+  return column_parallel_linear(final_hidden(tokens), p(lm_head_), tp_);
+}
+
+at::Tensor Llama::loss(const at::Tensor& tokens, const at::Tensor& targets) const {
+  const at::Tensor per_token = vocab_parallel_cross_entropy(logits(tokens), targets.t(), config_.vocab_size, tp_);
+  return per_token.mean();
+}
+
+}  // namespace llama2

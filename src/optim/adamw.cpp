@@ -1,0 +1,109 @@
+// ZeRO-1 AdamW: flat buffers, reduce-scatter of grads over DP, fp32 master shard, all-gather of params.
+#include "llama2/adamw.h"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include "llama2/communicator.h"
+
+namespace llama2 {
+
+void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
+                  const at::Tensor& decay, int64_t step, double lr, const AdamWOptions& o) {
+  param.sub_(param * decay, lr * o.weight_decay);
+  exp_avg.lerp_(grad, 1 - o.beta1);
+  exp_avg_sq.mul_(o.beta2).addcmul_(grad, grad, 1 - o.beta2);
+  const double bias1 = 1 - std::pow(o.beta1, static_cast<double>(step));
+  const double bias2 = 1 - std::pow(o.beta2, static_cast<double>(step));
+  const at::Tensor denom = (exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(o.eps);
+  param.addcdiv_(exp_avg, denom, -lr / bias1);
+}
+
+ShardedAdamW::ShardedAdamW(std::vector<Parameter>& params, const Communicator& tp, const Communicator& dp,
+                           const AdamWOptions& options)
+    : tp_(tp), dp_(dp), options_(options) {
+  c10::AutoGradMode no_grad(false);
+  // Norm weights first, so their TP reduction (sequence parallelism) is one contiguous range.
+  std::vector<Parameter*> order;
+  for (auto& p : params) if (p.is_norm) order.push_back(&p);
+  norm_numel_ = 0;
+  for (auto* p : order) norm_numel_ += p->value.numel();
+  for (auto& p : params) if (!p.is_norm) order.push_back(&p);
+  for (auto* p : order) numel_ += p->value.numel();
+
+  const int64_t ranks = options.zero_1 ? dp.size() : 1;
+  padded_ = (numel_ + ranks - 1) / ranks * ranks;
+  shard_numel_ = padded_ / ranks;
+  shard_offset_ = options.zero_1 ? dp.rank() * shard_numel_ : 0;
+
+  const auto dtype = params.at(0).value.scalar_type();
+  flat_params_ = at::zeros({padded_}, at::TensorOptions().dtype(dtype));
+  flat_grads_ = at::zeros({padded_}, at::TensorOptions().dtype(dtype));
+  at::Tensor decay = at::zeros({padded_}, at::kFloat), count = at::zeros({padded_}, at::kFloat);
+  int64_t offset = 0;
+  for (auto* p : order) {
+    const int64_t n = p->value.numel();
+    flat_params_.narrow(0, offset, n).copy_(p->value.reshape({-1}));
+    decay.narrow(0, offset, n).fill_(p->is_norm && !options.weight_decay_norms ? 0.0 : 1.0);
+    count.narrow(0, offset, n).fill_(p->is_norm && tp.rank() != 0 ? 0.0 : 1.0);  // replicated: count once
+    p->value = flat_params_.narrow(0, offset, n).view(p->value.sizes()).detach().set_requires_grad(true);
+    p->value.mutable_grad() = flat_grads_.narrow(0, offset, n).view(p->value.sizes());
+    offset += n;
+  }
+  decay_ = decay.narrow(0, shard_offset_, shard_numel_).contiguous();
+  norm_count_ = count.narrow(0, shard_offset_, shard_numel_).contiguous();
+  const at::Tensor param_shard = flat_params_.narrow(0, shard_offset_, shard_numel_);
+  master_ = dtype == at::kFloat ? param_shard : param_shard.to(at::kFloat);
+  exp_avg_ = at::zeros({shard_numel_}, at::kFloat);
+  exp_avg_sq_ = at::zeros({shard_numel_}, at::kFloat);
+}
+
+void ShardedAdamW::zero_grad() { flat_grads_.zero_(); }
+
+int64_t ShardedAdamW::state_bytes() const {
+  const bool separate_master = flat_params_.scalar_type() != at::kFloat;
+  return (separate_master ? 3 : 2) * shard_numel_ * static_cast<int64_t>(sizeof(float));
+}
+
+double ShardedAdamW::global_grad_norm(const at::Tensor& grad_shard) const {
+  at::Tensor sum_sq = (grad_shard * grad_shard * norm_count_).sum().to(at::kDouble).reshape({1});
+  tp_.all_reduce(sum_sq);
+  if (options_.zero_1) dp_.all_reduce(sum_sq);
+  return std::sqrt(sum_sq.item<double>());
+}
+
+StepResult ShardedAdamW::step(double lr) {
+  c10::AutoGradMode no_grad(false);
+  if (tp_.size() > 1 && norm_numel_ > 0) {  // SP: each TP rank saw a slice of the sequence
+    at::Tensor norms = flat_grads_.narrow(0, 0, norm_numel_).to(at::kFloat);
+    tp_.all_reduce(norms);
+    flat_grads_.narrow(0, 0, norm_numel_).copy_(norms);
+  }
+  // Reduction over DP in fp32 (bf16 gradients are widened first), then the mean.
+  // In fp32 `grads32` aliases flat_grads_, which is reduced in place (zero_grad() clears it next step).
+  at::Tensor grads32 = flat_grads_.to(at::kFloat);
+  at::Tensor grad_shard = options_.zero_1 ? dp_.reduce_scatter(grads32) : grads32;
+  if (!options_.zero_1) dp_.all_reduce(grad_shard);
+  grad_shard.div_(dp_.size());
+
+  StepResult result;
+  result.grad_norm = global_grad_norm(grad_shard);
+  if (!std::isfinite(result.grad_norm)) return result;
+  if (options_.max_grad_norm > 0 && result.grad_norm > options_.max_grad_norm)
+    grad_shard.mul_(options_.max_grad_norm / (result.grad_norm + 1e-6));
+  ++step_;
+  adamw_update(master_, grad_shard, exp_avg_, exp_avg_sq_, decay_, step_, lr, options_);
+
+  at::Tensor updated = master_.to(flat_params_.scalar_type());
+  if (options_.zero_1) {
+    flat_params_.copy_(dp_.all_gather(updated.contiguous()));
+  } else if (!updated.is_same(master_)) {
+    flat_params_.copy_(updated);
+  }
+  result.applied = true;
+  return result;
+}
+
+}  // namespace llama2

@@ -1,0 +1,33 @@
+// Column-/row-parallel linear and vocab-parallel embedding, composed from the TP/SP mappings.
+#include "llama2/layers.h"
+
+#include <ATen/ATen.h>
+
+#include "llama2/communicator.h"
+#include "llama2/mappings.h"
+#include "llama2/matmul.h"
+
+namespace llama2 {
+
+at::Tensor column_parallel_linear(const at::Tensor& x, const at::Tensor& w, const TensorParallel& tp) {
+  const at::Tensor full = tp.sequence_parallel ? gather_from_sp(x, *tp.comm) : copy_to_tp(x, *tp.comm);
+  return llama2::linear(full, w);
+}
+
+at::Tensor row_parallel_linear(const at::Tensor& x, const at::Tensor& w, const TensorParallel& tp) {
+  const at::Tensor partial = llama2::linear(x, w);
+  return tp.sequence_parallel ? reduce_scatter_to_sp(partial, *tp.comm) : reduce_from_tp(partial, *tp.comm);
+}
+
+at::Tensor vocab_parallel_embedding(const at::Tensor& ids, const at::Tensor& w, const TensorParallel& tp) {
+  const int64_t rows = w.size(0);
+  const int64_t start = tp.comm->rank() * rows;
+  const at::Tensor local = ids - start;                                   // [s, b]
+  const at::Tensor inside = (local >= 0).logical_and(local < rows);       // [s, b]
+  const at::Tensor index = local.clamp(0, rows - 1).reshape({-1});
+  at::Tensor out = w.index_select(0, index).view({ids.size(0), ids.size(1), w.size(1)});  // [s, b, h]
+  if (tp.comm->size() > 1) out = out * inside.unsqueeze(-1).to(out.scalar_type());
+  return tp.sequence_parallel ? reduce_scatter_to_sp(out, *tp.comm) : reduce_from_tp(out, *tp.comm);
+}
+
+}  // namespace llama2

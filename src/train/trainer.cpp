@@ -1,0 +1,105 @@
+// The training loop: micro-steps with gradient accumulation, ZeRO-1 AdamW step, per-step log line.
+#include "llama2/trainer.h"
+
+#include <sys/resource.h>
+
+#include <chrono>
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "llama2/adamw.h"
+#include "llama2/communicator.h"
+#include "llama2/errors.h"
+#include "llama2/llama.h"
+#include "llama2/lr_schedule.h"
+#include "llama2/plan.h"
+#include "llama2/synthetic.h"
+
+namespace llama2 {
+namespace {
+
+int64_t peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
+AdamWOptions adamw_options(const TrainOptions& o) {
+  AdamWOptions a;
+  a.beta1 = o.beta1;
+  a.beta2 = o.beta2;
+  a.eps = o.adam_eps;
+  a.weight_decay = o.weight_decay;
+  a.max_grad_norm = o.max_grad_norm;
+  a.weight_decay_norms = o.weight_decay_norms;
+  a.zero_1 = o.use_zero_1;
+  return a;
+}
+
+void log_startup(const ModelConfig& c, const TrainOptions& o, const ParallelLayout& l, const std::string& threads) {
+  spdlog::info("layout: {}", l.describe());
+  spdlog::info("threads: {}", threads);
+  spdlog::info("model: {} layers, hidden {}, heads {} (kv {}), vocab {}; SP {}, selective checkpoint {}, {}",
+               c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.vocab_size,
+               c.sequence_parallel_enabled ? "on" : "off", c.selective_checkpoint_enabled ? "on" : "off",
+               o.use_mix_precision ? "bf16 mixed precision" : "fp32");
+  MemoryPlanInput in{l.tp, l.dp, o.batch_size, o.seq_len, o.use_mix_precision, o.use_zero_1};
+  std::string plan = format_plan(c, in, o.grad_accum_usteps);
+  for (size_t pos; (pos = plan.find('\n')) != std::string::npos; plan.erase(0, pos + 1))
+    spdlog::info("plan: {}", plan.substr(0, pos));
+}
+
+}  // namespace
+
+int run_training(TrainOptions o, DistributedContext& dist) {
+  const ModelConfig config = apply_options(load_model_config(o.config_path), o);
+  validate_model_config(config, o.config_path);
+  resolve_batch_and_parallelism(config, o, dist.world().size());
+  if (!o.synthetic_data)
+    throw BadInput("no training data: pass --synthetic_data (real corpora via --data_dir are not supported yet)");
+  dist.set_tensor_parallel(static_cast<int>(o.tensor_parallel_size), o.threads);
+  const ParallelLayout& layout = dist.layout();
+  log_startup(config, o, layout, apply_threads(layout));
+
+  const TensorParallel tp{&dist.tp(), config.sequence_parallel_enabled && layout.tp > 1};
+  Llama model(config, tp, {o.seq_len, o.seed, config.selective_checkpoint_enabled,
+                     o.use_mix_precision ? at::kBFloat16 : at::kFloat});
+  ShardedAdamW optimizer(model.parameters(), dist.tp(), dist.dp(), adamw_options(o));
+  const LrSchedule schedule{o.lr, o.min_lr, o.warmup_steps, o.max_steps, o.lr_schedule};
+  const SyntheticData data(config.vocab_size, o.seq_len, o.seed);
+  const double step_flops = flops_per_token(config, o.seq_len) * o.seq_len * o.batch_size * o.grad_accum_usteps *
+                            layout.dp;
+  const int64_t step_tokens = o.seq_len * o.batch_size * o.grad_accum_usteps * layout.dp;
+
+  for (int64_t step = 0; step < o.max_steps; ++step) {
+    const auto start = std::chrono::steady_clock::now();
+    optimizer.zero_grad();
+    at::Tensor loss_sum = at::zeros({1}, at::kDouble);
+    for (int64_t micro = 0; micro < o.grad_accum_usteps; ++micro) {
+      const int64_t first = first_sample(step, micro, layout.dp_rank, o.batch_size, o.grad_accum_usteps, layout.dp);
+      const at::Tensor batch = data.samples(first, o.batch_size);  // [b, s+1]
+      const at::Tensor loss = model.loss(batch.narrow(1, 0, o.seq_len), batch.narrow(1, 1, o.seq_len)) /
+                              static_cast<double>(o.grad_accum_usteps);
+      loss.backward();
+      loss_sum += loss.detach().to(at::kDouble);
+    }
+    dist.dp().all_reduce(loss_sum);
+    const double loss = loss_sum.item<double>() / layout.dp;
+    const double lr = schedule.at(step + 1);
+    const StepResult result = optimizer.step(lr);
+    if (!result.applied)
+      throw RuntimeFailure(fmt::format("step {}: non-finite gradient norm {} (loss {}); step not applied", step + 1,
+                                       result.grad_norm, loss));
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if ((step + 1) % o.log_interval == 0 || step + 1 == o.max_steps)
+      spdlog::info("step {}/{} loss {:.4f} lr {:.3e} grad_norm {:.3f} tokens/s {:.0f} model TFLOP/s {:.3f} "
+                   "step {:.3f} s peak_rss {}",
+                   step + 1, o.max_steps, loss, lr, result.grad_norm, step_tokens / seconds,
+                   step_flops / seconds / 1e12, seconds, format_bytes(peak_rss_bytes()));
+  }
+  return 0;
+}
+
+}  // namespace llama2

@@ -1,0 +1,40 @@
+// Parameter count and FLOPs per token against numbers computed by hand from the Llama-2 shapes.
+#include "llama2/config.h"
+#include "llama2/plan.h"
+#include "test_support.h"
+
+namespace llama2::testing {
+namespace {
+
+ModelConfig config_file(const std::string& name) { return load_model_config(std::string(LLAMA2_SOURCE_DIR) + "/configs/" + name); }
+
+TEST(Plan, Llama2_7bParameterCountAndFlops) {
+  const ModelConfig c = config_file("llama2-7b.json");
+  // embed 32000·4096 = 131,072,000; per layer: qkv 3·4096² = 50,331,648, o 16,777,216,
+  // gate/up/down 3·11008·4096 = 135,266,304, norms 8,192 → 202,383,360; × 32 = 6,476,267,520;
+  // final norm 4,096; lm_head 131,072,000.
+  EXPECT_EQ(parameter_count(c), int64_t{6738415616});
+  EXPECT_EQ(embedding_parameter_count(c), int64_t{131072000});
+  // 6·(6,738,415,616 − 131,072,000) + 12·32·4096·4096 = 39,644,061,696 + 6,442,450,944
+  EXPECT_DOUBLE_EQ(flops_per_token(c, 4096), 46086512640.0);
+  EXPECT_DOUBLE_EQ(flops_per_token(c, 2048), 39644061696.0 + 3221225472.0);
+}
+
+TEST(Plan, Llama2_58mParameterCount) {
+  const ModelConfig c = config_file("llama2-58m.json");
+  // 2·32000·512 + 8·(4·512² + 3·1376·512 + 2·512) + 512
+  EXPECT_EQ(parameter_count(c), int64_t{32768000 + 8 * (1048576 + 2113536 + 1024) + 512});
+}
+
+TEST(Plan, OptimizerStateIsShardedOverDp) {
+  const ModelConfig c = config_file("llama2-58m.json");
+  const MemoryPlan one = plan_memory(c, {1, 1, 4, 512, false, true});
+  const MemoryPlan two = plan_memory(c, {1, 2, 4, 512, false, true});
+  EXPECT_EQ(one.optimizer_bytes, 8 * one.local_params);               // fp32: exp_avg + exp_avg_sq
+  EXPECT_EQ(two.optimizer_bytes, 8 * ((one.local_params + 1) / 2));    // ZeRO-1 over dp 2
+  const MemoryPlan mixed = plan_memory(c, {1, 2, 4, 512, true, true});
+  EXPECT_EQ(mixed.optimizer_bytes, 12 * ((one.local_params + 1) / 2));  // + fp32 master
+}
+
+}  // namespace
+}  // namespace llama2::testing

@@ -1,0 +1,48 @@
+// Helpers shared by the tests: small configs, tolerance checks and the MPI context of the test run.
+#pragma once
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "llama2/communicator.h"
+#include "llama2/config.h"
+#include "llama2/llama.h"
+
+namespace llama2::testing {
+
+DistributedContext& context();
+
+// A small GQA config (4 heads, 2 kv heads) that runs in milliseconds.
+inline ModelConfig small_config(int64_t vocab = 96, int64_t hidden = 32, int64_t layers = 2) {
+  ModelConfig c;
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.max_position_embeddings = 64;
+  c.rms_norm_eps = 1e-5;
+  c.initializer_range = 0.2;  // larger than HF's default so attention is far from uniform
+  return c;
+}
+
+inline at::Tensor random_tokens(int64_t batch, int64_t seq, int64_t vocab, uint64_t seed) {
+  at::manual_seed(seed);
+  return at::randint(vocab, {batch, seq}, at::kLong);
+}
+
+// max |a - b| / (atol + rtol·|b|) ≤ 1, reported with the worst element.
+inline ::testing::AssertionResult all_close(const at::Tensor& a, const at::Tensor& b, double rtol, double atol) {
+  if (a.sizes() != b.sizes())
+    return ::testing::AssertionFailure() << "shapes differ: " << a.sizes() << " vs " << b.sizes();
+  const at::Tensor ad = a.to(at::kDouble), bd = b.to(at::kDouble);
+  const at::Tensor ratio = (ad - bd).abs() / (atol + rtol * bd.abs());
+  const double worst = ratio.max().item<double>();
+  if (worst <= 1.0) return ::testing::AssertionSuccess();
+  const int64_t i = ratio.reshape({-1}).argmax().item<int64_t>();
+  return ::testing::AssertionFailure() << "worst element " << i << ": " << ad.reshape({-1})[i].item<double>()
+                                       << " vs " << bd.reshape({-1})[i].item<double>() << " (rtol " << rtol
+                                       << ", atol " << atol << ")";
+}
+
+}  // namespace llama2::testing
