@@ -5,7 +5,6 @@
 #include <functional>
 
 #include <CLI/CLI.hpp>
-#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "llama2/communicator.h"
@@ -94,23 +93,10 @@ int run_plan(TrainOptions o) {
   return 0;
 }
 
-// Runs `body` on every rank; an error on any rank ends the whole job with its status (no hang).
-int run_distributed(int argc, char** argv, const std::function<int(DistributedContext&)>& body) {
-  DistributedContext dist(&argc, &argv);
-  if (dist.world().rank() != 0) spdlog::set_level(spdlog::level::warn);
-  const std::string who = dist.world().size() > 1 ? fmt::format("rank {}: ", dist.world().rank()) : "";
-  try {
-    return body(dist);
-  } catch (const BadInput& e) {
-    dist.abort(kExitBadInput, "error: " + who + e.what());
-  } catch (const std::exception& e) {
-    dist.abort(kExitRuntimeFailure, "error: " + who + e.what());
-  }
-}
-
 }  // namespace
 
 int run_cli(int argc, char** argv) {
+  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S] [%l] %v");  // no colour codes: logs usually go to files
   CLI::App app{"llama2_pretrain: Llama-2 pretraining with tensor, sequence and ZeRO-1 data parallelism"};
   app.require_subcommand(1);
   TrainOptions train_opts, plan_opts;
@@ -155,7 +141,7 @@ int run_cli(int argc, char** argv) {
       return kExitBadInput;
     }
   }
-  return run_distributed(argc, argv, [&](DistributedContext& dist) { return run_training(train_opts, dist); });
+  return run_on_all_ranks(&argc, &argv, [&](DistributedContext& dist) { return run_training(train_opts, dist); });
 }
 
 }  // namespace llama2

@@ -40,6 +40,11 @@ class ShardedAdamW {
   StepResult step(double lr);
   void zero_grad();
 
+  // The first part of step(): SP norm grads summed over TP, then the DP mean of the flat gradients,
+  // fp32 [shard_numel] (this rank's ZeRO-1 range, or everything without ZeRO-1).
+  at::Tensor reduce_gradients();
+  int64_t shard_offset() const { return shard_offset_; }
+
   // Bytes of fp32 optimizer state held by this rank (master params if separate, exp_avg, exp_avg_sq).
   int64_t state_bytes() const;
   int64_t step_count() const { return step_; }

@@ -1,6 +1,7 @@
 // Owns MPI: start-up/shutdown, the world/TP/DP communicators, and collectives on CPU tensors.
 // The only code that calls MPI. Collectives take contiguous fp32/fp64/bf16/int64 tensors.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -65,5 +66,9 @@ class DistributedContext {
   ParallelLayout layout_;
   std::unique_ptr<Communicator> world_, tp_, dp_;
 };
+
+// Starts MPI, runs `body` on every rank and returns its status. BadInput (status 2) or any other
+// exception (status 1) on any rank prints one line naming the rank and ends the whole job (no hang).
+int run_on_all_ranks(int* argc, char*** argv, const std::function<int(DistributedContext&)>& body);
 
 }  // namespace llama2

@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/BFloat16.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "llama2/errors.h"
 
@@ -183,6 +184,19 @@ void DistributedContext::abort(int status, const std::string& message) const {
   if (world_->size() > 1) MPI_Abort(MPI_COMM_WORLD, status);
   MPI_Finalize();
   std::_Exit(status);
+}
+
+int run_on_all_ranks(int* argc, char*** argv, const std::function<int(DistributedContext&)>& body) {
+  DistributedContext dist(argc, argv);
+  if (dist.world().rank() != 0) spdlog::set_level(spdlog::level::warn);
+  const std::string who = dist.world().size() > 1 ? fmt::format("rank {}: ", dist.world().rank()) : "";
+  try {
+    return body(dist);
+  } catch (const BadInput& e) {
+    dist.abort(kExitBadInput, "error: " + who + e.what());
+  } catch (const std::exception& e) {
+    dist.abort(kExitRuntimeFailure, "error: " + who + e.what());
+  }
 }
 
 }  // namespace llama2

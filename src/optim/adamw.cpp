@@ -74,7 +74,7 @@ double ShardedAdamW::global_grad_norm(const at::Tensor& grad_shard) const {
   return std::sqrt(sum_sq.item<double>());
 }
 
-StepResult ShardedAdamW::step(double lr) {
+at::Tensor ShardedAdamW::reduce_gradients() {
   c10::AutoGradMode no_grad(false);
   if (tp_.size() > 1 && norm_numel_ > 0) {  // SP: each TP rank saw a slice of the sequence
     at::Tensor norms = flat_grads_.narrow(0, 0, norm_numel_).to(at::kFloat);
@@ -87,7 +87,12 @@ StepResult ShardedAdamW::step(double lr) {
   at::Tensor grad_shard = options_.zero_1 ? dp_.reduce_scatter(grads32) : grads32;
   if (!options_.zero_1) dp_.all_reduce(grad_shard);
   grad_shard.div_(dp_.size());
+  return grad_shard;
+}
 
+StepResult ShardedAdamW::step(double lr) {
+  c10::AutoGradMode no_grad(false);
+  at::Tensor grad_shard = reduce_gradients();
   StepResult result;
   result.grad_norm = global_grad_norm(grad_shard);
   if (!std::isfinite(result.grad_norm)) return result;

@@ -1,0 +1,101 @@
+// Collectives of every dtype against hand-computed values, and the five TP/SP mappings' forward and
+// backward. Runs under `mpirun -np 2` and `-np 4`.
+#include <ATen/ATen.h>
+
+#include "llama2/errors.h"
+#include "llama2/mappings.h"
+#include "test_support.h"
+
+namespace llama2::testing {
+namespace {
+
+const Communicator& world() { return context().world(); }
+
+class Collectives : public ::testing::TestWithParam<at::ScalarType> {};
+
+// Rank r holds (r + 1)·[1, 2, ..., 6]: small integers, exact in every dtype, bf16 included.
+at::Tensor ramp(at::ScalarType dtype) {
+  return (at::arange(1, 7, at::kDouble) * (world().rank() + 1)).to(dtype);
+}
+
+TEST_P(Collectives, AllReduceSumAndMax) {
+  const int n = world().size();
+  at::Tensor sum = ramp(GetParam()), max = ramp(GetParam());
+  world().all_reduce(sum);
+  world().all_reduce(max, ReduceOp::Max);
+  EXPECT_TRUE(at::equal(sum.to(at::kDouble), at::arange(1, 7, at::kDouble) * (n * (n + 1) / 2)));
+  EXPECT_TRUE(at::equal(max.to(at::kDouble), at::arange(1, 7, at::kDouble) * n));
+}
+
+TEST_P(Collectives, AllGatherReduceScatterBroadcast) {
+  const int n = world().size(), r = world().rank();
+  const at::Tensor gathered = world().all_gather(at::full({2, 3}, r, at::kDouble).to(GetParam()));
+  ASSERT_EQ(gathered.size(0), 2 * n);
+  for (int i = 0; i < n; ++i) EXPECT_TRUE(at::equal(gathered.narrow(0, 2 * i, 2).to(at::kDouble), at::full({2, 3}, i, at::kDouble)));
+
+  // Rank r contributes (r + 1) at every element of [n·2, 3]; each block of the result is Σ(r + 1).
+  const at::Tensor scattered = world().reduce_scatter(at::full({2 * n, 3}, r + 1, at::kDouble).to(GetParam()));
+  EXPECT_TRUE(at::equal(scattered.to(at::kDouble), at::full({2, 3}, n * (n + 1) / 2, at::kDouble)));
+
+  at::Tensor value = at::full({4}, r == n - 1 ? 42 : 0, at::kDouble).to(GetParam());
+  world().broadcast(value, n - 1);
+  EXPECT_TRUE(at::equal(value.to(at::kDouble), at::full({4}, 42, at::kDouble)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, Collectives, ::testing::Values(at::kFloat, at::kDouble, at::kBFloat16, at::kLong));
+
+TEST(Collectives, Bf16SumIsWithinOneUlpOfTheExactSum) {
+  // 1 + (r+1)/256 is not exact in bf16, nor are the partial sums: the user-defined op adds in fp32 and
+  // rounds each partial sum to bf16, so the result is within one bf16 ulp (2^-7 relative) of the exact sum.
+  at::Tensor x = at::full({8}, 1.0 + (world().rank() + 1) / 256.0, at::kDouble).to(at::kBFloat16);
+  const double exact = world().all_gather(x.to(at::kDouble)).sum().item<double>() / 8;
+  world().all_reduce(x);
+  EXPECT_NEAR(x[0].item<float>(), exact, exact / 128);
+}
+
+TEST(Collectives, NonContiguousInputIsAnError) {
+  at::Tensor t = at::zeros({4, 4}).t();
+  EXPECT_THROW(world().all_reduce(t), RuntimeFailure);
+  EXPECT_THROW(world().all_gather(t), RuntimeFailure);
+}
+
+// Each mapping: forward on x = rank-dependent [n·2, 3], backward of sum(y · g) with g = (rank+1)·ones.
+TEST(Mappings, ForwardAndBackward) {
+  const int n = world().size(), r = world().rank();
+  const double ranks_sum = n * (n + 1) / 2.0;
+  const auto run = [&](auto mapping) {
+    const at::Tensor x = at::full({2 * n, 3}, r + 1.0, at::kDouble).set_requires_grad(true);
+    const at::Tensor y = mapping(x, world());
+    (y * (r + 1.0)).sum().backward();
+    return std::make_pair(y.detach(), x.grad());
+  };
+  {  // copy_to_tp: fwd identity, bwd all-reduce → grad Σ(r+1)
+    auto [y, g] = run(copy_to_tp);
+    EXPECT_TRUE(at::equal(y, at::full({2 * n, 3}, r + 1.0, at::kDouble)));
+    EXPECT_TRUE(at::equal(g, at::full({2 * n, 3}, ranks_sum, at::kDouble)));
+  }
+  {  // reduce_from_tp: fwd all-reduce, bwd identity
+    auto [y, g] = run(reduce_from_tp);
+    EXPECT_TRUE(at::equal(y, at::full({2 * n, 3}, ranks_sum, at::kDouble)));
+    EXPECT_TRUE(at::equal(g, at::full({2 * n, 3}, r + 1.0, at::kDouble)));
+  }
+  {  // scatter_to_sp: fwd own slice [2, 3], bwd all-gather → block i holds (i+1)
+    auto [y, g] = run(scatter_to_sp);
+    EXPECT_EQ(y.size(0), 2);
+    for (int i = 0; i < n; ++i) EXPECT_TRUE(at::equal(g.narrow(0, 2 * i, 2), at::full({2, 3}, i + 1.0, at::kDouble)));
+  }
+  {  // gather_from_sp: fwd all-gather [2n·n, 3], bwd reduce-scatter → Σ(r+1)
+    auto [y, g] = run(gather_from_sp);
+    EXPECT_EQ(y.size(0), 2 * n * n);
+    EXPECT_TRUE(at::equal(y.narrow(0, 0, 2 * n), at::full({2 * n, 3}, 1.0, at::kDouble)));
+    EXPECT_TRUE(at::equal(g, at::full({2 * n, 3}, ranks_sum, at::kDouble)));
+  }
+  {  // reduce_scatter_to_sp: fwd reduce-scatter [2, 3] of Σ(r+1), bwd all-gather → block i holds (i+1)
+    auto [y, g] = run(reduce_scatter_to_sp);
+    EXPECT_TRUE(at::equal(y, at::full({2, 3}, ranks_sum, at::kDouble)));
+    for (int i = 0; i < n; ++i) EXPECT_TRUE(at::equal(g.narrow(0, 2 * i, 2), at::full({2, 3}, i + 1.0, at::kDouble)));
+  }
+}
+
+}  // namespace
+}  // namespace llama2::testing

@@ -1,0 +1,123 @@
+// Tensor, sequence and data parallelism against single-process runs of the same seed, and ZeRO-1
+// against unsharded AdamW. Runs under `mpirun -np 2` (tp=2 or dp=2) and `-np 4` (tp=2 × dp=2).
+#include <ATen/ATen.h>
+
+#include "llama2/adamw.h"
+#include "llama2/synthetic.h"
+#include "test_support.h"
+
+namespace llama2::testing {
+namespace {
+
+TensorParallel kNoTp() { return {&Communicator::self(), false}; }
+
+// |a - b| ≤ rtol·max|b| elementwise: relative to the tensor's scale, so tiny entries do not dominate.
+::testing::AssertionResult close_to_scale(const at::Tensor& a, const at::Tensor& b, double rtol) {
+  return all_close(a, b, 0.0, rtol * b.abs().max().item<double>() + 1e-30);
+}
+
+class TensorParallelism : public ::testing::TestWithParam<bool> {};
+
+TEST_P(TensorParallelism, LogitsLossAndGradientsEqualOneProcess) {
+  context().set_tensor_parallel(2, 1);
+  const Communicator& tp = context().tp();
+  ModelConfig c = small_config(97, 32, 2);  // vocab 97: padded to 98 over tp=2, padding masked
+  c.sequence_parallel_enabled = GetParam();
+  const int64_t seq = 8, batch = 2;
+  const at::Tensor tokens = random_tokens(batch, seq, c.vocab_size, 21);
+  const at::Tensor targets = random_tokens(batch, seq, c.vocab_size, 22);
+  const Llama full(c, kNoTp(), {seq, 5, false, at::kFloat});
+  const Llama part(c, {&tp, GetParam()}, {seq, 5, true, at::kFloat});
+
+  const at::Tensor full_loss = full.loss(tokens, targets), part_loss = part.loss(tokens, targets);
+  EXPECT_TRUE(all_close(part_loss, full_loss, 1e-5, 0));
+  const ShardSpec vocab_cols{2, {c.vocab_size}, part.padded_vocab()};
+  EXPECT_TRUE(close_to_scale(part.logits(tokens).detach(),
+                             shard(full.logits(tokens).detach(), vocab_cols, tp.size(), tp.rank()), 1e-5));
+
+  full_loss.backward();
+  part_loss.backward();
+  for (size_t i = 0; i < full.parameters().size(); ++i) {
+    const Parameter& p = part.parameters()[i];
+    at::Tensor grad = p.value.grad().clone();
+    if (p.is_norm && GetParam()) tp.all_reduce(grad);  // SP: each rank saw s/tp positions
+    const at::Tensor expected = shard(full.parameters()[i].value.grad(), p.spec, tp.size(), tp.rank());
+    EXPECT_TRUE(close_to_scale(grad, expected, 1e-5)) << p.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(SequenceParallel, TensorParallelism, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "SpOn" : "SpOff"; });
+
+// The tp group of this run: 2 on 4 ranks (so dp=2 remains), 1 on 2 ranks.
+int data_parallel_layout() {
+  context().set_tensor_parallel(context().world().size() >= 4 ? 2 : 1, 1);
+  return context().dp().size();
+}
+
+struct TrainingRun {
+  Llama model;
+  ShardedAdamW optimizer;
+  TrainingRun(const ModelConfig& c, const Communicator& tp, const Communicator& dp, bool zero_1, int64_t seq)
+      : model(c, {&tp, c.sequence_parallel_enabled && tp.size() > 1}, {seq, 3, false, at::kFloat}),
+        optimizer(model.parameters(), tp, dp, [&] {
+          AdamWOptions o;
+          o.zero_1 = zero_1;
+          o.max_grad_norm = 0.5;  // small enough to clip: clipping must agree too
+          return o;
+        }()) {}
+
+  // One optimizer step over `micro_batches` accumulation micro-steps of `data`; returns this rank's loss.
+  double micro_steps(const SyntheticData& data, int64_t step, int64_t dp_rank, int64_t dp, int64_t accum,
+                     int64_t batch, int64_t seq) {
+    optimizer.zero_grad();
+    double loss = 0;
+    for (int64_t u = 0; u < accum; ++u) {
+      const at::Tensor b = data.samples(first_sample(step, u, dp_rank, batch, accum, dp), batch);
+      const at::Tensor l = model.loss(b.narrow(1, 0, seq), b.narrow(1, 1, seq)) / static_cast<double>(accum);
+      l.backward();
+      loss += l.item<double>();
+    }
+    return loss;
+  }
+};
+
+TEST(DataParallelism, AveragedGradientsEqualOneProcessSeeingAllMicroBatches) {
+  const int64_t dp = data_parallel_layout(), dp_rank = context().dp().rank(), seq = 8, batch = 2;
+  const ModelConfig c = small_config(97, 32, 2);
+  const SyntheticData data(c.vocab_size, seq, 17);
+  TrainingRun distributed(c, context().tp(), context().dp(), true, seq);
+  TrainingRun reference(c, context().tp(), Communicator::self(), true, seq);
+  distributed.micro_steps(data, 0, dp_rank, dp, 1, batch, seq);
+  reference.micro_steps(data, 0, 0, 1, dp, batch, seq);  // the same global batch as `dp` micro-steps
+  const at::Tensor mine = distributed.optimizer.reduce_gradients();
+  const at::Tensor all = reference.optimizer.reduce_gradients();
+  EXPECT_TRUE(close_to_scale(mine, all.narrow(0, distributed.optimizer.shard_offset(), mine.size(0)), 1e-6));
+}
+
+class ZeroOne : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ZeroOne, TenStepsEqualUnshardedAdamWInOneProcess) {
+  const int64_t dp = data_parallel_layout(), dp_rank = context().dp().rank(), seq = 8, batch = 2;
+  const ModelConfig c = small_config(97, 32, 2);
+  const SyntheticData data(c.vocab_size, seq, 19);
+  TrainingRun distributed(c, context().tp(), context().dp(), GetParam(), seq);
+  TrainingRun reference(c, context().tp(), Communicator::self(), false, seq);
+  for (int64_t step = 0; step < 10; ++step) {
+    at::Tensor loss = at::full({1}, distributed.micro_steps(data, step, dp_rank, dp, 1, batch, seq), at::kDouble);
+    context().dp().all_reduce(loss);
+    const double ref_loss = reference.micro_steps(data, step, 0, 1, dp, batch, seq);
+    EXPECT_NEAR(loss.item<double>() / dp, ref_loss, 1e-6 * ref_loss) << "step " << step;
+    const StepResult a = distributed.optimizer.step(1e-3), b = reference.optimizer.step(1e-3);
+    EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-6 * b.grad_norm) << "step " << step;
+  }
+  for (size_t i = 0; i < reference.model.parameters().size(); ++i)
+    EXPECT_TRUE(all_close(distributed.model.parameters()[i].value, reference.model.parameters()[i].value, 1e-6, 1e-7))
+        << reference.model.parameters()[i].name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sharding, ZeroOne, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Zero1On" : "Zero1Off"; });
+
+}  // namespace
+}  // namespace llama2::testing
