@@ -63,6 +63,7 @@ struct TrainingRun {
         optimizer(model.parameters(), tp, dp, [&] {
           AdamWOptions o;
           o.zero_1 = zero_1;
+          o.sequence_parallel = c.sequence_parallel_enabled && tp.size() > 1;
           o.max_grad_norm = 0.5;  // small enough to clip: clipping must agree too
           return o;
         }()) {}
@@ -114,6 +115,47 @@ TEST_P(ZeroOne, TenStepsEqualUnshardedAdamWInOneProcess) {
   for (size_t i = 0; i < reference.model.parameters().size(); ++i)
     EXPECT_TRUE(all_close(distributed.model.parameters()[i].value, reference.model.parameters()[i].value, 1e-6, 1e-7))
         << reference.model.parameters()[i].name;
+}
+
+TEST(ZeroOne, OptimizerStateBytesAreTwelvePerParamOverDpInMixedPrecision) {
+  const int64_t dp = data_parallel_layout();
+  const ModelConfig c = small_config(97, 32, 2);
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    Llama model(c, {&context().tp(), false}, {8, 3, false, dtype});
+    int64_t local = 0;
+    for (const Parameter& p : model.parameters()) local += p.value.numel();
+    ShardedAdamW optimizer(model.parameters(), context().tp(), context().dp(), AdamWOptions{});
+    const int64_t per_param = dtype == at::kBFloat16 ? 12 : 8;  // fp32: the params are the master copy
+    const int64_t expected = per_param * ((local + dp - 1) / dp);
+    if (context().world().rank() == 0)
+      std::printf("optimizer state per rank (%s): %lld bytes measured, %lld = %lld x ceil(%lld params / dp %lld)\n",
+                  dtype == at::kFloat ? "fp32" : "bf16", static_cast<long long>(optimizer.state_bytes()),
+                  static_cast<long long>(expected), static_cast<long long>(per_param), static_cast<long long>(local),
+                  static_cast<long long>(dp));
+    EXPECT_EQ(optimizer.state_bytes(), expected);
+  }
+}
+
+TEST(Clipping, GlobalNormCountsReplicatedNormWeightsOnce) {
+  context().set_tensor_parallel(2, 1);
+  ModelConfig c = small_config(97, 32, 2);
+  c.tie_word_embeddings = true;
+  for (const bool sp : {false, true}) {
+    Llama model(c, {&context().tp(), sp}, {8, 3, false, at::kFloat});
+    AdamWOptions o;
+    o.sequence_parallel = sp;
+    ShardedAdamW optimizer(model.parameters(), context().tp(), context().dp(), o);
+    for (Parameter& p : model.parameters()) p.value.mutable_grad().fill_(0.5);  // same on every rank
+    // By hand: every sharded element of the full model (vocab padded to 98 rows) once, norms once:
+    // embed 98·32, per layer qkv (4+2+2)·8·32 + o 32·32 + gate/up/down 3·48·32; norms 2·32 per layer + 32.
+    // With SP each TP rank's norm gradient is a partial sum: the two halves add up to 1.0.
+    const double sharded = 98 * 32 + 2 * (8 * 8 * 32 + 32 * 32 + 3 * 48 * 32), norms = 2 * 2 * 32 + 32;
+    const double norm_grad = sp ? 1.0 : 0.5;
+    const double expected = std::sqrt(sharded * 0.25 + norms * norm_grad * norm_grad);
+    const StepResult r = optimizer.step(1e-3);
+    EXPECT_NEAR(r.grad_norm, expected, 1e-9 * expected) << "sequence parallel " << sp;
+    EXPECT_TRUE(r.applied);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Sharding, ZeroOne, ::testing::Bool(),

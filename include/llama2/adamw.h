@@ -17,6 +17,7 @@ struct AdamWOptions {
   double max_grad_norm = 1.0;       // <= 0 disables clipping
   bool weight_decay_norms = false;  // RMSNorm weights decay too
   bool zero_1 = true;               // shard master params and moments over DP
+  bool sequence_parallel = false;   // norm weights saw s/tp positions per rank: their grads are summed over TP
 };
 
 // One AdamW update of equal-shape fp32 tensors (torch.optim.AdamW's arithmetic); `decay` [same shape or
@@ -40,7 +41,7 @@ class ShardedAdamW {
   StepResult step(double lr);
   void zero_grad();
 
-  // The first part of step(): SP norm grads summed over TP, then the DP mean of the flat gradients,
+  // The first part of step(): norm grads summed over TP (with SP), then the DP mean of the flat gradients,
   // fp32 [shard_numel] (this rank's ZeRO-1 range, or everything without ZeRO-1).
   at::Tensor reduce_gradients();
   int64_t shard_offset() const { return shard_offset_; }

@@ -1,6 +1,7 @@
 // Owns the GEMMs: every matrix product of the model runs here, on oneDNN's matmul primitive.
 // Transposes are expressed as strides, never copied. Device choice for GEMMs lives here too.
 #pragma once
+#include <cstdint>
 
 namespace at {
 class Tensor;
@@ -16,5 +17,8 @@ at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bo
 // y = x @ w^T for x [..., in] and w [out, in], differentiable (backward: dx = dy @ w, dw = dy^T @ x,
 // both on oneDNN). The linear layer of every projection.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w);
+
+// The best FLOP/s of this process's threads over a few m×k·k×n fp32 GEMMs on oneDNN (the MFU denominator).
+double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats);
 
 }  // namespace llama2

@@ -33,6 +33,7 @@ struct TrainOptions {
   bool synthetic_data = false;
   int threads = 0;                 // 0: cores per node / ranks per node
   int64_t log_interval = 1;
+  double peak_tflops = 0;          // per-rank peak for MFU; 0: measure oneDNN fp32 GEMMs at start-up
   // Parallel layout for `plan` (train reads it from MPI).
   int64_t nodes = 1, ranks_per_node = 0;
 };

@@ -1,6 +1,8 @@
 // oneDNN matmul with cached primitives, and the differentiable linear built on it.
 #include "llama2/matmul.h"
 
+#include <algorithm>
+#include <chrono>
 #include <map>
 #include <tuple>
 #include <vector>
@@ -109,6 +111,18 @@ at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bo
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w) {
   return LinearFunction::apply(x.contiguous(), w);
+}
+
+double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats) {
+  const at::Tensor a = at::randn({m, k}), b = at::randn({n, k});
+  llama2::matmul(a, false, b, true);  // warm-up: primitive creation, page faults
+  double best_s = 1e30;
+  for (int i = 0; i < repeats; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    llama2::matmul(a, false, b, true);
+    best_s = std::min(best_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return 2.0 * m * k * n / best_s;
 }
 
 }  // namespace llama2

@@ -20,6 +20,8 @@ at::Tensor probabilities(const at::Tensor& q3, const at::Tensor& k3, const at::T
   at::Tensor scores = llama2::matmul(q3, false, k3, true);  // [B, rep·s, s]
   const int64_t s = k3.size(1);
   scores.mul_(scale).view({scores.size(0), -1, s, s}).add_(mask.to(scores.scalar_type()));
+  if (scores.scalar_type() == at::kBFloat16)  // bf16: normalise in fp32, keep the probabilities in bf16
+    return at::_softmax(scores.to(at::kFloat), -1, false).to(at::kBFloat16);
   return at::_softmax(scores, -1, false);
 }
 

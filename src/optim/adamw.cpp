@@ -76,7 +76,7 @@ double ShardedAdamW::global_grad_norm(const at::Tensor& grad_shard) const {
 
 at::Tensor ShardedAdamW::reduce_gradients() {
   c10::AutoGradMode no_grad(false);
-  if (tp_.size() > 1 && norm_numel_ > 0) {  // SP: each TP rank saw a slice of the sequence
+  if (options_.sequence_parallel && tp_.size() > 1 && norm_numel_ > 0) {  // each TP rank saw s/tp positions
     at::Tensor norms = flat_grads_.narrow(0, 0, norm_numel_).to(at::kFloat);
     tp_.all_reduce(norms);
     flat_grads_.narrow(0, 0, norm_numel_).copy_(norms);

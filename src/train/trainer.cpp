@@ -14,6 +14,8 @@
 #include "llama2/errors.h"
 #include "llama2/llama.h"
 #include "llama2/lr_schedule.h"
+#include "llama2/matmul.h"
+#include "llama2/metrics.h"
 #include "llama2/plan.h"
 #include "llama2/synthetic.h"
 
@@ -26,8 +28,9 @@ int64_t peak_rss_bytes() {
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;
 }
 
-AdamWOptions adamw_options(const TrainOptions& o) {
+AdamWOptions adamw_options(const TrainOptions& o, bool sequence_parallel) {
   AdamWOptions a;
+  a.sequence_parallel = sequence_parallel;
   a.beta1 = o.beta1;
   a.beta2 = o.beta2;
   a.eps = o.adam_eps;
@@ -51,6 +54,13 @@ void log_startup(const ModelConfig& c, const TrainOptions& o, const ParallelLayo
     spdlog::info("plan: {}", plan.substr(0, pos));
 }
 
+// Per-rank peak FLOP/s for MFU: the flag, or the best oneDNN fp32 GEMM on the model's widest shape.
+double peak_flops_per_rank(const ModelConfig& c, const TrainOptions& o, const ParallelLayout& l) {
+  if (o.peak_tflops > 0) return o.peak_tflops * 1e12;
+  const int64_t tokens = std::min<int64_t>(o.batch_size * o.seq_len, 4096);
+  return measure_gemm_flops(tokens, c.hidden_size, 2 * c.intermediate_size / l.tp, 5);
+}
+
 }  // namespace
 
 int run_training(TrainOptions o, DistributedContext& dist) {
@@ -61,17 +71,21 @@ int run_training(TrainOptions o, DistributedContext& dist) {
     throw BadInput("no training data: pass --synthetic_data (real corpora via --data_dir are not supported yet)");
   dist.set_tensor_parallel(static_cast<int>(o.tensor_parallel_size), o.threads);
   const ParallelLayout& layout = dist.layout();
+  MetricsLog metrics(o.output_dir, layout.rank == 0);
   log_startup(config, o, layout, apply_threads(layout));
+  const double peak_flops = peak_flops_per_rank(config, o, layout);
+  spdlog::info("MFU denominator: {:.1f} GFLOP/s per rank ({})", peak_flops / 1e9,
+               o.peak_tflops > 0 ? "--peak_tflops" : "measured: oneDNN fp32 GEMM on the model's MLP shape");
 
   const TensorParallel tp{&dist.tp(), config.sequence_parallel_enabled && layout.tp > 1};
   Llama model(config, tp, {o.seq_len, o.seed, config.selective_checkpoint_enabled,
-                     o.use_mix_precision ? at::kBFloat16 : at::kFloat});
-  ShardedAdamW optimizer(model.parameters(), dist.tp(), dist.dp(), adamw_options(o));
+                           o.use_mix_precision ? at::kBFloat16 : at::kFloat});
+  ShardedAdamW optimizer(model.parameters(), dist.tp(), dist.dp(), adamw_options(o, tp.sequence_parallel));
+  spdlog::info("optimizer state: {} per rank (measured)", format_bytes(optimizer.state_bytes()));
   const LrSchedule schedule{o.lr, o.min_lr, o.warmup_steps, o.max_steps, o.lr_schedule};
   const SyntheticData data(config.vocab_size, o.seq_len, o.seed);
-  const double step_flops = flops_per_token(config, o.seq_len) * o.seq_len * o.batch_size * o.grad_accum_usteps *
-                            layout.dp;
-  const int64_t step_tokens = o.seq_len * o.batch_size * o.grad_accum_usteps * layout.dp;
+  const int64_t step_samples = o.batch_size * o.grad_accum_usteps * layout.dp;
+  const double step_flops = flops_per_token(config, o.seq_len) * o.seq_len * step_samples;
 
   for (int64_t step = 0; step < o.max_steps; ++step) {
     const auto start = std::chrono::steady_clock::now();
@@ -86,18 +100,28 @@ int run_training(TrainOptions o, DistributedContext& dist) {
       loss_sum += loss.detach().to(at::kDouble);
     }
     dist.dp().all_reduce(loss_sum);
-    const double loss = loss_sum.item<double>() / layout.dp;
-    const double lr = schedule.at(step + 1);
-    const StepResult result = optimizer.step(lr);
+    StepMetrics m;
+    m.step = step + 1;
+    m.max_steps = o.max_steps;
+    m.loss = loss_sum.item<double>() / layout.dp;
+    m.lr = schedule.at(step + 1);
+    const StepResult result = optimizer.step(m.lr);
     if (!result.applied)
-      throw RuntimeFailure(fmt::format("step {}: non-finite gradient norm {} (loss {}); step not applied", step + 1,
-                                       result.grad_norm, loss));
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if ((step + 1) % o.log_interval == 0 || step + 1 == o.max_steps)
-      spdlog::info("step {}/{} loss {:.4f} lr {:.3e} grad_norm {:.3f} tokens/s {:.0f} model TFLOP/s {:.3f} "
-                   "step {:.3f} s peak_rss {}",
-                   step + 1, o.max_steps, loss, lr, result.grad_norm, step_tokens / seconds,
-                   step_flops / seconds / 1e12, seconds, format_bytes(peak_rss_bytes()));
+      throw RuntimeFailure(fmt::format("step {}: non-finite gradient norm {} (loss {}); step not applied", m.step,
+                                       result.grad_norm, m.loss));
+    m.grad_norm = result.grad_norm;
+    m.step_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    m.seq_per_s = step_samples / m.step_time_s;
+    m.tokens_per_s = m.seq_per_s * o.seq_len;
+    m.mfu = step_flops / m.step_time_s / (peak_flops * layout.world);
+    m.peak_rss_bytes = peak_rss_bytes();
+    m.consumed_tokens = m.step * step_samples * o.seq_len;
+    metrics.write(m);
+    if (m.step % o.log_interval == 0 || m.step == o.max_steps)
+      spdlog::info("step {}/{} loss {:.4f} lr {:.3e} grad_norm {:.3f} tokens/s {:.0f} MFU {:.1f}% step {:.3f} s "
+                   "peak_rss {}",
+                   m.step, o.max_steps, m.loss, m.lr, m.grad_norm, m.tokens_per_s, 100 * m.mfu, m.step_time_s,
+                   format_bytes(m.peak_rss_bytes));
   }
   return 0;
 }
