@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Install, build, run every test (unit and multi-rank) with ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+cd build && ctest --output-on-failure
