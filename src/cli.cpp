@@ -10,6 +10,7 @@
 #include "llama2/communicator.h"
 #include "llama2/errors.h"
 #include "llama2/plan.h"
+#include "llama2/prepare_data.h"
 #include "llama2/trainer.h"
 
 namespace llama2 {
@@ -70,6 +71,12 @@ void add_train_options(CLI::App* app, TrainOptions& o) {
   add_bool(app, "weight_decay_norms", o.weight_decay_norms, "apply weight decay to RMSNorm weights too");
   app->add_option("--output_dir", o.output_dir, "where logs and checkpoints go")->capture_default_str();
   add_bool(app, "synthetic_data", o.synthetic_data, "train on the seeded synthetic token stream");
+  app->add_option("--data_dir", o.data_dir, "token shards written by prepare-data");
+  app->add_option("--tokenizer", o.tokenizer, "if given: refuse data prepared with another tokenizer.model");
+  app->add_option("--eval_interval", o.eval_interval, "validation loss every N steps and at the end (0: never)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app->add_option("--eval_iters", o.eval_iters, "micro-batches per DP rank per evaluation")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   app->add_option("--threads", o.threads, "intra-op threads per rank (0: cores per node / ranks per node)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app->add_option("--log_interval", o.log_interval, "steps between log lines")
@@ -83,6 +90,40 @@ void add_plan_options(CLI::App* app, TrainOptions& o) {
   app->add_option("--nodes", o.nodes, "nodes in the job")->check(CLI::PositiveNumber)->capture_default_str();
   app->add_option("--ranks_per_node", o.ranks_per_node, "MPI ranks per node (0: tensor_parallel_size)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
+}
+
+void add_prepare_options(CLI::App* app, PrepareOptions& o) {
+  app->add_option("--tokenizer", o.tokenizer, "sentencepiece tokenizer.model (Llama-2's)")->required();
+  app->add_option("--input", o.inputs, ".txt files (one document each), .jsonl files (field \"text\"), or directories")
+      ->required();
+  app->add_option("--output_dir", o.output_dir, "where shards and index.json go")->required();
+  app->add_option("--val_fraction", o.val_fraction, "share of documents held out for validation")
+      ->check(CLI::Range(0.0, 0.999))->capture_default_str();
+  app->add_option("--seed", o.seed, "which documents are held out")->capture_default_str();
+  app->add_option("--threads", o.threads, "encoding threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+}
+
+int run_prepare(const PrepareOptions& o) {
+  const PrepareSummary s = prepare_data(o);
+  std::printf("prepared %lld documents: %lld train tokens, %lld validation tokens in %.1f s (%.0f tokens/s) → %s\n",
+              static_cast<long long>(s.documents), static_cast<long long>(s.train_tokens),
+              static_cast<long long>(s.validation_tokens), s.seconds,
+              (s.train_tokens + s.validation_tokens) / s.seconds, o.output_dir.c_str());
+  return 0;
+}
+
+// Runs a single-process subcommand: BadInput → status 2, anything else → status 1.
+int run_local(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const BadInput& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return kExitRuntimeFailure;
+  }
 }
 
 int run_plan(TrainOptions o) {
@@ -111,6 +152,9 @@ int run_cli(int argc, char** argv) {
   CLI::App* plan = app.add_subcommand("plan", "print parameters, FLOPs per token and memory per rank of a layout");
   add_model_options(plan, plan_opts, finalizers);
   add_plan_options(plan, plan_opts);
+  PrepareOptions prepare_opts;
+  CLI::App* prepare = app.add_subcommand("prepare-data", "tokenize .txt/.jsonl documents into token shards");
+  add_prepare_options(prepare, prepare_opts);
 
   if (argc > 1 && argv[1][0] != '-') {
     std::string names;
@@ -136,14 +180,8 @@ int run_cli(int argc, char** argv) {
   }
   for (auto& f : finalizers) f();
 
-  if (plan->parsed()) {
-    try {
-      return run_plan(plan_opts);
-    } catch (const BadInput& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      return kExitBadInput;
-    }
-  }
+  if (plan->parsed()) return run_local([&] { return run_plan(plan_opts); });
+  if (prepare->parsed()) return run_local([&] { return run_prepare(prepare_opts); });
   return run_on_all_ranks(&argc, &argv, [&](DistributedContext& dist) { return run_training(train_opts, dist); });
 }
 

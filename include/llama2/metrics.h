@@ -1,6 +1,7 @@
 // Owns what a run reports per step: the JSON-lines file <output_dir>/metrics.jsonl (rank 0) and the
 // console line. Knows nothing of how the numbers were measured.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <string>
@@ -12,6 +13,7 @@ struct StepMetrics {
   double loss = 0, lr = 0, grad_norm = 0;
   double tokens_per_s = 0, seq_per_s = 0, mfu = 0, step_time_s = 0;
   int64_t peak_rss_bytes = 0, consumed_tokens = 0;
+  double val_loss = std::nan("");  // set on evaluation steps only
 };
 
 class MetricsLog {

@@ -4,27 +4,23 @@
 #include <cstdint>
 #include <vector>
 
-#include <ATen/core/Tensor.h>
+#include "llama2/samples.h"
 
 namespace llama2 {
 
-class SyntheticData {
+class SyntheticData : public SampleSource {
  public:
   // Tokens come from an alphabet of min(vocab_size, 512) ids; sample i starts at a token drawn from
   // (seed, i) and follows a fixed seeded permutation (a bigram chain), so the loss can fall far below ln(vocab).
   SyntheticData(int64_t vocab_size, int64_t seq_len, uint64_t seed);
 
   // Samples [first, first + count) → [count, seq_len + 1] int64 (inputs are [:, :-1], targets [:, 1:]).
-  at::Tensor samples(int64_t first, int64_t count) const;
+  at::Tensor samples(int64_t first, int64_t count) const override;
 
  private:
   int64_t seq_len_;
   uint64_t seed_;
   std::vector<int64_t> next_;  // next_[t]: the token after t
 };
-
-// The samples a (dp rank, micro-step) pair takes of optimizer step `step` (0-based): the step consumes
-// global samples [step·G, (step+1)·G), G = batch·accum·dp, and rank r's micro-step u takes block r·accum + u.
-int64_t first_sample(int64_t step, int64_t micro_step, int64_t dp_rank, int64_t batch, int64_t accum, int64_t dp);
 
 }  // namespace llama2

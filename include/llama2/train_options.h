@@ -31,6 +31,10 @@ struct TrainOptions {
   bool weight_decay_norms = false;
   std::string output_dir = "output";
   bool synthetic_data = false;
+  std::string data_dir;            // prepare-data output
+  std::string tokenizer;           // if set: must be the tokenizer the data was prepared with
+  int64_t eval_interval = 0;       // > 0: validation loss every N steps and at the end
+  int64_t eval_iters = 4;          // micro-batches per DP rank in one evaluation
   int threads = 0;                 // 0: cores per node / ranks per node
   int64_t log_interval = 1;
   double peak_tflops = 0;          // per-rank peak for MFU; 0: measure oneDNN fp32 GEMMs at start-up

@@ -30,8 +30,4 @@ at::Tensor SyntheticData::samples(int64_t first, int64_t count) const {
   return out;
 }
 
-int64_t first_sample(int64_t step, int64_t micro_step, int64_t dp_rank, int64_t batch, int64_t accum, int64_t dp) {
-  return step * batch * accum * dp + (dp_rank * accum + micro_step) * batch;
-}
-
 }  // namespace llama2

@@ -1,6 +1,7 @@
 // metrics.jsonl: one JSON object per optimizer step.
 #include "llama2/metrics.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -27,11 +28,12 @@ MetricsLog::MetricsLog(const std::string& output_dir, bool writer) {
 
 void MetricsLog::write(const StepMetrics& m) {
   if (!jsonl_.is_open()) return;
-  const nlohmann::json j = {{"step", m.step},           {"loss", m.loss},
+  nlohmann::json j = {{"step", m.step},           {"loss", m.loss},
                             {"lr", m.lr},               {"grad_norm", m.grad_norm},
                             {"tokens_per_s", m.tokens_per_s}, {"seq_per_s", m.seq_per_s},
                             {"mfu", m.mfu},             {"peak_rss_bytes", m.peak_rss_bytes},
                             {"step_time_s", m.step_time_s}, {"consumed_tokens", m.consumed_tokens}};
+  if (std::isfinite(m.val_loss)) j["val_loss"] = m.val_loss;
   jsonl_ << j.dump() << '\n';
   jsonl_.flush();
 }

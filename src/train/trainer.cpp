@@ -4,8 +4,11 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cmath>
+#include <memory>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -18,6 +21,8 @@
 #include "llama2/metrics.h"
 #include "llama2/plan.h"
 #include "llama2/synthetic.h"
+#include "llama2/checksum.h"
+#include "llama2/token_windows.h"
 
 namespace llama2 {
 namespace {
@@ -61,14 +66,66 @@ double peak_flops_per_rank(const ModelConfig& c, const TrainOptions& o, const Pa
   return measure_gemm_flops(tokens, c.hidden_size, 2 * c.intermediate_size / l.tp, 5);
 }
 
+// Training and validation samples: the synthetic stream (validation: samples from 2^40 on), or the
+// prepared corpus in --data_dir, checked against the model and, if given, the tokenizer.
+struct DataSources {
+  std::unique_ptr<SampleSource> train, validation;
+  int64_t validation_offset = 0;
+};
+
+DataSources open_data(const ModelConfig& c, const TrainOptions& o, int64_t global_batch) {
+  DataSources d;
+  if (o.synthetic_data) {
+    d.train = std::make_unique<SyntheticData>(c.vocab_size, o.seq_len, o.seed);
+    d.validation = std::make_unique<SyntheticData>(c.vocab_size, o.seq_len, o.seed);
+    d.validation_offset = int64_t{1} << 40;
+    return d;
+  }
+  if (o.data_dir.empty())
+    throw BadInput("no training data: pass --data_dir DIR (written by prepare-data) or --synthetic_data");
+  const DatasetIndex index = read_index(o.data_dir);
+  if (!o.tokenizer.empty() && sha256_file(o.tokenizer) != index.tokenizer_sha256)
+    throw BadInput(fmt::format("--data_dir = {} was prepared with tokenizer sha256 {}, but --tokenizer = {} differs; "
+                               "expected the same tokenizer.model",
+                               o.data_dir, index.tokenizer_sha256, o.tokenizer));
+  if (index.vocab_size > c.vocab_size)
+    throw BadInput(fmt::format("--data_dir = {}: its tokenizer has {} pieces but the config's vocab_size is {}; "
+                               "expected vocab_size >= {}",
+                               o.data_dir, index.vocab_size, c.vocab_size, index.vocab_size));
+  auto train = std::make_unique<TokenWindows>(o.data_dir, index.train, o.seq_len, c.vocab_size, o.seed, true);
+  if (train->windows() < global_batch)
+    throw BadInput(fmt::format("--data_dir = {}: {} train tokens make {} windows of {} + 1, fewer than one global "
+                               "batch of {} samples",
+                               o.data_dir, train->tokens(), train->windows(), o.seq_len, global_batch));
+  spdlog::info("data: {} train tokens = {} windows of {} + 1 ({} global batches per epoch), {} validation tokens",
+               train->tokens(), train->windows(), o.seq_len, train->windows() / global_batch, index.validation.tokens);
+  d.train = std::move(train);
+  if (o.eval_interval > 0)
+    d.validation = std::make_unique<TokenWindows>(o.data_dir, index.validation, o.seq_len, c.vocab_size, o.seed, false);
+  return d;
+}
+
+// Mean loss over the same validation windows every time: iteration k of DP rank r reads the micro-batch
+// starting at window (k·dp + r)·batch.
+double evaluate(const Llama& model, const SampleSource& data, int64_t offset, const TrainOptions& o,
+                const DistributedContext& dist) {
+  c10::AutoGradMode no_grad(false);
+  const ParallelLayout& l = dist.layout();
+  at::Tensor sum = at::zeros({1}, at::kDouble);
+  for (int64_t k = 0; k < o.eval_iters; ++k) {
+    const at::Tensor batch = data.samples(offset + (k * l.dp + l.dp_rank) * o.batch_size, o.batch_size);
+    sum += model.loss(batch.narrow(1, 0, o.seq_len), batch.narrow(1, 1, o.seq_len)).to(at::kDouble);
+  }
+  dist.dp().all_reduce(sum);
+  return sum.item<double>() / static_cast<double>(o.eval_iters * l.dp);
+}
+
 }  // namespace
 
 int run_training(TrainOptions o, DistributedContext& dist) {
   const ModelConfig config = apply_options(load_model_config(o.config_path), o);
   validate_model_config(config, o.config_path);
   resolve_batch_and_parallelism(config, o, dist.world().size());
-  if (!o.synthetic_data)
-    throw BadInput("no training data: pass --synthetic_data (real corpora via --data_dir are not supported yet)");
   dist.set_tensor_parallel(static_cast<int>(o.tensor_parallel_size), o.threads);
   const ParallelLayout& layout = dist.layout();
   MetricsLog metrics(o.output_dir, layout.rank == 0);
@@ -83,8 +140,8 @@ int run_training(TrainOptions o, DistributedContext& dist) {
   ShardedAdamW optimizer(model.parameters(), dist.tp(), dist.dp(), adamw_options(o, tp.sequence_parallel));
   spdlog::info("optimizer state: {} per rank (measured)", format_bytes(optimizer.state_bytes()));
   const LrSchedule schedule{o.lr, o.min_lr, o.warmup_steps, o.max_steps, o.lr_schedule};
-  const SyntheticData data(config.vocab_size, o.seq_len, o.seed);
   const int64_t step_samples = o.batch_size * o.grad_accum_usteps * layout.dp;
+  const DataSources data = open_data(config, o, step_samples);
   const double step_flops = flops_per_token(config, o.seq_len) * o.seq_len * step_samples;
 
   for (int64_t step = 0; step < o.max_steps; ++step) {
@@ -93,7 +150,7 @@ int run_training(TrainOptions o, DistributedContext& dist) {
     at::Tensor loss_sum = at::zeros({1}, at::kDouble);
     for (int64_t micro = 0; micro < o.grad_accum_usteps; ++micro) {
       const int64_t first = first_sample(step, micro, layout.dp_rank, o.batch_size, o.grad_accum_usteps, layout.dp);
-      const at::Tensor batch = data.samples(first, o.batch_size);  // [b, s+1]
+      const at::Tensor batch = data.train->samples(first, o.batch_size);  // [b, s+1]
       const at::Tensor loss = model.loss(batch.narrow(1, 0, o.seq_len), batch.narrow(1, 1, o.seq_len)) /
                               static_cast<double>(o.grad_accum_usteps);
       loss.backward();
@@ -116,8 +173,14 @@ int run_training(TrainOptions o, DistributedContext& dist) {
     m.mfu = step_flops / m.step_time_s / (peak_flops * layout.world);
     m.peak_rss_bytes = peak_rss_bytes();
     m.consumed_tokens = m.step * step_samples * o.seq_len;
+    const bool last = m.step == o.max_steps;
+    if (data.validation && o.eval_interval > 0 && (m.step % o.eval_interval == 0 || last)) {
+      m.val_loss = evaluate(model, *data.validation, data.validation_offset, o, dist);
+      spdlog::info("step {}/{} validation loss {:.4f} (perplexity {:.2f}) over {} samples", m.step, o.max_steps,
+                   m.val_loss, std::exp(m.val_loss), o.eval_iters * o.batch_size * layout.dp);
+    }
     metrics.write(m);
-    if (m.step % o.log_interval == 0 || m.step == o.max_steps)
+    if (m.step % o.log_interval == 0 || last)
       spdlog::info("step {}/{} loss {:.4f} lr {:.3e} grad_norm {:.3f} tokens/s {:.0f} MFU {:.1f}% step {:.3f} s "
                    "peak_rss {}",
                    m.step, o.max_steps, m.loss, m.lr, m.grad_norm, m.tokens_per_s, 100 * m.mfu, m.step_time_s,

@@ -1,0 +1,232 @@
+// prepare-data: read documents, encode on every core (BOS before, EOS after each), split, write shards.
+#include "llama2/prepare_data.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "llama2/checksum.h"
+#include "llama2/errors.h"
+#include "llama2/metrics.h"
+#include "llama2/token_shard.h"
+#include "llama2/tokenizer.h"
+
+namespace llama2 {
+namespace fs = std::filesystem;
+
+size_t invalid_utf8_offset(const std::string& text) {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = s[i];
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (len == 0 || i + len > n) return i;
+    uint32_t cp = len == 1 ? c : c & (0xFF >> (len + 1));
+    for (size_t k = 1; k < len; ++k) {
+      if ((s[i + k] & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    const bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+    if (overlong || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += len;
+  }
+  return std::string::npos;
+}
+
+namespace {
+
+struct Document {
+  std::string text;
+};
+
+std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
+  std::vector<std::string> files;
+  const auto usable = [](const fs::path& p) { return p.extension() == ".txt" || p.extension() == ".jsonl"; };
+  for (const std::string& input : inputs) {
+    std::error_code ec;
+    if (fs::is_directory(input, ec)) {
+      std::vector<std::string> found;
+      for (const auto& entry : fs::directory_iterator(input))
+        if (entry.is_regular_file() && usable(entry.path())) found.push_back(entry.path().string());
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (fs::is_regular_file(input, ec)) {
+      if (!usable(input)) throw BadInput("--input = " + input + ": unsupported file type; expected .txt or .jsonl");
+      files.push_back(input);
+    } else {
+      throw BadInput("--input = " + input + ": no such file or directory");
+    }
+  }
+  return files;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw BadInput(path + ": cannot read file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::vector<Document> read_documents(const std::string& path) {
+  const std::string bytes = read_file(path);
+  std::vector<Document> docs;
+  if (fs::path(path).extension() == ".txt") {
+    const size_t bad = invalid_utf8_offset(bytes);
+    if (bad != std::string::npos) throw BadInput(fmt::format("{}: invalid UTF-8 at byte offset {}", path, bad));
+    if (!bytes.empty()) docs.push_back({bytes});
+    return docs;
+  }
+  std::istringstream lines(bytes);
+  std::string line;
+  for (int64_t number = 1; std::getline(lines, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const size_t bad = invalid_utf8_offset(line);
+    if (bad != std::string::npos)
+      throw BadInput(fmt::format("{}: line {}: invalid UTF-8 at byte {} of the line", path, number, bad));
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw BadInput(fmt::format("{}: line {}: malformed JSON ({})", path, number, e.what()));
+    }
+    if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
+      throw BadInput(fmt::format("{}: line {}: no string field \"text\"; expected {{\"text\": \"...\"}}", path, number));
+    std::string text = j["text"].get<std::string>();
+    if (!text.empty()) docs.push_back({std::move(text)});
+  }
+  return docs;
+}
+
+// Encodes docs on `threads` threads; result[i] = BOS + ids(doc i) + EOS.
+std::vector<std::vector<uint32_t>> encode_all(const Tokenizer& tok, const std::vector<Document>& docs, int threads) {
+  std::vector<std::vector<uint32_t>> out(docs.size());
+  std::vector<std::thread> workers;
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  for (int t = 0; t < threads; ++t)
+    workers.emplace_back([&, t] {
+      try {
+        for (size_t i = static_cast<size_t>(t); i < docs.size(); i += static_cast<size_t>(threads)) {
+          const std::vector<int> ids = tok.encode(docs[i].text);
+          out[i].reserve(ids.size() + 2);
+          out[i].push_back(static_cast<uint32_t>(tok.bos_id()));
+          out[i].insert(out[i].end(), ids.begin(), ids.end());
+          out[i].push_back(static_cast<uint32_t>(tok.eos_id()));
+        }
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        error = std::current_exception();
+      }
+    });
+  for (auto& w : workers) w.join();
+  if (error) std::rethrow_exception(error);
+  return out;
+}
+
+// Accumulates one split's tokens and writes them as shards of at most `shard_tokens`.
+class SplitWriter {
+ public:
+  SplitWriter(std::string dir, std::string name, int64_t vocab, int64_t shard_tokens)
+      : dir_(std::move(dir)), name_(std::move(name)), vocab_(vocab), shard_tokens_(shard_tokens) {}
+
+  void add(const std::vector<uint32_t>& doc) {
+    buffer_.insert(buffer_.end(), doc.begin(), doc.end());
+    ++buffer_docs_;
+    ++index_.documents;
+    index_.tokens += static_cast<int64_t>(doc.size());
+    if (static_cast<int64_t>(buffer_.size()) >= shard_tokens_) flush();
+  }
+
+  SplitIndex finish() {
+    if (!buffer_.empty() || index_.shards.empty()) flush();
+    return index_;
+  }
+
+ private:
+  void flush() {
+    const std::string file = fmt::format("{}-{:05d}.bin", name_, index_.shards.size());
+    write_shard(dir_ + "/" + file, buffer_, vocab_, buffer_docs_);
+    index_.shards.push_back(file);
+    buffer_.clear();
+    buffer_docs_ = 0;
+  }
+
+  std::string dir_, name_;
+  int64_t vocab_, shard_tokens_;
+  std::vector<uint32_t> buffer_;
+  int64_t buffer_docs_ = 0;
+  SplitIndex index_;
+};
+
+bool is_validation(uint64_t seed, int64_t document, double fraction) {
+  uint64_t x = seed ^ (static_cast<uint64_t>(document) * 0x9E3779B97F4A7C15ull);
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  x ^= x >> 31;
+  return static_cast<double>(x >> 11) / static_cast<double>(uint64_t{1} << 53) < fraction;
+}
+
+}  // namespace
+
+PrepareSummary prepare_data(const PrepareOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  if (o.val_fraction < 0 || o.val_fraction >= 1)
+    throw BadInput(fmt::format("--val_fraction = {} is invalid; expected a number in [0, 1)", o.val_fraction));
+  const std::vector<std::string> files = expand_inputs(o.inputs);
+  if (files.empty()) throw BadInput("--input: no .txt or .jsonl files found; expected at least one document");
+  const Tokenizer tok(o.tokenizer);
+  ensure_directory(o.output_dir, "--output_dir");
+  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+  DatasetIndex index;
+  index.tokenizer_sha256 = sha256_file(o.tokenizer);
+  index.vocab_size = tok.vocab_size();
+  index.bos_id = tok.bos_id();
+  index.eos_id = tok.eos_id();
+  SplitWriter train(o.output_dir, "train", index.vocab_size, o.shard_tokens);
+  SplitWriter validation(o.output_dir, "validation", index.vocab_size, o.shard_tokens);
+  PrepareSummary summary;
+  std::vector<Document> batch;  // documents of several files, encoded together on all threads
+  size_t batch_bytes = 0;
+  auto last_report = start;
+  const auto flush = [&](size_t files_done) {
+    for (const auto& ids : encode_all(tok, batch, threads)) {
+      const bool held_out = is_validation(o.seed, summary.documents++, o.val_fraction);
+      (held_out ? validation : train).add(ids);
+      (held_out ? summary.validation_tokens : summary.train_tokens) += static_cast<int64_t>(ids.size());
+    }
+    batch.clear();
+    batch_bytes = 0;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_report < std::chrono::seconds(1) && files_done < files.size()) return;
+    last_report = now;
+    const double s = std::chrono::duration<double>(now - start).count();
+    const int64_t tokens = summary.train_tokens + summary.validation_tokens;
+    std::fprintf(stderr, "prepare-data: %zu/%zu files, %lld documents, %lld tokens, %.0f tokens/s\n", files_done,
+                 files.size(), static_cast<long long>(summary.documents), static_cast<long long>(tokens),
+                 tokens / std::max(s, 1e-9));
+  };
+  for (size_t f = 0; f < files.size(); ++f) {
+    for (Document& doc : read_documents(files[f])) {
+      batch_bytes += doc.text.size();
+      batch.push_back(std::move(doc));
+    }
+    if (batch_bytes >= (size_t{16} << 20) || batch.size() >= 256 || f + 1 == files.size()) flush(f + 1);
+  }
+  if (summary.documents == 0) throw BadInput("--input: every document is empty; expected some text");
+  index.train = train.finish();
+  index.validation = validation.finish();
+  write_index(o.output_dir, index);
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace llama2

@@ -1,0 +1,62 @@
+// libllama2_spm.so: sentencepiece behind a plain C API (ints, chars, sizes; no C++ types or exceptions
+// cross it). Loaded with dlmopen(LM_ID_NEWLM) into its own link namespace, because Debian's
+// libsentencepiece carries protobuf 3.14 symbols that clash with the protobuf 3.21 libtorch loads.
+#include <sentencepiece_processor.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+void set_error(char* err, size_t err_len, const std::string& message) {
+  if (err == nullptr || err_len == 0) return;
+  std::strncpy(err, message.c_str(), err_len - 1);
+  err[err_len - 1] = '\0';
+}
+
+}  // namespace
+
+extern "C" {
+
+void* llama2_spm_load(const char* path, char* err, size_t err_len) {
+  try {
+    auto* sp = new sentencepiece::SentencePieceProcessor();
+    const auto status = sp->Load(path);
+    if (!status.ok()) {
+      set_error(err, err_len, status.ToString());
+      delete sp;
+      return nullptr;
+    }
+    return sp;
+  } catch (const std::exception& e) {
+    set_error(err, err_len, e.what());
+    return nullptr;
+  }
+}
+
+void llama2_spm_free(void* handle) { delete static_cast<sentencepiece::SentencePieceProcessor*>(handle); }
+
+int llama2_spm_vocab_size(void* h) { return static_cast<sentencepiece::SentencePieceProcessor*>(h)->GetPieceSize(); }
+int llama2_spm_bos_id(void* h) { return static_cast<sentencepiece::SentencePieceProcessor*>(h)->bos_id(); }
+int llama2_spm_eos_id(void* h) { return static_cast<sentencepiece::SentencePieceProcessor*>(h)->eos_id(); }
+int llama2_spm_unk_id(void* h) { return static_cast<sentencepiece::SentencePieceProcessor*>(h)->unk_id(); }
+
+// Encodes text[0, len) into ids. Returns the number of ids (written only if ≤ capacity), or -1 on error.
+long llama2_spm_encode(void* h, const char* text, size_t len, int* ids, size_t capacity, char* err, size_t err_len) {
+  try {
+    std::vector<int> out;
+    const auto status = static_cast<sentencepiece::SentencePieceProcessor*>(h)->Encode(std::string(text, len), &out);
+    if (!status.ok()) {
+      set_error(err, err_len, status.ToString());
+      return -1;
+    }
+    if (out.size() <= capacity) std::memcpy(ids, out.data(), out.size() * sizeof(int));
+    return static_cast<long>(out.size());
+  } catch (const std::exception& e) {
+    set_error(err, err_len, e.what());
+    return -1;
+  }
+}
+
+}  // extern "C"
