@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install, build, then a tp=2 training run on two MPI ranks.
-# Results go to $OUTPUT_DIR (default output/tiny-tp2).
+# The main job on a fresh machine: install, build, fetch the tokenizer and corpus, prepare the corpus,
+# then train configs/tiny.json at tp=2 on two MPI ranks with a validation loss. Results: $OUTPUT_DIR
+# (default output/tiny-tp2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
+bash scripts/fetch-assets.sh
+[[ -f data/sotu/index.json ]] ||
+  build/llama2_pretrain prepare-data --tokenizer assets/tokenizer.model --input assets/sotu --output_dir data/sotu
 out=${OUTPUT_DIR:-output/tiny-tp2}
 rm -rf "$out"
 root=()
 [[ $(id -u) -eq 0 ]] && root=(--allow-run-as-root)
 mpirun -np 2 --oversubscribe --bind-to none "${root[@]}" \
-  build/llama2_pretrain train --config configs/tiny.json --tensor_parallel_size 2 --synthetic_data \
-  --batch_size 8 --seq_len 128 --max_steps 200 --warmup_steps 20 --lr 3e-3 --log_interval 20 --output_dir "$out"
-echo "main job done: per-step metrics in $out/metrics.jsonl"
+  build/llama2_pretrain train --config configs/tiny.json --tensor_parallel_size 2 \
+  --data_dir data/sotu --tokenizer assets/tokenizer.model --batch_size 8 --seq_len 128 \
+  --max_steps 300 --warmup_steps 30 --lr 3e-3 --log_interval 25 --eval_interval 100 --eval_iters 8 \
+  --output_dir "$out"
+echo "main job done: per-step metrics (loss, val_loss, lr, grad_norm, tokens/s, MFU) in $out/metrics.jsonl"

@@ -21,8 +21,7 @@
 #include "llama2/metrics.h"
 #include "llama2/plan.h"
 #include "llama2/synthetic.h"
-#include "llama2/checksum.h"
-#include "llama2/token_windows.h"
+#include "llama2/data_sources.h"
 
 namespace llama2 {
 namespace {
@@ -64,45 +63,6 @@ double peak_flops_per_rank(const ModelConfig& c, const TrainOptions& o, const Pa
   if (o.peak_tflops > 0) return o.peak_tflops * 1e12;
   const int64_t tokens = std::min<int64_t>(o.batch_size * o.seq_len, 4096);
   return measure_gemm_flops(tokens, c.hidden_size, 2 * c.intermediate_size / l.tp, 5);
-}
-
-// Training and validation samples: the synthetic stream (validation: samples from 2^40 on), or the
-// prepared corpus in --data_dir, checked against the model and, if given, the tokenizer.
-struct DataSources {
-  std::unique_ptr<SampleSource> train, validation;
-  int64_t validation_offset = 0;
-};
-
-DataSources open_data(const ModelConfig& c, const TrainOptions& o, int64_t global_batch) {
-  DataSources d;
-  if (o.synthetic_data) {
-    d.train = std::make_unique<SyntheticData>(c.vocab_size, o.seq_len, o.seed);
-    d.validation = std::make_unique<SyntheticData>(c.vocab_size, o.seq_len, o.seed);
-    d.validation_offset = int64_t{1} << 40;
-    return d;
-  }
-  if (o.data_dir.empty())
-    throw BadInput("no training data: pass --data_dir DIR (written by prepare-data) or --synthetic_data");
-  const DatasetIndex index = read_index(o.data_dir);
-  if (!o.tokenizer.empty() && sha256_file(o.tokenizer) != index.tokenizer_sha256)
-    throw BadInput(fmt::format("--data_dir = {} was prepared with tokenizer sha256 {}, but --tokenizer = {} differs; "
-                               "expected the same tokenizer.model",
-                               o.data_dir, index.tokenizer_sha256, o.tokenizer));
-  if (index.vocab_size > c.vocab_size)
-    throw BadInput(fmt::format("--data_dir = {}: its tokenizer has {} pieces but the config's vocab_size is {}; "
-                               "expected vocab_size >= {}",
-                               o.data_dir, index.vocab_size, c.vocab_size, index.vocab_size));
-  auto train = std::make_unique<TokenWindows>(o.data_dir, index.train, o.seq_len, c.vocab_size, o.seed, true);
-  if (train->windows() < global_batch)
-    throw BadInput(fmt::format("--data_dir = {}: {} train tokens make {} windows of {} + 1, fewer than one global "
-                               "batch of {} samples",
-                               o.data_dir, train->tokens(), train->windows(), o.seq_len, global_batch));
-  spdlog::info("data: {} train tokens = {} windows of {} + 1 ({} global batches per epoch), {} validation tokens",
-               train->tokens(), train->windows(), o.seq_len, train->windows() / global_batch, index.validation.tokens);
-  d.train = std::move(train);
-  if (o.eval_interval > 0)
-    d.validation = std::make_unique<TokenWindows>(o.data_dir, index.validation, o.seq_len, c.vocab_size, o.seed, false);
-  return d;
 }
 
 // Mean loss over the same validation windows every time: iteration k of DP rank r reads the micro-batch
