@@ -9,6 +9,9 @@
 
 #include "llama2/communicator.h"
 #include "llama2/errors.h"
+#include "llama2/checkpoint.h"
+#include "llama2/eval.h"
+#include "llama2/hf_interop.h"
 #include "llama2/plan.h"
 #include "llama2/prepare_data.h"
 #include "llama2/trainer.h"
@@ -32,7 +35,7 @@ void add_override(CLI::App* app, const std::string& name, std::optional<bool>& t
 }
 
 void add_model_options(CLI::App* app, TrainOptions& o, std::vector<std::function<void()>>& finalizers) {
-  app->add_option("--config", o.config_path, "Hugging Face LlamaConfig config.json")->required();
+  app->add_option("--config", o.config_path, "Hugging Face LlamaConfig config.json");
   app->add_option("--tensor_parallel_size", o.tensor_parallel_size, "TP degree (ranks per TP group)")
       ->check(CLI::PositiveNumber)->capture_default_str();
   app->add_option("--batch_size", o.batch_size, "micro-batch size per DP rank")
@@ -54,6 +57,9 @@ void add_model_options(CLI::App* app, TrainOptions& o, std::vector<std::function
 
 void add_train_options(CLI::App* app, TrainOptions& o) {
   app->add_option("--max_steps", o.max_steps, "optimizer steps")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--steps_this_run", o.steps_this_run,
+                  "stop after this many steps of this invocation, with a checkpoint (0: run to --max_steps)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   app->add_option("--warmup_steps", o.warmup_steps, "linear warmup steps")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app->add_option("--lr", o.lr, "peak learning rate")->check(CLI::Range(0.0, 10.0))->capture_default_str();
@@ -69,7 +75,16 @@ void add_train_options(CLI::App* app, TrainOptions& o) {
   app->add_option("--max_grad_norm", o.max_grad_norm, "global gradient-norm clip (0: off)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   add_bool(app, "weight_decay_norms", o.weight_decay_norms, "apply weight decay to RMSNorm weights too");
-  app->add_option("--output_dir", o.output_dir, "where logs and checkpoints go")->capture_default_str();
+  app->add_option("--output_dir", o.output_dir, "where metrics and checkpoints go")->capture_default_str();
+  app->add_option("--model_path", o.model_path,
+                  "Hugging Face Llama directory to start from (continued pretraining; its config.json unless --config)");
+  app->add_option("--checkpoint_freq", o.checkpoint_freq,
+                  "steps between checkpoints (0: only at the end and on SIGTERM/SIGUSR1)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app->add_option("--keep_last", o.keep_last, "checkpoints to keep (0: all)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app->add_option("--resume_ckpt", o.resume_ckpt,
+                  "checkpoint (or checkpoints directory) to resume from (default: <output_dir>/checkpoints/latest)");
   add_bool(app, "synthetic_data", o.synthetic_data, "train on the seeded synthetic token stream");
   app->add_option("--data_dir", o.data_dir, "token shards written by prepare-data");
   app->add_option("--tokenizer", o.tokenizer, "if given: refuse data prepared with another tokenizer.model");
@@ -126,7 +141,20 @@ int run_local(const std::function<int()>& body) {
   }
 }
 
+void add_eval_options(CLI::App* app, EvalOptions& o) {
+  app->add_option("--model_path", o.model_path, "Hugging Face model directory (config.json + safetensors)");
+  app->add_option("--checkpoint", o.checkpoint, "a checkpoint directory (or checkpoints directory with 'latest')");
+  app->add_option("--tokenizer", o.tokenizer, "sentencepiece tokenizer.model")->required();
+  app->add_option("--text", o.text, "text file, encoded as one document")->required();
+  app->add_option("--seq_len", o.seq_len, "window length")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  app->add_option("--tensor_parallel_size", o.tensor_parallel_size, "TP degree")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--threads", o.threads, "intra-op threads per rank (0: cores per node / ranks per node)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+}
+
 int run_plan(TrainOptions o) {
+  if (o.config_path.empty()) throw BadInput("--config FILE is required; expected a Hugging Face config.json");
   const ModelConfig config = apply_options(load_model_config(o.config_path), o);
   const int64_t ranks_per_node = o.ranks_per_node > 0 ? o.ranks_per_node : o.tensor_parallel_size;
   const int64_t world = o.nodes * ranks_per_node;
@@ -155,6 +183,16 @@ int run_cli(int argc, char** argv) {
   PrepareOptions prepare_opts;
   CLI::App* prepare = app.add_subcommand("prepare-data", "tokenize .txt/.jsonl documents into token shards");
   add_prepare_options(prepare, prepare_opts);
+  EvalOptions eval_opts;
+  CLI::App* eval = app.add_subcommand("eval", "loss and perplexity of a model on a text (any ranks / TP degree)");
+  add_eval_options(eval, eval_opts);
+  std::string export_checkpoint, export_output;
+  int64_t export_shard_mib = 4096;
+  CLI::App* exporter = app.add_subcommand("export-hf", "write a checkpoint as a Hugging Face Llama directory");
+  exporter->add_option("--checkpoint", export_checkpoint, "checkpoint directory (or one with 'latest')")->required();
+  exporter->add_option("--output", export_output, "output directory")->required();
+  exporter->add_option("--max_shard_mib", export_shard_mib, "largest safetensors file before sharding")
+      ->check(CLI::PositiveNumber)->capture_default_str();
 
   if (argc > 1 && argv[1][0] != '-') {
     std::string names;
@@ -182,6 +220,20 @@ int run_cli(int argc, char** argv) {
 
   if (plan->parsed()) return run_local([&] { return run_plan(plan_opts); });
   if (prepare->parsed()) return run_local([&] { return run_prepare(prepare_opts); });
+  if (exporter->parsed())
+    return run_local([&] {
+      const int files = export_hf(resolve_checkpoint(export_checkpoint, ""), export_output, export_shard_mib << 20);
+      std::printf("exported %d safetensors file(s) and config.json to %s\n", files, export_output.c_str());
+      return 0;
+    });
+  if (eval->parsed())
+    return run_on_all_ranks(&argc, &argv, [&](DistributedContext& dist) {
+      const EvalResult r = run_eval(eval_opts, dist);
+      if (dist.world().rank() == 0)
+        std::printf("{\"loss\": %.6f, \"perplexity\": %.4f, \"tokens\": %lld}\n", r.loss, r.perplexity,
+                    static_cast<long long>(r.tokens));
+      return 0;
+    });
   return run_on_all_ranks(&argc, &argv, [&](DistributedContext& dist) { return run_training(train_opts, dist); });
 }
 

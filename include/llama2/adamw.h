@@ -25,6 +25,10 @@ struct AdamWOptions {
 void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
                   const at::Tensor& decay, int64_t step, double lr, const AdamWOptions& options);
 
+// Order of parameters in the flat buffers: RMSNorm weights first (one contiguous range to sum over TP
+// with SP), then the others, each in model order. Shared with checkpoints (resharding).
+std::vector<size_t> flat_order(const std::vector<Parameter>& params);
+
 struct StepResult {
   double grad_norm = 0;  // global, before clipping
   bool applied = false;  // false when the norm was not finite
@@ -49,6 +53,17 @@ class ShardedAdamW {
   // Bytes of fp32 optimizer state held by this rank (master params if separate, exp_avg, exp_avg_sq).
   int64_t state_bytes() const;
   int64_t step_count() const { return step_; }
+  void set_step_count(int64_t step) { step_ = step; }
+
+  // This rank's fp32 state over flat range [shard_offset, shard_offset + shard_numel) (for checkpoints).
+  int64_t shard_numel() const { return shard_numel_; }
+  bool zero_1() const { return options_.zero_1; }
+  bool separate_master() const { return flat_params_.scalar_type() != at::kFloat; }
+  at::Tensor& master() { return master_; }
+  at::Tensor& exp_avg() { return exp_avg_; }
+  at::Tensor& exp_avg_sq() { return exp_avg_sq_; }
+  // Writes the fp32 master shard back into the model's (bf16) parameters; a no-op in fp32.
+  void sync_params_from_master();
 
  private:
   double global_grad_norm(const at::Tensor& grad_shard) const;

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace llama2 {
 
@@ -28,6 +29,12 @@ struct ModelConfig {
 // Parses and validates `path`. Throws BadInput naming the file, key, value and what would be valid.
 // Unknown keys produce one warning listing them.
 ModelConfig load_model_config(const std::string& path);
+
+// Parses config.json text (e.g. stored in a checkpoint); `origin` names its source in messages.
+ModelConfig model_config_from_json(const std::string& text, const std::string& origin);
+
+// Keys of the model hyper-parameters whose values differ between two configs (empty: same model).
+std::vector<std::string> config_differences(const ModelConfig& a, const ModelConfig& b);
 
 // Validates an in-memory config (the same checks load_model_config applies); `origin` names its source.
 void validate_model_config(const ModelConfig& config, const std::string& origin);

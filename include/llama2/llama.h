@@ -50,7 +50,6 @@ class Llama {
     size_t input_norm, qkv, o, post_norm, gate_up, down;  // indexes into params_
   };
 
-  size_t add(const std::string& name, std::vector<int64_t> full_shape, ShardSpec spec, bool is_norm);
   const at::Tensor& p(size_t index) const { return params_[index].value; }
   at::Tensor block(const at::Tensor& x, const Layer& layer) const;
   at::Tensor final_hidden(const at::Tensor& tokens) const;
@@ -65,6 +64,12 @@ class Llama {
   at::Tensor mask_;       // [seq_len, seq_len], constant
   RotaryTables rotary_;   // [seq_len, head_dim] each
 };
+
+// The parameters at TP degree `tp` without values: names, full shapes, shard specs, in model order.
+std::vector<Parameter> parameter_layout(const ModelConfig& config, int64_t tp);
+
+// The shape of a parameter's shard at TP degree `tp` (vocab rows padded).
+std::vector<int64_t> local_shape(const Parameter& param, int64_t tp);
 
 // Deterministic full (tp=1) initial value of parameter `index`: N(0, initializer_range²) for
 // projections and embeddings, ones for norms; from (seed, index) alone.

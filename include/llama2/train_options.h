@@ -11,11 +11,13 @@ namespace llama2 {
 
 struct TrainOptions {
   std::string config_path;
+  std::string model_path;          // Hugging Face directory to start from (its config.json unless --config)
   int64_t tensor_parallel_size = 1;
   int64_t batch_size = 1;          // micro-batch per DP rank
   int64_t grad_accum_usteps = 1;   // micro-steps per optimizer step
   int64_t global_batch_size = 0;   // > 0: derive grad_accum_usteps = GBS / batch_size / dp
   int64_t max_steps = 100;
+  int64_t steps_this_run = 0;      // > 0: stop (with a checkpoint) after this many steps of this invocation
   int64_t warmup_steps = 10;
   double lr = 3e-4;
   double min_lr = 0;
@@ -30,6 +32,9 @@ struct TrainOptions {
   double weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-6, max_grad_norm = 1.0;
   bool weight_decay_norms = false;
   std::string output_dir = "output";
+  int64_t checkpoint_freq = 100;   // steps between checkpoints (also saved at the end and on SIGTERM/SIGUSR1)
+  int64_t keep_last = 3;           // checkpoints kept (0: all)
+  std::string resume_ckpt;         // empty: resume from <output_dir>/checkpoints/latest if present
   bool synthetic_data = false;
   std::string data_dir;            // prepare-data output
   std::string tokenizer;           // if set: must be the tokenizer the data was prepared with

@@ -85,38 +85,19 @@ void warn_unknown_keys(const json& j, const std::string& origin) {
   spdlog::warn("{}: ignoring unknown config keys: {}", origin, list);
 }
 
-json parse_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw BadInput(path + ": cannot open config file; expected a readable Hugging Face config.json");
-  std::stringstream text;
-  text << in.rdbuf();
+json parse_text(const std::string& text, const std::string& origin) {
   json j;
   try {
-    j = json::parse(text.str());
+    j = json::parse(text);
   } catch (const json::parse_error& e) {
-    throw BadInput(path + ": malformed JSON at byte " + std::to_string(e.byte) + "; expected a JSON object (" +
+    throw BadInput(origin + ": malformed JSON at byte " + std::to_string(e.byte) + "; expected a JSON object (" +
                    e.what() + ")");
   }
-  if (!j.is_object()) throw BadInput(path + ": top level is " + std::string(j.type_name()) + "; expected a JSON object");
+  if (!j.is_object()) throw BadInput(origin + ": top level is " + std::string(j.type_name()) + "; expected a JSON object");
   return j;
 }
 
-}  // namespace
-
-void validate_model_config(const ModelConfig& c, const std::string& origin) {
-  if (c.hidden_size % c.num_attention_heads != 0)
-    fail(origin, "hidden_size", std::to_string(c.hidden_size),
-         "a multiple of num_attention_heads (" + std::to_string(c.num_attention_heads) + ")");
-  if (c.num_key_value_heads > c.num_attention_heads || c.num_attention_heads % c.num_key_value_heads != 0)
-    fail(origin, "num_key_value_heads", std::to_string(c.num_key_value_heads),
-         "a divisor of num_attention_heads (" + std::to_string(c.num_attention_heads) + ")");
-  if (c.head_dim() % 2 != 0)
-    fail(origin, "hidden_size", std::to_string(c.hidden_size),
-         "hidden_size / num_attention_heads even (rotary embedding pairs dimensions)");
-}
-
-ModelConfig load_model_config(const std::string& path) {
-  const json j = parse_file(path);
+ModelConfig parse_config(const json& j, const std::string& path) {
   ModelConfig c;
   c.vocab_size = read_int(j, path, "vocab_size", kMaxVocab, true, 0);
   c.hidden_size = read_int(j, path, "hidden_size", kMaxWidth, true, 0);
@@ -138,6 +119,49 @@ ModelConfig load_model_config(const std::string& path) {
   validate_model_config(c, path);
   warn_unknown_keys(j, path);
   return c;
+}
+
+}  // namespace
+
+void validate_model_config(const ModelConfig& c, const std::string& origin) {
+  if (c.hidden_size % c.num_attention_heads != 0)
+    fail(origin, "hidden_size", std::to_string(c.hidden_size),
+         "a multiple of num_attention_heads (" + std::to_string(c.num_attention_heads) + ")");
+  if (c.num_key_value_heads > c.num_attention_heads || c.num_attention_heads % c.num_key_value_heads != 0)
+    fail(origin, "num_key_value_heads", std::to_string(c.num_key_value_heads),
+         "a divisor of num_attention_heads (" + std::to_string(c.num_attention_heads) + ")");
+  if (c.head_dim() % 2 != 0)
+    fail(origin, "hidden_size", std::to_string(c.hidden_size),
+         "hidden_size / num_attention_heads even (rotary embedding pairs dimensions)");
+}
+
+ModelConfig load_model_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw BadInput(path + ": cannot open config file; expected a readable Hugging Face config.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(parse_text(text.str(), path), path);
+}
+
+ModelConfig model_config_from_json(const std::string& text, const std::string& origin) {
+  return parse_config(parse_text(text, origin), origin);
+}
+
+std::vector<std::string> config_differences(const ModelConfig& a, const ModelConfig& b) {
+  std::vector<std::string> keys;
+  const auto check = [&](const char* key, bool same) {
+    if (!same) keys.push_back(key);
+  };
+  check("vocab_size", a.vocab_size == b.vocab_size);
+  check("hidden_size", a.hidden_size == b.hidden_size);
+  check("intermediate_size", a.intermediate_size == b.intermediate_size);
+  check("num_hidden_layers", a.num_hidden_layers == b.num_hidden_layers);
+  check("num_attention_heads", a.num_attention_heads == b.num_attention_heads);
+  check("num_key_value_heads", a.num_key_value_heads == b.num_key_value_heads);
+  check("rms_norm_eps", a.rms_norm_eps == b.rms_norm_eps);
+  check("rope_theta", a.rope_theta == b.rope_theta);
+  check("tie_word_embeddings", a.tie_word_embeddings == b.tie_word_embeddings);
+  return keys;
 }
 
 std::string model_config_to_json(const ModelConfig& c) {

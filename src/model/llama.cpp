@@ -26,42 +26,56 @@ at::Tensor initial_full_value(const Parameter& param, size_t index, uint64_t see
   return at::normal(0.0, std, param.full_shape, gen);
 }
 
-Llama::Llama(const ModelConfig& config, const TensorParallel& tp, const ModelOptions& options)
-    : config_(config), tp_(tp), options_(options) {
-  const int64_t t = tp.comm->size();
+std::vector<Parameter> parameter_layout(const ModelConfig& config, int64_t tp) {
   const int64_t h = config.hidden_size, d = config.head_dim(), inter = config.intermediate_size;
   const int64_t q_rows = config.num_attention_heads * d, kv_rows = config.num_key_value_heads * d;
-  padded_vocab_ = (config.vocab_size + t - 1) / t * t;
-  const ShardSpec vocab_rows{0, {config.vocab_size}, padded_vocab_};
-
-  embed_ = add("model.embed_tokens.weight", {config.vocab_size, h}, vocab_rows, false);
-  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+  const int64_t padded_vocab = (config.vocab_size + tp - 1) / tp * tp;
+  const ShardSpec vocab_rows{0, {config.vocab_size}, padded_vocab};
+  std::vector<Parameter> params;
+  const auto add = [&](const std::string& name, std::vector<int64_t> full_shape, ShardSpec spec, bool is_norm) {
+    params.push_back({name, at::Tensor(), std::move(full_shape), std::move(spec), is_norm});
+  };
+  add("model.embed_tokens.weight", {config.vocab_size, h}, vocab_rows, false);
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {  // kParamsPerLayer entries each
     const std::string prefix = "model.layers." + std::to_string(i) + ".";
-    Layer layer;
-    layer.input_norm = add(prefix + "input_layernorm.weight", {h}, {}, true);
-    layer.qkv = add(prefix + "self_attn.qkv_proj.weight", {q_rows + 2 * kv_rows, h}, {0, {q_rows, kv_rows, kv_rows}},
-                    false);
-    layer.o = add(prefix + "self_attn.o_proj.weight", {h, q_rows}, {1, {}}, false);
-    layer.post_norm = add(prefix + "post_attention_layernorm.weight", {h}, {}, true);
-    layer.gate_up = add(prefix + "mlp.gate_up_proj.weight", {2 * inter, h}, {0, {inter, inter}}, false);
-    layer.down = add(prefix + "mlp.down_proj.weight", {h, inter}, {1, {}}, false);
-    layers_.push_back(layer);
+    add(prefix + "input_layernorm.weight", {h}, {}, true);
+    add(prefix + "self_attn.qkv_proj.weight", {q_rows + 2 * kv_rows, h}, {0, {q_rows, kv_rows, kv_rows}}, false);
+    add(prefix + "self_attn.o_proj.weight", {h, q_rows}, {1, {}}, false);
+    add(prefix + "post_attention_layernorm.weight", {h}, {}, true);
+    add(prefix + "mlp.gate_up_proj.weight", {2 * inter, h}, {0, {inter, inter}}, false);
+    add(prefix + "mlp.down_proj.weight", {h, inter}, {1, {}}, false);
   }
-  norm_ = add("model.norm.weight", {h}, {}, true);
-  lm_head_ = config.tie_word_embeddings ? embed_ : add("lm_head.weight", {config.vocab_size, h}, vocab_rows, false);
+  add("model.norm.weight", {h}, {}, true);
+  if (!config.tie_word_embeddings) add("lm_head.weight", {config.vocab_size, h}, vocab_rows, false);
+  return params;
+}
 
+std::vector<int64_t> local_shape(const Parameter& param, int64_t tp) {
+  std::vector<int64_t> shape = param.full_shape;
+  if (param.spec.replicated()) return shape;
+  const int64_t dim = param.spec.dim;
+  shape[dim] = (param.spec.padded > 0 ? param.spec.padded : shape[dim]) / tp;
+  return shape;
+}
+
+Llama::Llama(const ModelConfig& config, const TensorParallel& tp, const ModelOptions& options)
+    : config_(config), tp_(tp), options_(options), params_(parameter_layout(config, tp.comm->size())) {
+  const int64_t t = tp.comm->size();
+  padded_vocab_ = (config.vocab_size + t - 1) / t * t;
+  constexpr size_t kParamsPerLayer = 6;  // the order parameter_layout() adds them in
+  for (size_t i = 0; i < static_cast<size_t>(config.num_hidden_layers); ++i) {
+    const size_t first = 1 + kParamsPerLayer * i;
+    layers_.push_back({first, first + 1, first + 2, first + 3, first + 4, first + 5});
+  }
+  norm_ = 1 + kParamsPerLayer * layers_.size();
+  lm_head_ = config.tie_word_embeddings ? embed_ : norm_ + 1;
   for (size_t i = 0; i < params_.size(); ++i) {
     Parameter& param = params_[i];
     const at::Tensor full = initial_full_value(param, i, options.seed, config.initializer_range);
     param.value = shard(full, param.spec, t, tp.comm->rank()).to(options.dtype).set_requires_grad(true);
   }
   mask_ = causal_mask(options.seq_len);
-  rotary_ = RotaryTables::make(options.seq_len, d, config.rope_theta);
-}
-
-size_t Llama::add(const std::string& name, std::vector<int64_t> full_shape, ShardSpec spec, bool is_norm) {
-  params_.push_back({name, at::Tensor(), std::move(full_shape), std::move(spec), is_norm});
-  return params_.size() - 1;
+  rotary_ = RotaryTables::make(options.seq_len, config.head_dim(), config.rope_theta);
 }
 
 // x [s(/tp), b, h] → [s(/tp), b, h]

@@ -21,17 +21,23 @@ void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg
   param.addcdiv_(exp_avg, denom, -lr / bias1);
 }
 
+std::vector<size_t> flat_order(const std::vector<Parameter>& params) {
+  std::vector<size_t> order;
+  for (size_t i = 0; i < params.size(); ++i) if (params[i].is_norm) order.push_back(i);
+  for (size_t i = 0; i < params.size(); ++i) if (!params[i].is_norm) order.push_back(i);
+  return order;
+}
+
 ShardedAdamW::ShardedAdamW(std::vector<Parameter>& params, const Communicator& tp, const Communicator& dp,
                            const AdamWOptions& options)
     : tp_(tp), dp_(dp), options_(options) {
   c10::AutoGradMode no_grad(false);
-  // Norm weights first, so their TP reduction (sequence parallelism) is one contiguous range.
   std::vector<Parameter*> order;
-  for (auto& p : params) if (p.is_norm) order.push_back(&p);
-  norm_numel_ = 0;
-  for (auto* p : order) norm_numel_ += p->value.numel();
-  for (auto& p : params) if (!p.is_norm) order.push_back(&p);
-  for (auto* p : order) numel_ += p->value.numel();
+  for (size_t i : flat_order(params)) {
+    order.push_back(&params[i]);
+    numel_ += params[i].value.numel();
+    if (params[i].is_norm) norm_numel_ += params[i].value.numel();
+  }
 
   const int64_t ranks = options.zero_1 ? dp.size() : 1;
   padded_ = (numel_ + ranks - 1) / ranks * ranks;
@@ -101,14 +107,19 @@ StepResult ShardedAdamW::step(double lr) {
   ++step_;
   adamw_update(master_, grad_shard, exp_avg_, exp_avg_sq_, decay_, step_, lr, options_);
 
+  sync_params_from_master();
+  result.applied = true;
+  return result;
+}
+
+void ShardedAdamW::sync_params_from_master() {
+  c10::AutoGradMode no_grad(false);
   at::Tensor updated = master_.to(flat_params_.scalar_type());
   if (options_.zero_1) {
     flat_params_.copy_(dp_.all_gather(updated.contiguous()));
   } else if (!updated.is_same(master_)) {
     flat_params_.copy_(updated);
   }
-  result.applied = true;
-  return result;
 }
 
 }  // namespace llama2

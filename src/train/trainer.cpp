@@ -21,7 +21,10 @@
 #include "llama2/metrics.h"
 #include "llama2/plan.h"
 #include "llama2/synthetic.h"
+#include "llama2/checkpoint.h"
 #include "llama2/data_sources.h"
+#include "llama2/hf_interop.h"
+#include "llama2/preemption.h"
 
 namespace llama2 {
 namespace {
@@ -82,9 +85,29 @@ double evaluate(const Llama& model, const SampleSource& data, int64_t offset, co
 
 }  // namespace
 
+// The model config: --config, else --model_path's config.json; both given must describe the same model.
+ModelConfig training_config(const TrainOptions& o) {
+  if (o.config_path.empty() && o.model_path.empty())
+    throw BadInput("--config FILE or --model_path DIR is required; expected a Hugging Face config.json");
+  if (o.config_path.empty()) return load_hf_config(o.model_path);
+  ModelConfig config = load_model_config(o.config_path);
+  if (!o.model_path.empty() && !config_differences(config, load_hf_config(o.model_path)).empty())
+    throw BadInput("--config = " + o.config_path + " and --model_path = " + o.model_path +
+                   " describe different models; expected the same config (or omit --config)");
+  return config;
+}
+
+// True on every rank when any rank has received SIGTERM/SIGUSR1.
+bool stop_requested(const DistributedContext& dist) {
+  at::Tensor flag = at::full({1}, preemption_requested() ? 1 : 0, at::kLong);
+  dist.world().all_reduce(flag, ReduceOp::Max);
+  return flag.item<int64_t>() != 0;
+}
+
 int run_training(TrainOptions o, DistributedContext& dist) {
-  const ModelConfig config = apply_options(load_model_config(o.config_path), o);
-  validate_model_config(config, o.config_path);
+  install_preemption_handlers();
+  const ModelConfig config = apply_options(training_config(o), o);
+  validate_model_config(config, o.config_path.empty() ? o.model_path : o.config_path);
   resolve_batch_and_parallelism(config, o, dist.world().size());
   dist.set_tensor_parallel(static_cast<int>(o.tensor_parallel_size), o.threads);
   const ParallelLayout& layout = dist.layout();
@@ -97,6 +120,12 @@ int run_training(TrainOptions o, DistributedContext& dist) {
   const TensorParallel tp{&dist.tp(), config.sequence_parallel_enabled && layout.tp > 1};
   Llama model(config, tp, {o.seq_len, o.seed, config.selective_checkpoint_enabled,
                            o.use_mix_precision ? at::kBFloat16 : at::kFloat});
+  const std::string checkpoints = o.output_dir + "/checkpoints";
+  const std::string resume = resolve_checkpoint(o.resume_ckpt, checkpoints);
+  if (resume.empty() && !o.model_path.empty()) {
+    load_hf_weights(o.model_path, model, layout.tp_rank);
+    spdlog::info("initialized from the Hugging Face model in {}", o.model_path);
+  }
   ShardedAdamW optimizer(model.parameters(), dist.tp(), dist.dp(), adamw_options(o, tp.sequence_parallel));
   spdlog::info("optimizer state: {} per rank (measured)", format_bytes(optimizer.state_bytes()));
   const LrSchedule schedule{o.lr, o.min_lr, o.warmup_steps, o.max_steps, o.lr_schedule};
@@ -104,12 +133,31 @@ int run_training(TrainOptions o, DistributedContext& dist) {
   const DataSources data = open_data(config, o, step_samples);
   const double step_flops = flops_per_token(config, o.seq_len) * o.seq_len * step_samples;
 
-  for (int64_t step = 0; step < o.max_steps; ++step) {
+  TrainingState state{0, 0, 0, o.seed};
+  if (!resume.empty()) {
+    state = load_checkpoint(resume, model, optimizer, dist);
+    if (state.seed != o.seed)
+      spdlog::warn("resuming with --seed {} but the checkpoint was trained with seed {}: the data order changes",
+                   o.seed, state.seed);
+    spdlog::info("resumed from {}: step {}, {} samples consumed", resume, state.step, state.consumed_samples);
+  }
+  const auto save = [&] {
+    const auto start = std::chrono::steady_clock::now();
+    const std::string dir = save_checkpoint(checkpoints, o.keep_last, model, optimizer, state, dist);
+    spdlog::info("checkpoint {} saved in {:.2f} s (peak RSS {})", dir,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                 format_bytes(peak_rss_bytes()));
+  };
+
+  const int64_t stop_step =
+      o.steps_this_run > 0 ? std::min(o.max_steps, state.step + o.steps_this_run) : o.max_steps;
+  while (state.step < stop_step) {
     const auto start = std::chrono::steady_clock::now();
     optimizer.zero_grad();
     at::Tensor loss_sum = at::zeros({1}, at::kDouble);
     for (int64_t micro = 0; micro < o.grad_accum_usteps; ++micro) {
-      const int64_t first = first_sample(step, micro, layout.dp_rank, o.batch_size, o.grad_accum_usteps, layout.dp);
+      const int64_t first = state.consumed_samples +
+                            first_sample(0, micro, layout.dp_rank, o.batch_size, o.grad_accum_usteps, layout.dp);
       const at::Tensor batch = data.train->samples(first, o.batch_size);  // [b, s+1]
       const at::Tensor loss = model.loss(batch.narrow(1, 0, o.seq_len), batch.narrow(1, 1, o.seq_len)) /
                               static_cast<double>(o.grad_accum_usteps);
@@ -118,22 +166,26 @@ int run_training(TrainOptions o, DistributedContext& dist) {
     }
     dist.dp().all_reduce(loss_sum);
     StepMetrics m;
-    m.step = step + 1;
+    m.step = state.step + 1;
     m.max_steps = o.max_steps;
     m.loss = loss_sum.item<double>() / layout.dp;
-    m.lr = schedule.at(step + 1);
+    m.lr = schedule.at(m.step);
     const StepResult result = optimizer.step(m.lr);
     if (!result.applied)
-      throw RuntimeFailure(fmt::format("step {}: non-finite gradient norm {} (loss {}); step not applied", m.step,
-                                       result.grad_norm, m.loss));
+      throw RuntimeFailure(fmt::format("step {}: non-finite gradient norm {} (loss {}); step not applied, nothing "
+                                       "saved",
+                                       m.step, result.grad_norm, m.loss));
+    state.step = m.step;
+    state.consumed_samples += step_samples;
+    state.consumed_tokens += step_samples * o.seq_len;
     m.grad_norm = result.grad_norm;
     m.step_time_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     m.seq_per_s = step_samples / m.step_time_s;
     m.tokens_per_s = m.seq_per_s * o.seq_len;
     m.mfu = step_flops / m.step_time_s / (peak_flops * layout.world);
     m.peak_rss_bytes = peak_rss_bytes();
-    m.consumed_tokens = m.step * step_samples * o.seq_len;
-    const bool last = m.step == o.max_steps;
+    m.consumed_tokens = state.consumed_tokens;
+    const bool last = m.step == stop_step;
     if (data.validation && o.eval_interval > 0 && (m.step % o.eval_interval == 0 || last)) {
       m.val_loss = evaluate(model, *data.validation, data.validation_offset, o, dist);
       spdlog::info("step {}/{} validation loss {:.4f} (perplexity {:.2f}) over {} samples", m.step, o.max_steps,
@@ -145,6 +197,13 @@ int run_training(TrainOptions o, DistributedContext& dist) {
                    "peak_rss {}",
                    m.step, o.max_steps, m.loss, m.lr, m.grad_norm, m.tokens_per_s, 100 * m.mfu, m.step_time_s,
                    format_bytes(m.peak_rss_bytes));
+    if (stop_requested(dist)) {
+      save();
+      spdlog::warn("stopped by signal after step {}; checkpoint saved; exit status {} (requeue to continue)", m.step,
+                   kExitPreempted);
+      return kExitPreempted;
+    }
+    if (last || (o.checkpoint_freq > 0 && m.step % o.checkpoint_freq == 0)) save();
   }
   return 0;
 }

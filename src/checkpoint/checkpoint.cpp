@@ -1,0 +1,290 @@
+// Sharded, atomic, resharding checkpoints.
+#include "llama2/checkpoint.h"
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "llama2/adamw.h"
+#include "llama2/communicator.h"
+#include "llama2/errors.h"
+#include "llama2/file_io.h"
+#include "llama2/llama.h"
+#include "llama2/safetensors.h"
+
+namespace llama2 {
+namespace fs = std::filesystem;
+namespace {
+
+std::string rank_file(int64_t world_rank) { return fmt::format("rank-{:05d}.safetensors", world_rank); }
+
+void write_text(const std::string& path, const std::string& text) {
+  AtomicFile file(path);
+  file.write(text.data(), text.size());
+  file.commit();
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void prune(const std::string& root, int64_t keep_last) {
+  if (keep_last <= 0) return;
+  std::vector<fs::path> complete;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name.rfind("step-", 0) == 0 && name.find('.') == std::string::npos)
+      complete.push_back(entry.path());
+  }
+  std::sort(complete.begin(), complete.end());
+  for (size_t i = 0; i + static_cast<size_t>(keep_last) < complete.size(); ++i) fs::remove_all(complete[i]);
+}
+
+// Flat offsets of the parameters (flat_order) for the layout `params` at TP degree `tp`.
+std::vector<int64_t> flat_offsets(const std::vector<Parameter>& params, int64_t tp, int64_t* total) {
+  std::vector<int64_t> offsets(params.size());
+  int64_t offset = 0;
+  for (size_t i : flat_order(params)) {
+    offsets[i] = offset;
+    int64_t n = 1;
+    for (int64_t d : local_shape(params[i], tp)) n *= d;
+    offset += n;
+  }
+  *total = offset;
+  return offsets;
+}
+
+// Copies the part of `local` (a parameter's new shard, flattened) that falls in this rank's optimizer
+// shard [shard_begin, shard_begin + shard.numel()) given the parameter's flat offset.
+void place(const at::Tensor& local, int64_t offset, at::Tensor& shard, int64_t shard_begin) {
+  const at::Tensor flat = local.reshape({-1});
+  const int64_t lo = std::max(offset, shard_begin);
+  const int64_t hi = std::min(offset + flat.numel(), shard_begin + shard.numel());
+  if (lo < hi) shard.narrow(0, lo - shard_begin, hi - lo).copy_(flat.narrow(0, lo - offset, hi - lo));
+}
+
+}  // namespace
+
+struct CheckpointReader::Impl {
+  std::string dir;
+  nlohmann::json meta;
+  ModelConfig config;
+  int64_t tp = 1, dp = 1, optimizer_shards = 1, numel = 0, shard_numel = 0;
+  bool bf16 = false;
+  std::vector<Parameter> params;
+  std::vector<int64_t> offsets;
+  std::map<int64_t, std::unique_ptr<SafetensorsReader>> files;
+
+  SafetensorsReader& file(int64_t world_rank) {
+    auto it = files.find(world_rank);
+    if (it != files.end()) return *it->second;
+    const std::string name = rank_file(world_rank);
+    const std::string path = dir + "/" + name;
+    if (!fs::exists(path)) throw BadInput(path + ": checkpoint shard is missing");
+    auto reader = std::make_unique<SafetensorsReader>(path);
+    const auto& listed = meta.at("files");
+    if (!listed.contains(name) || listed[name].get<uint32_t>() != reader->file_crc32c())
+      throw BadInput(path + ": checksum mismatch (the file is corrupted or from another checkpoint)");
+    return *files.emplace(world_rank, std::move(reader)).first->second;
+  }
+};
+
+CheckpointReader::CheckpointReader(const std::string& dir) : impl_(std::make_unique<Impl>()) {
+  Impl& c = *impl_;
+  c.dir = dir;
+  const std::string meta_path = dir + "/meta.json";
+  if (!fs::exists(meta_path)) throw BadInput(dir + ": not a complete checkpoint (no meta.json)");
+  try {
+    c.meta = nlohmann::json::parse(read_text(meta_path));
+    if (c.meta.at("format").get<std::string>() != "llama2_pretrain checkpoint")
+      throw BadInput(meta_path + ": key 'format' is not \"llama2_pretrain checkpoint\"");
+    if (c.meta.at("version").get<uint32_t>() != kCheckpointVersion)
+      throw BadInput(fmt::format("{}: format version {}; expected {}", meta_path, c.meta.at("version").dump(),
+                                 kCheckpointVersion));
+    c.tp = c.meta.at("tp").get<int64_t>();
+    c.dp = c.meta.at("dp").get<int64_t>();
+    c.optimizer_shards = c.meta.at("optimizer_shards").get<int64_t>();
+    c.bf16 = c.meta.at("dtype").get<std::string>() == "BF16";
+    if (c.tp < 1 || c.dp < 1 || c.optimizer_shards < 1 || c.optimizer_shards > c.dp)
+      throw BadInput(meta_path + ": invalid layout (tp, dp, optimizer_shards)");
+    c.config = model_config_from_json(c.meta.at("config").dump(), meta_path + " config");
+    for (const char* key : {"step", "optimizer_step", "consumed_samples", "consumed_tokens", "seed"}) c.meta.at(key);
+  } catch (const nlohmann::json::exception& e) {
+    throw BadInput(meta_path + ": malformed (" + e.what() + ")");
+  }
+  c.params = parameter_layout(c.config, c.tp);
+  c.offsets = flat_offsets(c.params, c.tp, &c.numel);
+  const int64_t padded = (c.numel + c.optimizer_shards - 1) / c.optimizer_shards * c.optimizer_shards;
+  c.shard_numel = padded / c.optimizer_shards;
+}
+
+CheckpointReader::~CheckpointReader() = default;
+const ModelConfig& CheckpointReader::config() const { return impl_->config; }
+int64_t CheckpointReader::tp() const { return impl_->tp; }
+int64_t CheckpointReader::optimizer_step() const { return impl_->meta.at("optimizer_step").get<int64_t>(); }
+
+TrainingState CheckpointReader::state() const {
+  const nlohmann::json& m = impl_->meta;
+  return {m.at("step").get<int64_t>(), m.at("consumed_samples").get<int64_t>(), m.at("consumed_tokens").get<int64_t>(),
+          m.at("seed").get<uint64_t>()};
+}
+
+at::Tensor CheckpointReader::weights(size_t i, int64_t t) {
+  if (impl_->bf16) return optimizer_state("master", i, t);
+  return impl_->file(t).read("model." + impl_->params[i].name).to(at::kFloat);
+}
+
+at::Tensor CheckpointReader::optimizer_state(const std::string& name, size_t i, int64_t t) {
+  Impl& c = *impl_;
+  const auto shape = local_shape(c.params[i], c.tp);
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  at::Tensor out = at::empty({n}, at::kFloat);
+  for (int64_t done = 0; done < n;) {  // the range may span several DP shards (files)
+    const int64_t position = c.offsets[i] + done, d = position / c.shard_numel;
+    const int64_t count = std::min(n - done, (d + 1) * c.shard_numel - position);
+    out.narrow(0, done, count)
+        .copy_(c.file(d * c.tp + t).read_range("optim." + name, position - d * c.shard_numel, count));
+    done += count;
+  }
+  return out.view(shape);
+}
+
+at::Tensor CheckpointReader::full_weights(size_t i) {
+  std::vector<at::Tensor> shards;
+  for (int64_t t = 0; t < impl_->tp; ++t) shards.push_back(weights(i, t));
+  return unshard(shards, impl_->params[i].spec);
+}
+
+std::string save_checkpoint(const std::string& root, int64_t keep_last, const Llama& model,
+                            const ShardedAdamW& optimizer, const TrainingState& state, const DistributedContext& dist) {
+  const ParallelLayout& l = dist.layout();
+  const std::string name = fmt::format("step-{:08d}", state.step);
+  const std::string final_dir = root + "/" + name, tmp_dir = final_dir + ".tmp";
+  if (l.rank == 0) {
+    fs::create_directories(root);
+    fs::remove_all(tmp_dir);  // a save that died midway
+    fs::create_directories(tmp_dir);
+  }
+  dist.world().barrier();
+
+  SafetensorsWriter writer({{"tp_rank", std::to_string(l.tp_rank)}, {"dp_rank", std::to_string(l.dp_rank)}});
+  if (l.dp_rank == 0)
+    for (const Parameter& p : model.parameters()) writer.add("model." + p.name, p.value.detach());
+  const int64_t optimizer_shards = optimizer.zero_1() ? l.dp : 1;
+  auto& opt = const_cast<ShardedAdamW&>(optimizer);
+  if (l.dp_rank < optimizer_shards) {
+    writer.add("optim.exp_avg", opt.exp_avg());
+    writer.add("optim.exp_avg_sq", opt.exp_avg_sq());
+    if (opt.separate_master()) writer.add("optim.master", opt.master());
+  }
+  const uint32_t crc = writer.write(tmp_dir + "/" + rank_file(l.rank));
+  const at::Tensor crcs = dist.world().all_gather(at::tensor({static_cast<int64_t>(crc)}, at::kLong));
+
+  if (l.rank == 0) {
+    nlohmann::json files = nlohmann::json::object();
+    for (int64_t r = 0; r < l.world; ++r) files[rank_file(r)] = static_cast<uint32_t>(crcs[r].item<int64_t>());
+    const nlohmann::json meta = {
+        {"format", "llama2_pretrain checkpoint"}, {"version", kCheckpointVersion},
+        {"step", state.step}, {"optimizer_step", optimizer.step_count()},
+        {"consumed_samples", state.consumed_samples}, {"consumed_tokens", state.consumed_tokens},
+        {"seed", state.seed}, {"tp", l.tp}, {"dp", l.dp}, {"world", l.world},
+        {"optimizer_shards", optimizer_shards}, {"dtype", opt.separate_master() ? "BF16" : "F32"},
+        {"config", nlohmann::json::parse(model_config_to_json(model.config()))}, {"files", files}};
+    write_text(tmp_dir + "/meta.json", meta.dump(2) + "\n");
+    fs::rename(tmp_dir, final_dir);
+    sync_directory(root);
+    write_text(root + "/latest", name + "\n");  // only now does `latest` move
+    prune(root, keep_last);
+  }
+  dist.world().barrier();
+  return final_dir;
+}
+
+std::string resolve_checkpoint(const std::string& explicit_dir, const std::string& root) {
+  const auto from_latest = [](const std::string& dir) {
+    std::string name = read_text(dir + "/latest");
+    name.erase(name.find_last_not_of(" \n\r\t") + 1);
+    if (name.empty() || name.find('/') != std::string::npos || !fs::exists(dir + "/" + name + "/meta.json"))
+      throw BadInput(dir + "/latest names '" + name + "', which is not a complete checkpoint in " + dir);
+    return dir + "/" + name;
+  };
+  if (!explicit_dir.empty()) {
+    if (fs::exists(explicit_dir + "/meta.json")) return explicit_dir;
+    if (fs::exists(explicit_dir + "/latest")) return from_latest(explicit_dir);
+    throw BadInput("--resume_ckpt = " + explicit_dir + ": not a checkpoint (no meta.json) nor a directory with 'latest'");
+  }
+  return fs::exists(root + "/latest") ? from_latest(root) : "";
+}
+
+namespace {
+
+// Parameter i's shard on this rank from the checkpoint's shards: read directly at the same tp, else
+// through the full tensor.
+at::Tensor reshard(const CheckpointReader& checkpoint, const Parameter& param, int64_t tp, int64_t tp_rank,
+                   const std::function<at::Tensor(int64_t)>& saved_shard) {
+  if (checkpoint.tp() == tp) return saved_shard(tp_rank);
+  std::vector<at::Tensor> shards;
+  for (int64_t t = 0; t < checkpoint.tp(); ++t) shards.push_back(saved_shard(t));
+  return shard(unshard(shards, param.spec), param.spec, tp, tp_rank);
+}
+
+void require_same_model(const CheckpointReader& checkpoint, const ModelConfig& config, const std::string& dir) {
+  const auto differences = config_differences(checkpoint.config(), config);
+  if (differences.empty()) return;
+  std::string keys;
+  for (const auto& k : differences) keys += (keys.empty() ? "" : ", ") + k;
+  throw BadInput(dir + ": saved with a different model config (keys differ: " + keys +
+                 "); expected the same config.json");
+}
+
+}  // namespace
+
+void load_weights(CheckpointReader& checkpoint, Llama& model, int64_t tp_rank) {
+  c10::AutoGradMode no_grad(false);
+  const int64_t tp = model.tensor_parallel().comm->size();
+  std::vector<Parameter>& params = model.parameters();
+  for (size_t i = 0; i < params.size(); ++i)
+    params[i].value.copy_(reshard(checkpoint, params[i], tp, tp_rank, [&](int64_t t) { return checkpoint.weights(i, t); }));
+}
+
+TrainingState load_checkpoint(const std::string& dir, Llama& model, ShardedAdamW& optimizer,
+                              const DistributedContext& dist) {
+  c10::AutoGradMode no_grad(false);
+  CheckpointReader checkpoint(dir);
+  require_same_model(checkpoint, model.config(), dir);
+  std::vector<Parameter>& params = model.parameters();
+  const int64_t tp = dist.layout().tp, tp_rank = dist.layout().tp_rank;
+  int64_t numel = 0;
+  const std::vector<int64_t> offsets = flat_offsets(params, tp, &numel);
+  const int64_t shard_begin = optimizer.shard_offset();
+  load_weights(checkpoint, model, tp_rank);
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (optimizer.separate_master()) {
+      const at::Tensor weights = reshard(checkpoint, params[i], tp, tp_rank, [&](int64_t t) { return checkpoint.weights(i, t); });
+      place(weights, offsets[i], optimizer.master(), shard_begin);
+    }
+    for (const char* name : {"exp_avg", "exp_avg_sq"}) {
+      at::Tensor& state = std::string(name) == "exp_avg" ? optimizer.exp_avg() : optimizer.exp_avg_sq();
+      place(reshard(checkpoint, params[i], tp, tp_rank, [&](int64_t t) { return checkpoint.optimizer_state(name, i, t); }),
+            offsets[i], state, shard_begin);
+    }
+  }
+  optimizer.set_step_count(checkpoint.optimizer_step());
+  dist.world().barrier();
+  return checkpoint.state();
+}
+
+}  // namespace llama2

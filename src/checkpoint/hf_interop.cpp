@@ -1,0 +1,150 @@
+// Hugging Face Llama names/shapes ↔ the fused, TP-sharded parameters.
+#include "llama2/hf_interop.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "llama2/checkpoint.h"
+#include "llama2/communicator.h"
+#include "llama2/errors.h"
+#include "llama2/file_io.h"
+#include "llama2/llama.h"
+#include "llama2/metrics.h"
+#include "llama2/safetensors.h"
+
+namespace llama2 {
+namespace fs = std::filesystem;
+namespace {
+
+struct Piece {
+  std::string hf_name;
+  int64_t rows;  // along dim 0 of the fused full tensor
+};
+
+// The HF tensors a (fused) parameter is made of, in row order.
+std::vector<Piece> hf_pieces(const Parameter& p, const ModelConfig& c) {
+  const auto replace = [&](const std::string& fused, const std::string& by) {
+    return p.name.substr(0, p.name.find(fused)) + by + ".weight";
+  };
+  const int64_t q_rows = c.num_attention_heads * c.head_dim(), kv_rows = c.num_key_value_heads * c.head_dim();
+  if (p.name.find("qkv_proj") != std::string::npos)
+    return {{replace("qkv_proj", "q_proj"), q_rows}, {replace("qkv_proj", "k_proj"), kv_rows},
+            {replace("qkv_proj", "v_proj"), kv_rows}};
+  if (p.name.find("gate_up_proj") != std::string::npos)
+    return {{replace("gate_up_proj", "gate_proj"), c.intermediate_size},
+            {replace("gate_up_proj", "up_proj"), c.intermediate_size}};
+  return {{p.name, p.full_shape[0]}};
+}
+
+std::vector<int64_t> piece_shape(const Parameter& p, const Piece& piece) {
+  std::vector<int64_t> shape = p.full_shape;
+  shape[0] = piece.rows;
+  return shape;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  AtomicFile file(path);
+  file.write(text.data(), text.size());
+  file.commit();
+}
+
+}  // namespace
+
+int export_hf(const std::string& checkpoint_dir, const std::string& output_dir, int64_t max_shard_bytes) {
+  CheckpointReader checkpoint(checkpoint_dir);
+  const ModelConfig& c = checkpoint.config();
+  const std::vector<Parameter> params = parameter_layout(c, checkpoint.tp());
+  ensure_directory(output_dir, "--output");
+  // Assign whole parameters to files up front, so file names are known before writing.
+  std::vector<int> file_of(params.size());
+  int files = 1;
+  int64_t bytes = 0, total = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    int64_t n = 4;
+    for (int64_t d : params[i].full_shape) n *= d;
+    if (bytes > 0 && bytes + n > max_shard_bytes) ++files, bytes = 0;
+    file_of[i] = files;
+    bytes += n;
+    total += n;
+  }
+  const auto file_name = [&](int f) {
+    return files == 1 ? std::string("model.safetensors") : fmt::format("model-{:05d}-of-{:05d}.safetensors", f, files);
+  };
+  nlohmann::json weight_map = nlohmann::json::object();
+  for (int f = 1; f <= files; ++f) {
+    SafetensorsWriter writer(std::map<std::string, std::string>{{"format", "pt"}});
+    std::vector<at::Tensor> keep;  // the full tensors this file's pieces view
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (file_of[i] != f) continue;
+      keep.push_back(checkpoint.full_weights(i).contiguous());
+      int64_t row = 0;
+      for (const Piece& piece : hf_pieces(params[i], c)) {
+        writer.add(piece.hf_name, keep.back().narrow(0, row, piece.rows));
+        weight_map[piece.hf_name] = file_name(f);
+        row += piece.rows;
+      }
+    }
+    writer.write(output_dir + "/" + file_name(f));
+  }
+  if (files > 1)
+    write_text(output_dir + "/model.safetensors.index.json",
+               nlohmann::json{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}.dump(2) + "\n");
+  nlohmann::json config = nlohmann::json::parse(model_config_to_json(c));
+  config["torch_dtype"] = "float32";
+  write_text(output_dir + "/config.json", config.dump(2) + "\n");
+  return files;
+}
+
+ModelConfig load_hf_config(const std::string& model_dir) { return load_model_config(model_dir + "/config.json"); }
+
+void load_hf_weights(const std::string& model_dir, Llama& model, int64_t tp_rank) {
+  c10::AutoGradMode no_grad(false);
+  // HF name → file: the index's weight_map, or every tensor of model.safetensors.
+  std::map<std::string, std::string> file_of;
+  const std::string index_path = model_dir + "/model.safetensors.index.json";
+  if (fs::exists(index_path)) {
+    try {
+      std::ifstream in(index_path);
+      for (const auto& [name, file] : nlohmann::json::parse(in).at("weight_map").items())
+        file_of[name] = model_dir + "/" + file.get<std::string>();
+    } catch (const nlohmann::json::exception& e) {
+      throw BadInput(index_path + ": malformed (" + e.what() + "); expected a weight_map of tensor → file");
+    }
+  } else if (!fs::exists(model_dir + "/model.safetensors")) {
+    throw BadInput("--model_path = " + model_dir + ": no model.safetensors or model.safetensors.index.json");
+  }
+  std::map<std::string, std::unique_ptr<SafetensorsReader>> readers;
+  const auto reader = [&](const std::string& name) -> SafetensorsReader& {
+    const auto it = file_of.find(name);
+    const std::string path = it != file_of.end() ? it->second : model_dir + "/model.safetensors";
+    auto& r = readers[path];
+    if (!r) r = std::make_unique<SafetensorsReader>(path);
+    return *r;
+  };
+  const int64_t tp = model.tensor_parallel().comm->size();
+  for (Parameter& p : model.parameters()) {
+    std::vector<at::Tensor> pieces;
+    for (const Piece& piece : hf_pieces(p, model.config())) {
+      SafetensorsReader& r = reader(piece.hf_name);
+      const TensorEntry& e = r.entry(piece.hf_name);
+      if (e.shape != piece_shape(p, piece))
+        throw BadInput(fmt::format("{}: tensor '{}' has shape {} but the config needs {}", r.path(), piece.hf_name,
+                                   c10::str(e.shape), c10::str(piece_shape(p, piece))));
+      if (e.dtype != "F32" && e.dtype != "BF16" && e.dtype != "F64")
+        throw BadInput(fmt::format("{}: tensor '{}' has dtype {}; expected F32, BF16 or F64", r.path(), piece.hf_name,
+                                   e.dtype));
+      pieces.push_back(r.read(piece.hf_name).to(at::kFloat));
+    }
+    p.value.copy_(shard(at::cat(pieces, 0), p.spec, tp, tp_rank));
+  }
+}
+
+}  // namespace llama2

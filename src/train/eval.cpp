@@ -1,0 +1,67 @@
+// eval: loss and perplexity of a model on a text, windows spread over DP ranks.
+#include "llama2/eval.h"
+
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <fmt/format.h>
+
+#include "llama2/checkpoint.h"
+#include "llama2/communicator.h"
+#include "llama2/errors.h"
+#include "llama2/hf_interop.h"
+#include "llama2/llama.h"
+#include "llama2/tokenizer.h"
+
+namespace llama2 {
+
+EvalResult run_eval(const EvalOptions& o, DistributedContext& dist) {
+  if (o.model_path.empty() == o.checkpoint.empty())
+    throw BadInput("eval needs exactly one of --model_path DIR (Hugging Face) or --checkpoint DIR");
+  std::unique_ptr<CheckpointReader> checkpoint;
+  if (!o.checkpoint.empty()) checkpoint = std::make_unique<CheckpointReader>(resolve_checkpoint(o.checkpoint, ""));
+  ModelConfig config = checkpoint ? checkpoint->config() : load_hf_config(o.model_path);
+  config.max_position_embeddings = std::max(config.max_position_embeddings, o.seq_len);
+
+  std::ifstream in(o.text, std::ios::binary);
+  if (!in) throw BadInput("--text = " + o.text + ": cannot read file");
+  std::stringstream text;
+  text << in.rdbuf();
+  const Tokenizer tokenizer(o.tokenizer);
+  std::vector<int> ids = tokenizer.encode(text.str());
+  ids.insert(ids.begin(), tokenizer.bos_id());
+  const int64_t windows = (static_cast<int64_t>(ids.size()) - 1) / o.seq_len;
+  if (windows < 1)
+    throw BadInput(fmt::format("--text = {}: {} tokens make no window of --seq_len {} + 1", o.text, ids.size(), o.seq_len));
+  for (int id : ids)
+    if (id >= config.vocab_size)
+      throw BadInput(fmt::format("--tokenizer = {}: token id {} >= the model's vocab_size {}", o.tokenizer, id,
+                                 config.vocab_size));
+
+  dist.set_tensor_parallel(static_cast<int>(o.tensor_parallel_size), o.threads);
+  apply_threads(dist.layout());
+  const ParallelLayout& l = dist.layout();
+  Llama model(config, {&dist.tp(), false}, {o.seq_len, 0, false, at::kFloat});
+  if (checkpoint) load_weights(*checkpoint, model, l.tp_rank);
+  else load_hf_weights(o.model_path, model, l.tp_rank);
+
+  c10::AutoGradMode no_grad(false);
+  const at::Tensor all = at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong);
+  at::Tensor sum = at::zeros({1}, at::kDouble);
+  for (int64_t w = l.dp_rank; w < windows; w += l.dp) {
+    const at::Tensor window = all.narrow(0, w * o.seq_len, o.seq_len + 1).unsqueeze(0);  // [1, N+1]
+    sum += model.loss(window.narrow(1, 0, o.seq_len), window.narrow(1, 1, o.seq_len)).to(at::kDouble) * o.seq_len;
+  }
+  dist.dp().all_reduce(sum);
+  EvalResult r;
+  r.tokens = windows * o.seq_len;
+  r.loss = sum.item<double>() / static_cast<double>(r.tokens);
+  r.perplexity = std::exp(r.loss);
+  return r;
+}
+
+}  // namespace llama2
