@@ -113,7 +113,8 @@ void load_hf_weights(const std::string& model_dir, Llama& model, int64_t tp_rank
   if (fs::exists(index_path)) {
     try {
       std::ifstream in(index_path);
-      for (const auto& [name, file] : nlohmann::json::parse(in).at("weight_map").items())
+      const nlohmann::json index = nlohmann::json::parse(in);
+      for (const auto& [name, file] : index.at("weight_map").items())
         file_of[name] = model_dir + "/" + file.get<std::string>();
     } catch (const nlohmann::json::exception& e) {
       throw BadInput(index_path + ": malformed (" + e.what() + "); expected a weight_map of tensor → file");
@@ -136,8 +137,8 @@ void load_hf_weights(const std::string& model_dir, Llama& model, int64_t tp_rank
       SafetensorsReader& r = reader(piece.hf_name);
       const TensorEntry& e = r.entry(piece.hf_name);
       if (e.shape != piece_shape(p, piece))
-        throw BadInput(fmt::format("{}: tensor '{}' has shape {} but the config needs {}", r.path(), piece.hf_name,
-                                   c10::str(e.shape), c10::str(piece_shape(p, piece))));
+        throw BadInput(fmt::format("{}: tensor '{}' has shape [{}] but the config needs [{}]", r.path(), piece.hf_name,
+                                   fmt::join(e.shape, ", "), fmt::join(piece_shape(p, piece), ", ")));
       if (e.dtype != "F32" && e.dtype != "BF16" && e.dtype != "F64")
         throw BadInput(fmt::format("{}: tensor '{}' has dtype {}; expected F32, BF16 or F64", r.path(), piece.hf_name,
                                    e.dtype));

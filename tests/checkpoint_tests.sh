@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Whole-job checkpoint tests of the binary. Usage: checkpoint_tests.sh CASE BINARY REPO_ROOT [MPIRUN...]
+#   resume     20 steps vs 10 + resume + 10 (tp=2, and ZeRO-1 dp=2): losses and final shards bitwise equal
+#   sigterm    SIGTERM to every rank at a random step → status 3 → rerun resumes → same losses as uninterrupted
+#   sigkill    SIGKILL at random instants during frequent saves → `latest` always loads (eval --checkpoint)
+#   reshard    a tp=2 checkpoint continued at tp=1, dp=2 and tp=2: the next loss equals the continued run's (1e-5)
+#   corrupt    missing shard, flipped bit, truncation, other config, unknown version: status 2, files untouched
+set -u
+case=$1 bin=$2 root=$3
+shift 3
+mpirun=("$@")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+base=("$bin" train --config "$root/configs/tiny.json" --synthetic_data --seq_len 32 --lr 3e-3 --warmup_steps 2
+      --log_interval 100)
+train=("${base[@]}" --batch_size 2 --max_steps 20)
+fail() { echo "FAIL: $*"; exit 1; }
+losses() { grep -o '"step":[0-9]*\|"loss":[^,}]*' "$1/metrics.jsonl" | paste - - | awk '{ v[$2] = $1 } END { for (s in v) print s, v[s] }' | sort -t: -k2 -n; }
+# Loss of step N in a run's metrics (the last record of that step).
+loss_at() { grep "\"step\":$2," "$1/metrics.jsonl" | tail -1 | grep -o '"loss":[^,}]*' | cut -d: -f2; }
+
+resume() {
+  for layout in "--tensor_parallel_size 2" "--use_zero_1=true"; do
+    "${mpirun[@]}" -np 2 "${train[@]}" $layout --output_dir "$work/a" >/dev/null 2>&1 || fail "uninterrupted run"
+    "${mpirun[@]}" -np 2 "${train[@]}" $layout --output_dir "$work/b" --steps_this_run 10 >/dev/null 2>&1 || fail "first half"
+    "${mpirun[@]}" -np 2 "${train[@]}" $layout --output_dir "$work/b" >"$work/log" 2>&1 || fail "second half"
+    grep -q "resumed from .*step-00000010" "$work/log" || fail "did not resume from step 10"
+    diff <(losses "$work/a") <(losses "$work/b") || fail "losses differ ($layout)"
+    for f in "$work"/a/checkpoints/step-00000020/rank-*.safetensors; do
+      cmp "$f" "$work/b/checkpoints/step-00000020/$(basename "$f")" || fail "final parameters differ ($layout)"
+    done
+    echo "ok: $layout: 20 losses and final shards bitwise equal after resume"
+    rm -rf "$work/a" "$work/b"
+  done
+}
+
+sigterm() {
+  local long=("${base[@]}" --batch_size 2 --max_steps 40 --tensor_parallel_size 2)
+  "${mpirun[@]}" -np 2 "${long[@]}" --output_dir "$work/a" >/dev/null 2>&1 || fail "reference"
+  "${mpirun[@]}" -np 2 "${long[@]}" --output_dir "$work/b" >/dev/null 2>&1 &
+  job=$!
+  target=$(( RANDOM % 25 + 3 ))
+  for _ in $(seq 600); do
+    [[ -f "$work/b/metrics.jsonl" && $(wc -l <"$work/b/metrics.jsonl") -ge $target ]] && break
+    sleep 0.05
+  done
+  pkill -TERM -f -- "^$bin train .*--output_dir $work/b"  # every rank, as Slurm signals each task; not mpirun
+  wait $job
+  status=$?
+  [[ $status -eq 3 ]] || fail "status $status after SIGTERM near step $target, expected 3"
+  stopped=$(wc -l <"$work/b/metrics.jsonl")
+  "${mpirun[@]}" -np 2 "${long[@]}" --output_dir "$work/b" >/dev/null 2>&1 || fail "restart"
+  diff <(losses "$work/a") <(losses "$work/b") || fail "losses differ after SIGTERM and restart"
+  echo "ok: SIGTERM after step $stopped → status 3 → restart → all 40 losses equal the uninterrupted run"
+}
+
+sigkill() {
+  cat >"$work/mid.json" <<JSON
+{"vocab_size": 32000, "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
+ "num_attention_heads": 4, "hidden_act": "silu"}
+JSON
+  head -c 4000 "$root/assets/sotu/2021_joseph_r_biden_d.txt" >"$work/text.txt"
+  for attempt in 1 2 3 4 5; do
+    "$bin" train --config "$work/mid.json" --synthetic_data --seq_len 16 --batch_size 1 --max_steps 1000 \
+      --checkpoint_freq 1 --keep_last 2 --output_dir "$work/run" >/dev/null 2>&1 &
+    job=$!
+    sleep "$(awk -v r=$RANDOM 'BEGIN { print 1.5 + r / 32768 * 2.5 }')"
+    kill -KILL $job
+    wait $job 2>/dev/null
+    latest=$(cat "$work/run/checkpoints/latest" 2>/dev/null) || continue
+    "$bin" eval --checkpoint "$work/run/checkpoints" --tokenizer "$root/assets/tokenizer.model" --text "$work/text.txt" \
+      --seq_len 16 >"$work/eval" 2>&1 || { cat "$work/eval"; fail "latest ($latest) does not load after SIGKILL $attempt"; }
+    echo "ok: SIGKILL $attempt: latest = $latest loads ($(ls "$work/run/checkpoints" | tr '\n' ' '))"
+  done
+}
+
+reshard() {
+  "${mpirun[@]}" -np 2 "${train[@]}" --tensor_parallel_size 2 --output_dir "$work/base" --steps_this_run 10 >/dev/null 2>&1 || fail "base"
+  ckpt="$work/base/checkpoints/step-00000010"
+  run_next() {  # NP TP OUT: the same global batch of 2 samples at any dp
+    "${mpirun[@]}" -np "$1" "${base[@]}" --max_steps 20 --batch_size $((2 * $2 / $1)) --tensor_parallel_size "$2" \
+      --resume_ckpt "$ckpt" --steps_this_run 1 \
+      --output_dir "$3" >"$3.log" 2>&1 || { cat "$3.log"; fail "continue at np $1 tp $2"; }
+    loss_at "$3" 11
+  }
+  ref=$(run_next 2 2 "$work/tp2")
+  for layout in "1 1" "2 1"; do
+    got=$(run_next $layout "$work/l${layout// /}")
+    awk -v a="$got" -v b="$ref" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b) }' ||
+      fail "step 11 loss $got at np/tp $layout vs $ref at tp=2"
+    echo "ok: tp=2 checkpoint continued at np/tp $layout: step-11 loss $got vs $ref"
+  done
+  # and back: a tp=1 checkpoint (saved by the np=1 run) continued at tp=2
+  "${mpirun[@]}" -np 2 "${train[@]}" --tensor_parallel_size 2 --resume_ckpt "$work/l11/checkpoints" --steps_this_run 1 \
+    --output_dir "$work/back" >/dev/null 2>&1 || fail "tp=1 → tp=2"
+  echo "ok: tp=1 checkpoint loads at tp=2 (step-12 loss $(loss_at "$work/back" 12))"
+}
+
+corrupt() {
+  "${mpirun[@]}" -np 2 "${train[@]}" --tensor_parallel_size 2 --output_dir "$work/base" --steps_this_run 2 >/dev/null 2>&1 || fail "base"
+  good="$work/base/checkpoints/step-00000002"
+  expect() {  # NAME FRAGMENT EDIT-COMMAND...: corrupt a copy, resume from it, expect status 2 + message, copy unchanged
+    local name=$1 fragment=$2
+    shift 2
+    rm -rf "$work/$name" && cp -r "$good" "$work/$name" && (cd "$work/$name" && eval "$@")
+    local before after
+    before=$(cd "$work/$name" && find . -type f -exec md5sum {} + | sort)
+    "${mpirun[@]}" -np 2 "${train[@]}" --tensor_parallel_size 2 --resume_ckpt "$work/$name" --output_dir "$work/out-$name" \
+      >"$work/$name.log" 2>&1
+    local status=$?
+    after=$(cd "$work/$name" && find . -type f -exec md5sum {} + | sort)
+    [[ $status -eq 2 ]] || { tail -5 "$work/$name.log"; fail "$name: status $status, expected 2"; }
+    grep -qF -- "$fragment" "$work/$name.log" || { tail -5 "$work/$name.log"; fail "$name: message lacks '$fragment'"; }
+    [[ "$before" == "$after" ]] || fail "$name: the checkpoint's files were modified"
+    [[ ! -d "$work/out-$name/checkpoints" ]] || fail "$name: a new checkpoint was written"
+    echo "ok: $name → status 2: $(grep -o "error: .*" "$work/$name.log" | head -1)"
+  }
+  expect missing_shard "rank-00001.safetensors: checkpoint shard is missing" rm rank-00001.safetensors
+  expect bit_flip "checksum mismatch" 'printf "\x55" | dd of=rank-00000.safetensors bs=1 seek=5000 conv=notrunc status=none'
+  expect truncated "truncated file" truncate -s -1000 rank-00001.safetensors
+  expect other_config "keys differ: hidden_size, intermediate_size" 'sed -i "s/\"hidden_size\": 64/\"hidden_size\": 128/; s/\"intermediate_size\": 176/\"intermediate_size\": 352/" meta.json'
+  expect unknown_version "format version 99; expected 1" 'sed -i "s/\"version\": 1/\"version\": 99/" meta.json'
+  expect no_meta "not a checkpoint (no meta.json)" rm meta.json
+}
+
+"$case"
