@@ -9,6 +9,8 @@ packages=(
   libsentencepiece-dev sentencepiece
   nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev
   libprotobuf-dev protobuf-compiler
+  slurm-wlm munge                    # scripts/local-slurm.sh and the Slurm launch test
+  python3 python3-matplotlib         # scripts/plot_metrics.py, tests/check_tfevents.py
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -17,4 +17,11 @@ mpirun -np 2 --oversubscribe --bind-to none "${root[@]}" \
   --data_dir data/sotu --tokenizer assets/tokenizer.model --batch_size 8 --seq_len 128 \
   --max_steps 300 --warmup_steps 30 --lr 3e-3 --log_interval 25 --eval_interval 100 --eval_iters 8 \
   --output_dir "$out"
-echo "main job done: per-step metrics (loss, val_loss, lr, grad_norm, tokens/s, MFU) in $out/metrics.jsonl"
+/usr/bin/python3 scripts/plot_metrics.py "$out" >/dev/null
+echo
+echo "main job done. Results in $out/:"
+echo "  metrics.jsonl        one JSON line per step (loss, val_loss, lr, grad_norm, tokens/s, MFU, peak RSS)"
+echo "  metrics.png          loss, learning rate, gradient norm and tokens/s"
+echo "  tensorboard/         TensorBoard event files (tensorboard --logdir $out/tensorboard)"
+echo "  results.json         final loss, throughput, steps, time"
+echo "  checkpoints/latest → $(cat "$out/checkpoints/latest")   (export with: build/llama2_pretrain export-hf --checkpoint $out/checkpoints --output hf-tiny)"

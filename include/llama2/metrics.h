@@ -1,10 +1,13 @@
-// Owns what a run reports per step: the JSON-lines file <output_dir>/metrics.jsonl (rank 0) and the
-// console line. Knows nothing of how the numbers were measured.
+// Owns what a run reports (rank 0): per step <output_dir>/metrics.jsonl and TensorBoard scalars in
+// <output_dir>/tensorboard/, and <output_dir>/results.json at the end. Knows nothing of how they were measured.
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <memory>
 #include <string>
+
+#include "llama2/tensorboard.h"
 
 namespace llama2 {
 
@@ -16,14 +19,25 @@ struct StepMetrics {
   double val_loss = std::nan("");  // set on evaluation steps only
 };
 
+struct RunSummary {
+  int64_t steps = 0, steps_this_run = 0, world = 1, tp = 1, dp = 1;
+  double final_loss = 0, final_val_loss = std::nan("");
+  double seconds = 0, tokens_per_s = 0, seq_per_s = 0, mfu = 0;  // this run, after its first step
+  int64_t peak_rss_bytes = 0;
+};
+
 class MetricsLog {
  public:
-  // Creates `output_dir` (BadInput if it cannot) and, when `writer`, opens metrics.jsonl for appending.
+  // Creates `output_dir` (BadInput if it cannot) and, when `writer`, opens metrics.jsonl for appending
+  // and a new TensorBoard event file.
   MetricsLog(const std::string& output_dir, bool writer);
   void write(const StepMetrics& m);
+  void finish(const RunSummary& summary);  // results.json (atomically)
 
  private:
+  std::string dir_;
   std::ofstream jsonl_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
 };
 
 // Creates `dir` and its parents; throws BadInput naming the directory and the reason.

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "llama2/errors.h"
+#include "llama2/file_io.h"
 
 namespace llama2 {
 
@@ -18,9 +19,11 @@ void ensure_directory(const std::string& dir, const std::string& flag) {
                    "); expected a writable path");
 }
 
-MetricsLog::MetricsLog(const std::string& output_dir, bool writer) {
+MetricsLog::MetricsLog(const std::string& output_dir, bool writer) : dir_(output_dir) {
   ensure_directory(output_dir, "--output_dir");
   if (!writer) return;
+  ensure_directory(output_dir + "/tensorboard", "--output_dir");
+  tensorboard_ = std::make_unique<TensorBoardWriter>(output_dir + "/tensorboard");
   const std::string path = output_dir + "/metrics.jsonl";
   jsonl_.open(path, std::ios::app);
   if (!jsonl_) throw BadInput("--output_dir = " + output_dir + ": cannot write " + path + "; expected a writable directory");
@@ -36,6 +39,23 @@ void MetricsLog::write(const StepMetrics& m) {
   if (std::isfinite(m.val_loss)) j["val_loss"] = m.val_loss;
   jsonl_ << j.dump() << '\n';
   jsonl_.flush();
+  for (const char* key : {"loss", "lr", "grad_norm", "tokens_per_s", "seq_per_s", "mfu", "val_loss"})
+    if (j.contains(key)) tensorboard_->scalar(std::string("train/") + key, m.step, j[key].get<double>());
+  tensorboard_->scalar("train/peak_rss_gib", m.step, m.peak_rss_bytes / 1073741824.0);
+  tensorboard_->flush();
+}
+
+void MetricsLog::finish(const RunSummary& s) {
+  if (!jsonl_.is_open()) return;
+  nlohmann::json j = {{"steps", s.steps}, {"steps_this_run", s.steps_this_run}, {"final_loss", s.final_loss},
+                      {"seconds", s.seconds}, {"tokens_per_s", s.tokens_per_s}, {"seq_per_s", s.seq_per_s},
+                      {"mfu", s.mfu}, {"peak_rss_bytes", s.peak_rss_bytes}, {"world", s.world}, {"tp", s.tp},
+                      {"dp", s.dp}};
+  if (std::isfinite(s.final_val_loss)) j["final_val_loss"] = s.final_val_loss;
+  const std::string text = j.dump(2) + "\n";
+  AtomicFile file(dir_ + "/results.json");
+  file.write(text.data(), text.size());
+  file.commit();
 }
 
 }  // namespace llama2

@@ -35,6 +35,11 @@ int64_t peak_rss_bytes() {
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;
 }
 
+std::string format_duration(double seconds) {
+  const auto s = static_cast<int64_t>(seconds);
+  return s >= 3600 ? fmt::format("{}h{:02d}m", s / 3600, s / 60 % 60) : fmt::format("{}m{:02d}s", s / 60, s % 60);
+}
+
 AdamWOptions adamw_options(const TrainOptions& o, bool sequence_parallel) {
   AdamWOptions a;
   a.sequence_parallel = sequence_parallel;
@@ -106,6 +111,10 @@ bool stop_requested(const DistributedContext& dist) {
 
 int run_training(TrainOptions o, DistributedContext& dist) {
   install_preemption_handlers();
+  if (o.log_all_ranks) {
+    spdlog::set_level(spdlog::level::info);
+    spdlog::set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S] [%l] [rank {}] %v", dist.world().rank()));
+  }
   const ModelConfig config = apply_options(training_config(o), o);
   validate_model_config(config, o.config_path.empty() ? o.model_path : o.config_path);
   resolve_batch_and_parallelism(config, o, dist.world().size());
@@ -135,7 +144,11 @@ int run_training(TrainOptions o, DistributedContext& dist) {
 
   TrainingState state{0, 0, 0, o.seed};
   if (!resume.empty()) {
+    const auto load_start = std::chrono::steady_clock::now();
     state = load_checkpoint(resume, model, optimizer, dist);
+    spdlog::info("checkpoint loaded in {:.2f} s (peak RSS {})",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count(),
+                 format_bytes(peak_rss_bytes()));
     if (state.seed != o.seed)
       spdlog::warn("resuming with --seed {} but the checkpoint was trained with seed {}: the data order changes",
                    o.seed, state.seed);
@@ -151,6 +164,19 @@ int run_training(TrainOptions o, DistributedContext& dist) {
 
   const int64_t stop_step =
       o.steps_this_run > 0 ? std::min(o.max_steps, state.step + o.steps_this_run) : o.max_steps;
+  RunSummary summary{state.step, 0, layout.world, layout.tp, layout.dp};
+  double timed_s = 0;  // steps of this run after its first (which pays start-up costs)
+  int64_t timed_steps = 0;
+  const auto finish = [&](int status) {
+    summary.steps = state.step;
+    summary.seq_per_s = timed_s > 0 ? timed_steps * step_samples / timed_s : 0;
+    summary.tokens_per_s = summary.seq_per_s * o.seq_len;
+    summary.mfu = timed_s > 0 ? timed_steps * step_flops / timed_s / (peak_flops * layout.world) : 0;
+    summary.peak_rss_bytes = peak_rss_bytes();
+    metrics.finish(summary);
+    return status;
+  };
+  const auto run_start = std::chrono::steady_clock::now();
   while (state.step < stop_step) {
     const auto start = std::chrono::steady_clock::now();
     optimizer.zero_grad();
@@ -192,20 +218,25 @@ int run_training(TrainOptions o, DistributedContext& dist) {
                    m.val_loss, std::exp(m.val_loss), o.eval_iters * o.batch_size * layout.dp);
     }
     metrics.write(m);
+    if (++summary.steps_this_run > 1) timed_s += m.step_time_s, ++timed_steps;
+    summary.final_loss = m.loss;
+    if (std::isfinite(m.val_loss)) summary.final_val_loss = m.val_loss;
+    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();
     if (m.step % o.log_interval == 0 || last)
       spdlog::info("step {}/{} loss {:.4f} lr {:.3e} grad_norm {:.3f} tokens/s {:.0f} MFU {:.1f}% step {:.3f} s "
-                   "peak_rss {}",
+                   "peak_rss {} ETA {}",
                    m.step, o.max_steps, m.loss, m.lr, m.grad_norm, m.tokens_per_s, 100 * m.mfu, m.step_time_s,
-                   format_bytes(m.peak_rss_bytes));
+                   format_bytes(m.peak_rss_bytes),
+                   format_duration(summary.seconds / summary.steps_this_run * (stop_step - m.step)));
     if (stop_requested(dist)) {
       save();
       spdlog::warn("stopped by signal after step {}; checkpoint saved; exit status {} (requeue to continue)", m.step,
                    kExitPreempted);
-      return kExitPreempted;
+      return finish(kExitPreempted);
     }
     if (last || (o.checkpoint_freq > 0 && m.step % o.checkpoint_freq == 0)) save();
   }
-  return 0;
+  return finish(0);
 }
 
 }  // namespace llama2

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Starts a real single-node Slurm (scripts/local-slurm.sh), then:
+#   1. sbatch --wait scripts/smoke.sbatch: the job completes, both ranks trained, the loss fell, a checkpoint exists;
+#   2. a longer smoke job gets `scancel --signal=USR1`: it saves, requeues itself and resumes to completion.
+# Usage: slurm_test.sh REPO_ROOT
+set -u
+root=$(realpath "$1")
+work=$(mktemp -d)
+export LOCAL_SLURM_DIR=$work/slurm LOCAL_SLURM_PORT=$(( 7000 + RANDOM % 2000 ))
+fail() { echo "FAIL: $*"; for f in "$work"/*.out; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
+cleanup() { bash "$root/scripts/local-slurm.sh" stop >/dev/null 2>&1; rm -rf "$work"; }
+trap cleanup EXIT
+setup=$(bash "$root/scripts/local-slurm.sh" start) || fail "local Slurm did not start: $setup"
+eval "$setup"
+
+# 1. The smoke job, waited for.
+sbatch --wait --chdir="$root" --output="$work/smoke-%j.out" --export=ALL,REPO="$root",OUT="$work/smoke" \
+  "$root/scripts/smoke.sbatch" >/dev/null || fail "smoke job did not complete successfully"
+log=$(cat "$work"/smoke-*.out)
+grep -q "\[rank 0\] step 60/60" <<<"$log" || fail "rank 0 did not reach step 60"
+grep -q "\[rank 1\] step 60/60" <<<"$log" || fail "rank 1 did not reach step 60"
+first=$(head -1 "$work/smoke/metrics.jsonl" | grep -o '"loss":[^,]*' | cut -d: -f2)
+last=$(tail -1 "$work/smoke/metrics.jsonl" | grep -o '"loss":[^,]*' | cut -d: -f2)
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 1) }' || fail "loss did not fall: $first → $last"
+[[ -f "$work/smoke/checkpoints/latest" ]] || fail "no checkpoint"
+echo "ok: smoke job completed on 2 ranks, loss $first → $last, checkpoint $(cat "$work/smoke/checkpoints/latest")"
+
+# 2. USR1 mid-run → save, requeue, resume, complete.
+job=$(sbatch --parsable --chdir="$root" --output="$work/long-%j.out" \
+  --export=ALL,REPO="$root",OUT="$work/long",MAX_STEPS=200 "$root/scripts/smoke.sbatch") || fail "submit"
+for _ in $(seq 600); do
+  [[ -f "$work/long/metrics.jsonl" && $(wc -l <"$work/long/metrics.jsonl") -ge 30 ]] && break
+  sleep 0.2
+done
+scancel --signal=USR1 "$job" || fail "scancel --signal=USR1"
+for _ in $(seq 900); do
+  squeue -h -j "$job" 2>/dev/null | grep -q . || break
+  sleep 0.5
+done
+squeue -h -j "$job" 2>/dev/null | grep -q . && fail "job $job still in the queue after 450 s"
+log=$(cat "$work"/long-*.out)
+grep -q "requeueing job $job" <<<"$log" || fail "the job did not requeue itself"
+grep -q "resumed from" <<<"$log" || fail "the requeued job did not resume"
+last_step=$(tail -1 "$work/long/metrics.jsonl" | grep -o '"step":[0-9]*' | cut -d: -f2)
+[[ "$last_step" == 200 ]] || fail "the resumed job ended at step $last_step, expected 200"
+echo "ok: USR1 → $(grep -o 'stopped by signal after step [0-9]*' <<<"$log" | head -1) → requeued → $(grep -o 'resumed from [^:]*' <<<"$log" | head -1) → step 200"
