@@ -5,6 +5,7 @@
 #include <functional>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "llama2/communicator.h"
@@ -12,6 +13,8 @@
 #include "llama2/checkpoint.h"
 #include "llama2/eval.h"
 #include "llama2/hf_interop.h"
+#include "llama2/layout.h"
+#include "llama2/matmul.h"
 #include "llama2/plan.h"
 #include "llama2/prepare_data.h"
 #include "llama2/trainer.h"
@@ -129,6 +132,26 @@ int run_prepare(const PrepareOptions& o) {
   return 0;
 }
 
+// GFLOP/s of oneDNN fp32 GEMMs on the model's own shapes with this process's threads; the best is the
+// machine's peak that scripts/bench.sh divides by.
+int run_gemm_peak(const TrainOptions& o) {
+  if (o.config_path.empty()) throw BadInput("--config FILE is required; expected a Hugging Face config.json");
+  const ModelConfig config = load_model_config(o.config_path);
+  ParallelLayout layout;
+  layout.threads = default_threads(o.threads, 1);
+  const std::string threads = apply_threads(layout);
+  double best = 0;
+  std::string shapes;
+  for (const GemmShape& g : model_gemm_shapes(config, o.batch_size * o.seq_len, o.tensor_parallel_size)) {
+    const double gflops = measure_gemm_flops(g.m, g.k, g.n, 5) / 1e9;
+    best = std::max(best, gflops);
+    shapes += fmt::format("{}{{\"name\": \"{}\", \"m\": {}, \"k\": {}, \"n\": {}, \"gflops\": {:.1f}}}",
+                          shapes.empty() ? "" : ", ", g.name, g.m, g.k, g.n, gflops);
+  }
+  std::printf("{\"peak_gflops\": %.1f, \"threads\": %d, \"shapes\": [%s]}\n", best, layout.threads, shapes.c_str());
+  return 0;
+}
+
 // Runs a single-process subcommand: BadInput → status 2, anything else → status 1.
 int run_local(const std::function<int()>& body) {
   try {
@@ -184,6 +207,15 @@ int run_cli(int argc, char** argv) {
   PrepareOptions prepare_opts;
   CLI::App* prepare = app.add_subcommand("prepare-data", "tokenize .txt/.jsonl documents into token shards");
   add_prepare_options(prepare, prepare_opts);
+  TrainOptions gemm_opts;
+  CLI::App* gemm_peak = app.add_subcommand("gemm-peak", "GFLOP/s of oneDNN fp32 GEMMs on the model's shapes (JSON)");
+  gemm_peak->add_option("--config", gemm_opts.config_path, "Hugging Face LlamaConfig config.json")->required();
+  gemm_peak->add_option("--batch_size", gemm_opts.batch_size, "micro-batch")->check(CLI::PositiveNumber)->capture_default_str();
+  gemm_peak->add_option("--seq_len", gemm_opts.seq_len, "tokens per sample")->check(CLI::PositiveNumber)->capture_default_str();
+  gemm_peak->add_option("--tensor_parallel_size", gemm_opts.tensor_parallel_size, "TP degree of the shapes")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  gemm_peak->add_option("--threads", gemm_opts.threads, "threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
   EvalOptions eval_opts;
   CLI::App* eval = app.add_subcommand("eval", "loss and perplexity of a model on a text (any ranks / TP degree)");
   add_eval_options(eval, eval_opts);
@@ -220,6 +252,7 @@ int run_cli(int argc, char** argv) {
   for (auto& f : finalizers) f();
 
   if (plan->parsed()) return run_local([&] { return run_plan(plan_opts); });
+  if (gemm_peak->parsed()) return run_local([&] { return run_gemm_peak(gemm_opts); });
   if (prepare->parsed()) return run_local([&] { return run_prepare(prepare_opts); });
   if (exporter->parsed())
     return run_local([&] {

@@ -20,10 +20,11 @@ struct AdamWOptions {
   bool sequence_parallel = false;   // norm weights saw s/tp positions per rank: their grads are summed over TP
 };
 
-// One AdamW update of equal-shape fp32 tensors (torch.optim.AdamW's arithmetic); `decay` [same shape or
-// scalar] scales the decoupled weight decay per element. `step` counts from 1.
+// One AdamW update of equal-shape contiguous fp32 tensors in a single pass (torch.optim.AdamW's
+// arithmetic) with the gradient multiplied by `grad_scale` (clipping); `decay` [same shape, or one
+// element] scales the decoupled weight decay per element. `step` counts from 1.
 void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
-                  const at::Tensor& decay, int64_t step, double lr, const AdamWOptions& options);
+                  const at::Tensor& decay, int64_t step, double lr, const AdamWOptions& options, double grad_scale = 1);
 
 // Order of parameters in the flat buffers: RMSNorm weights first (one contiguous range to sum over TP
 // with SP), then the others, each in model order. Shared with checkpoints (resharding).

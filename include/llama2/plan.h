@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "llama2/config.h"
 
@@ -31,6 +32,13 @@ struct MemoryPlan {
 };
 
 MemoryPlan plan_memory(const ModelConfig& config, const MemoryPlanInput& input);
+
+// The forward GEMM shapes (m, k, n) of one micro-batch on one TP rank: qkv, o, gate/up, down, lm_head.
+struct GemmShape {
+  const char* name;
+  int64_t m, k, n;
+};
+std::vector<GemmShape> model_gemm_shapes(const ModelConfig& config, int64_t tokens, int64_t tp);
 
 // The human-readable report printed by `llama2_pretrain plan`.
 std::string format_plan(const ModelConfig& config, const MemoryPlanInput& input, int64_t grad_accum);

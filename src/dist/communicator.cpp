@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "llama2/errors.h"
+#include "llama2/phases.h"
 
 namespace llama2 {
 namespace {
@@ -104,6 +105,7 @@ const Communicator& Communicator::self() {
 }
 
 void Communicator::all_reduce(at::Tensor& t, ReduceOp op) const {
+  ScopedPhase phase(Phase::Communication);
   require_contiguous(t, "all_reduce");
   if (size_ == 1) return;
   check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), count_of(t), mpi_type(t), mpi_op(t, op), handle(comm_)),
@@ -111,6 +113,7 @@ void Communicator::all_reduce(at::Tensor& t, ReduceOp op) const {
 }
 
 at::Tensor Communicator::all_gather(const at::Tensor& t) const {
+  ScopedPhase phase(Phase::Communication);
   require_contiguous(t, "all_gather");
   if (size_ == 1) return t;
   auto sizes = t.sizes().vec();
@@ -124,6 +127,7 @@ at::Tensor Communicator::all_gather(const at::Tensor& t) const {
 }
 
 at::Tensor Communicator::reduce_scatter(const at::Tensor& t) const {
+  ScopedPhase phase(Phase::Communication);
   require_contiguous(t, "reduce_scatter");
   if (size_ == 1) return t;
   if (t.dim() == 0 || t.size(0) % size_ != 0)
@@ -139,6 +143,7 @@ at::Tensor Communicator::reduce_scatter(const at::Tensor& t) const {
 }
 
 void Communicator::broadcast(at::Tensor& t, int root) const {
+  ScopedPhase phase(Phase::Communication);
   require_contiguous(t, "broadcast");
   if (size_ == 1) return;
   check(MPI_Bcast(t.data_ptr(), count_of(t), mpi_type(t), root, handle(comm_)), "Bcast");

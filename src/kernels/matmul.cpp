@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "llama2/errors.h"
+#include "llama2/phases.h"
 
 namespace llama2 {
 namespace {
@@ -45,24 +46,41 @@ Operand operand(const at::Tensor& x, bool transpose) {
   return {{batch, c, r}, {r * c, 1, c}};
 }
 
-// Key of a cached primitive: shapes, strides and dtype fully determine it.
-using Key = std::tuple<Dims, Dims, Dims, Dims, int>;
+// Key of a cached primitive: shapes, strides, dtype and accumulation fully determine it.
+using Key = std::tuple<Dims, Dims, Dims, Dims, int, bool>;
 
-dnnl::matmul& primitive(const Operand& a, const Operand& b, const Dims& c_dims, memory::data_type dt) {
+dnnl::matmul& primitive(const Operand& a, const Operand& b, const Dims& c_dims, memory::data_type dt, bool accumulate) {
   static std::map<Key, dnnl::matmul> cache;
-  const Key key{a.dims, a.strides, b.dims, b.strides, static_cast<int>(dt)};
+  const Key key{a.dims, a.strides, b.dims, b.strides, static_cast<int>(dt), accumulate};
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   const memory::desc a_md(a.dims, dt, a.strides), b_md(b.dims, dt, b.strides);
   const memory::desc c_md(c_dims, dt, memory::format_tag::abc);
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), cpu_engine());
+  dnnl::primitive_attr attr;
+  if (accumulate) {  // c += a·b: oneDNN's sum post-op
+    dnnl::post_ops ops;
+    ops.append_sum(1.0f);
+    attr.set_post_ops(ops);
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, cpu_engine());
   return cache.emplace(key, dnnl::matmul(pd)).first->second;
 }
+
+// c (= or +=) op(a) @ op(b) into an existing contiguous c of the right shape and dtype.
+void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b, at::Tensor& c,
+                 bool accumulate);
 
 class LinearFunction : public torch::autograd::Function<LinearFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w) {
+    ScopedPhase phase(Phase::Gemm);
     ctx->save_for_backward({x, w});
+    // A weight whose .grad already exists (the optimizer's flat buffer) gets dW accumulated into it
+    // directly by the GEMM: no temporary, no separate accumulation pass.
+    const at::Tensor& grad = w.grad();
+    const bool direct = grad.defined() && grad.is_contiguous() && grad.scalar_type() == w.scalar_type() &&
+                        grad.scalar_type() != at::kDouble;
+    ctx->saved_data["dw"] = direct ? grad : at::Tensor();
     const at::Tensor x2 = x.reshape({-1, x.size(-1)});  // [m, in]
     auto out_sizes = x.sizes().vec();
     out_sizes.back() = w.size(0);
@@ -71,15 +89,39 @@ class LinearFunction : public torch::autograd::Function<LinearFunction> {
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
+    ScopedPhase phase(Phase::Gemm);
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& x = saved[0];
     const at::Tensor& w = saved[1];                                           // [out, in]
     const at::Tensor dy = grads[0].contiguous().view({-1, w.size(0)});       // [m, out]
     const at::Tensor dx = llama2::matmul(dy, false, w, false).view(x.sizes());       // [m, in]
-    const at::Tensor dw = llama2::matmul(dy, true, x.reshape({-1, x.size(-1)}), false);  // [out, in]
-    return {dx, dw};
+    const at::Tensor x2 = x.reshape({-1, x.size(-1)});
+    at::Tensor dw_buffer = ctx->saved_data["dw"].toTensor();
+    if (dw_buffer.defined()) {
+      matmul_into(dy, true, x2, false, dw_buffer, true);  // .grad += dy^T @ x
+      return {dx, at::Tensor()};
+    }
+    return {dx, llama2::matmul(dy, true, x2, false)};  // [out, in]
   }
 };
+
+}  // namespace
+
+namespace {
+
+void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b, at::Tensor& c,
+                 bool accumulate) {
+  const Operand oa = operand(a, transpose_a), ob = operand(b, transpose_b);
+  const Dims c_dims{oa.dims[0], oa.dims[1], ob.dims[2]};
+  const memory::data_type dt = dnnl_type(a);
+  dnnl::matmul& mm = primitive(oa, ob, c_dims, dt, accumulate);
+  memory am({oa.dims, dt, oa.strides}, cpu_engine(), a.data_ptr());
+  memory bm({ob.dims, dt, ob.strides}, cpu_engine(), b.data_ptr());
+  memory cm({c_dims, dt, memory::format_tag::abc}, cpu_engine(), c.data_ptr());
+  dnnl::stream stream(cpu_engine());
+  mm.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  stream.wait();
+}
 
 }  // namespace
 
@@ -94,18 +136,10 @@ at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bo
                                      c10::str(b.sizes())));
   if (a.scalar_type() == at::kDouble)  // fp64 (gradient checks only): oneDNN has no f64 matmul
     return at::matmul(transpose_a ? a.transpose(-1, -2) : a, transpose_b ? b.transpose(-1, -2) : b);
-  const Dims c_dims{oa.dims[0], oa.dims[1], ob.dims[2]};
-  const memory::data_type dt = dnnl_type(a);
-  at::Tensor c = at::empty(a.dim() == 3 ? std::vector<int64_t>{c_dims[0], c_dims[1], c_dims[2]}
-                                        : std::vector<int64_t>{c_dims[1], c_dims[2]},
+  at::Tensor c = at::empty(a.dim() == 3 ? std::vector<int64_t>{oa.dims[0], oa.dims[1], ob.dims[2]}
+                                        : std::vector<int64_t>{oa.dims[1], ob.dims[2]},
                            a.options());
-  dnnl::matmul& mm = primitive(oa, ob, c_dims, dt);
-  memory am({oa.dims, dt, oa.strides}, cpu_engine(), a.data_ptr());
-  memory bm({ob.dims, dt, ob.strides}, cpu_engine(), b.data_ptr());
-  memory cm({c_dims, dt, memory::format_tag::abc}, cpu_engine(), c.data_ptr());
-  dnnl::stream stream(cpu_engine());
-  mm.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
-  stream.wait();
+  matmul_into(a, transpose_a, b, transpose_b, c, false);
   return c;
 }
 

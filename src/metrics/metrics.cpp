@@ -52,6 +52,17 @@ void MetricsLog::finish(const RunSummary& s) {
                       {"mfu", s.mfu}, {"peak_rss_bytes", s.peak_rss_bytes}, {"world", s.world}, {"tp", s.tp},
                       {"dp", s.dp}};
   if (std::isfinite(s.final_val_loss)) j["final_val_loss"] = s.final_val_loss;
+  if (s.timed_steps > 0) {  // mean seconds per step in each phase; "elementwise" is the rest
+    nlohmann::json phases = nlohmann::json::object();
+    double accounted = 0;
+    for (size_t i = 0; i < s.phase_seconds.size(); ++i) {
+      phases[kPhaseNames[i]] = s.phase_seconds[i] / s.timed_steps;
+      accounted += s.phase_seconds[i];
+    }
+    phases["elementwise"] = (s.timed_seconds - accounted) / s.timed_steps;
+    j["step_seconds"] = s.timed_seconds / s.timed_steps;
+    j["phase_seconds_per_step"] = phases;
+  }
   const std::string text = j.dump(2) + "\n";
   AtomicFile file(dir_ + "/results.json");
   file.write(text.data(), text.size());

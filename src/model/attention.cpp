@@ -7,6 +7,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "llama2/matmul.h"
+#include "llama2/phases.h"
 
 namespace llama2 {
 namespace {
@@ -29,6 +30,7 @@ class CoreAttention : public torch::autograd::Function<CoreAttention> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q3, const at::Tensor& k3, const at::Tensor& v3,
                             const at::Tensor& mask, bool recompute) {
+    ScopedPhase phase(Phase::Attention);
     const double scale = 1.0 / std::sqrt(static_cast<double>(q3.size(2)));
     at::Tensor p = probabilities(q3, k3, mask, scale);  // [B, rep·s, s]
     at::Tensor out = llama2::matmul(p, false, v3, false);       // [B, rep·s, d]
@@ -38,6 +40,7 @@ class CoreAttention : public torch::autograd::Function<CoreAttention> {
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    ScopedPhase phase(Phase::Attention);
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &q3 = saved[0], &k3 = saved[1], &v3 = saved[2];
     const double scale = ctx->saved_data["scale"].toDouble();
@@ -63,6 +66,7 @@ at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
                           bool recompute) {
   const int64_t s = q.size(0), b = q.size(1), nq = q.size(2), nkv = k.size(2), d = q.size(3);
   const int64_t rep = nq / nkv;
+  ScopedPhase phase(Phase::Attention);  // the layout copies around the kernel too
   // [s, b, n, d] → [b, n, s, d]; query heads of one kv head are adjacent, so they fold into rows.
   const at::Tensor q3 = q.permute({1, 2, 0, 3}).contiguous().view({b * nkv, rep * s, d});
   const at::Tensor k3 = k.permute({1, 2, 0, 3}).contiguous().view({b * nkv, s, d});

@@ -7,6 +7,7 @@
 #include "llama2/attention.h"
 #include "llama2/communicator.h"
 #include "llama2/rmsnorm.h"
+#include "llama2/swiglu.h"
 
 namespace llama2 {
 namespace {
@@ -82,7 +83,6 @@ Llama::Llama(const ModelConfig& config, const TensorParallel& tp, const ModelOpt
 at::Tensor Llama::block(const at::Tensor& x, const Layer& layer) const {
   const int64_t t = tp_.comm->size(), d = config_.head_dim();
   const int64_t nq = config_.num_attention_heads / t, nkv = config_.num_key_value_heads / t;
-  const int64_t ffn = config_.intermediate_size / t;
   const double eps = config_.rms_norm_eps;
 
   const at::Tensor qkv = column_parallel_linear(rms_norm(x, p(layer.input_norm), eps), p(layer.qkv), tp_);
@@ -96,8 +96,7 @@ at::Tensor Llama::block(const at::Tensor& x, const Layer& layer) const {
   const at::Tensor h = x + row_parallel_linear(attn, p(layer.o), tp_);
 
   const at::Tensor gate_up = column_parallel_linear(rms_norm(h, p(layer.post_norm), eps), p(layer.gate_up), tp_);
-  const at::Tensor act = at::silu(gate_up.narrow(-1, 0, ffn)) * gate_up.narrow(-1, ffn, ffn);  // [s, b, ffn]
-  return h + row_parallel_linear(act, p(layer.down), tp_);
+  return h + row_parallel_linear(swiglu(gate_up), p(layer.down), tp_);  // swiglu: [s, b, ffn]
 }
 
 // tokens [b, s] → final-norm output [s(/tp), b, h]

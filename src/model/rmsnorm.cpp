@@ -1,14 +1,107 @@
-// RMSNorm with HF's dtype handling.
+// RMSNorm as one fused forward and one fused backward pass over contiguous rows (HF's dtype handling:
+// statistics in fp32, or fp64 for fp64 inputs; the normalized row rounded to x's dtype before the weight).
 #include "llama2/rmsnorm.h"
 
+#include <cmath>
+#include <vector>
+
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "llama2/phases.h"
 
 namespace llama2 {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+template <typename T>
+using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// y[r] = w · round_T(x[r] · inv_rms[r]); inv_rms[r] = 1 / sqrt(mean(x[r]²) + eps)
+template <typename T>
+void forward_rows(const T* x, const T* w, T* y, Acc<T>* inv_rms, int64_t rows, int64_t h, double eps) {
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T* xr = x + r * h;
+      Acc<T> sum = 0;
+      for (int64_t i = 0; i < h; ++i) sum += static_cast<Acc<T>>(xr[i]) * static_cast<Acc<T>>(xr[i]);
+      const Acc<T> inv = static_cast<Acc<T>>(1) / std::sqrt(sum / h + static_cast<Acc<T>>(eps));
+      inv_rms[r] = inv;
+      T* yr = y + r * h;
+      for (int64_t i = 0; i < h; ++i)
+        yr[i] = static_cast<T>(static_cast<Acc<T>>(w[i]) * static_cast<Acc<T>>(static_cast<T>(xr[i] * inv)));
+    }
+  });
+}
+
+// dx[r] = inv·(g − n·mean(g·n)) with n = x·inv, g = dy·w;  dw = Σ_r dy[r]·n[r]
+template <typename T>
+void backward_rows(const T* x, const T* w, const T* dy, const Acc<T>* inv_rms, T* dx, Acc<T>* dw, int64_t rows,
+                   int64_t h) {
+  const int threads = at::get_num_threads();
+  std::vector<Acc<T>> partial(static_cast<size_t>(threads * h), 0);
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    Acc<T>* my_dw = partial.data() + at::get_thread_num() * h;
+    for (int64_t r = begin; r < end; ++r) {
+      const T *xr = x + r * h, *dyr = dy + r * h;
+      const Acc<T> inv = inv_rms[r];
+      Acc<T> dot = 0;
+      for (int64_t i = 0; i < h; ++i) {
+        const Acc<T> n = static_cast<Acc<T>>(xr[i]) * inv, g = static_cast<Acc<T>>(dyr[i]) * static_cast<Acc<T>>(w[i]);
+        dot += g * n;
+        my_dw[i] += static_cast<Acc<T>>(dyr[i]) * n;
+      }
+      const Acc<T> mean = dot / h;
+      T* dxr = dx + r * h;
+      for (int64_t i = 0; i < h; ++i) {
+        const Acc<T> n = static_cast<Acc<T>>(xr[i]) * inv, g = static_cast<Acc<T>>(dyr[i]) * static_cast<Acc<T>>(w[i]);
+        dxr[i] = static_cast<T>(inv * (g - n * mean));
+      }
+    }
+  });
+  for (int t = 0; t < threads; ++t)
+    for (int64_t i = 0; i < h; ++i) dw[i] += partial[static_cast<size_t>(t * h + i)];
+}
+
+at::ScalarType acc_type(const at::Tensor& x) { return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
+
+class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, double eps) {
+    const int64_t h = x.size(-1), rows = x.numel() / h;
+    at::Tensor y = at::empty_like(x);
+    at::Tensor inv_rms = at::empty({rows}, x.options().dtype(acc_type(x)));
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "rms_norm_forward", [&] {
+      forward_rows<scalar_t>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                             inv_rms.data_ptr<Acc<scalar_t>>(), rows, h, eps);
+    });
+    ctx->save_for_backward({x, w, inv_rms});
+    return y;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &w = saved[1], &inv_rms = saved[2];
+    const at::Tensor dy = grads[0].contiguous();
+    const int64_t h = x.size(-1), rows = x.numel() / h;
+    at::Tensor dx = at::empty_like(x);
+    at::Tensor dw = at::zeros({h}, x.options().dtype(acc_type(x)));
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "rms_norm_backward", [&] {
+      backward_rows<scalar_t>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), dy.data_ptr<scalar_t>(),
+                              inv_rms.data_ptr<Acc<scalar_t>>(), dx.data_ptr<scalar_t>(), dw.data_ptr<Acc<scalar_t>>(),
+                              rows, h);
+    });
+    return {dx, dw.to(w.scalar_type()), at::Tensor()};
+  }
+};
+
+}  // namespace
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
-  const at::Tensor xf = x.to(at::promote_types(x.scalar_type(), at::kFloat));
-  const at::Tensor inv_rms = at::rsqrt(xf.pow(2).mean(-1, true) + eps);  // [..., 1]
-  return w * (xf * inv_rms).to(x.scalar_type());
+  return RmsNormFunction::apply(x.contiguous(), w.contiguous(), eps);
 }
 
 }  // namespace llama2

@@ -2,23 +2,40 @@
 #include "llama2/adamw.h"
 
 #include <cmath>
+#include <functional>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 
 #include "llama2/communicator.h"
+#include "llama2/phases.h"
 
 namespace llama2 {
 
 void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
-                  const at::Tensor& decay, int64_t step, double lr, const AdamWOptions& o) {
-  param.sub_(param * decay, lr * o.weight_decay);
-  exp_avg.lerp_(grad, 1 - o.beta1);
-  exp_avg_sq.mul_(o.beta2).addcmul_(grad, grad, 1 - o.beta2);
+                  const at::Tensor& decay, int64_t step, double lr, const AdamWOptions& o, double grad_scale) {
+  // One pass over the fp32 shard, torch.optim.AdamW's arithmetic (decoupled decay first, then Adam).
   const double bias1 = 1 - std::pow(o.beta1, static_cast<double>(step));
   const double bias2 = 1 - std::pow(o.beta2, static_cast<double>(step));
-  const at::Tensor denom = (exp_avg_sq.sqrt() / std::sqrt(bias2)).add_(o.eps);
-  param.addcdiv_(exp_avg, denom, -lr / bias1);
+  const float step_size = static_cast<float>(lr / bias1), inv_sqrt_bias2 = static_cast<float>(1 / std::sqrt(bias2));
+  const float b1 = static_cast<float>(o.beta1), b2 = static_cast<float>(o.beta2), eps = static_cast<float>(o.eps);
+  const float lr_wd = static_cast<float>(lr * o.weight_decay), scale = static_cast<float>(grad_scale);
+  float* p = param.data_ptr<float>();
+  float* m = exp_avg.data_ptr<float>();
+  float* v = exp_avg_sq.data_ptr<float>();
+  const float* g = grad.data_ptr<float>();
+  const float* d = decay.data_ptr<float>();
+  const bool per_element = decay.numel() == param.numel();
+  at::parallel_for(0, param.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float gi = g[i] * scale;
+      p[i] *= 1 - lr_wd * d[per_element ? i : 0];
+      m[i] += (1 - b1) * (gi - m[i]);
+      v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+      p[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bias2 + eps);
+    }
+  });
 }
 
 std::vector<size_t> flat_order(const std::vector<Parameter>& params) {
@@ -74,7 +91,16 @@ int64_t ShardedAdamW::state_bytes() const {
 }
 
 double ShardedAdamW::global_grad_norm(const at::Tensor& grad_shard) const {
-  at::Tensor sum_sq = (grad_shard * grad_shard * norm_count_).sum().to(at::kDouble).reshape({1});
+  const float* g = grad_shard.data_ptr<float>();
+  const float* count = norm_count_.data_ptr<float>();
+  const double local = at::parallel_reduce(
+      0, grad_shard.numel(), 1 << 14, 0.0,
+      [&](int64_t begin, int64_t end, double acc) {
+        for (int64_t i = begin; i < end; ++i) acc += static_cast<double>(g[i]) * g[i] * count[i];
+        return acc;
+      },
+      std::plus<double>());
+  at::Tensor sum_sq = at::full({1}, local, at::kDouble);
   tp_.all_reduce(sum_sq);
   if (options_.zero_1) dp_.all_reduce(sum_sq);
   return std::sqrt(sum_sq.item<double>());
@@ -102,10 +128,14 @@ StepResult ShardedAdamW::step(double lr) {
   StepResult result;
   result.grad_norm = global_grad_norm(grad_shard);
   if (!std::isfinite(result.grad_norm)) return result;
-  if (options_.max_grad_norm > 0 && result.grad_norm > options_.max_grad_norm)
-    grad_shard.mul_(options_.max_grad_norm / (result.grad_norm + 1e-6));
+  const double clip = options_.max_grad_norm > 0 && result.grad_norm > options_.max_grad_norm
+                          ? options_.max_grad_norm / (result.grad_norm + 1e-6)
+                          : 1.0;
   ++step_;
-  adamw_update(master_, grad_shard, exp_avg_, exp_avg_sq_, decay_, step_, lr, options_);
+  {
+    ScopedPhase phase(Phase::Optimizer);
+    adamw_update(master_, grad_shard, exp_avg_, exp_avg_sq_, decay_, step_, lr, options_, clip);
+  }
 
   sync_params_from_master();
   result.applied = true;

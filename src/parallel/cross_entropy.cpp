@@ -4,6 +4,7 @@
 
 #include "llama2/communicator.h"
 #include "llama2/layers.h"
+#include "llama2/phases.h"
 
 namespace llama2 {
 namespace {
@@ -16,6 +17,7 @@ class VocabParallelCrossEntropy : public torch::autograd::Function<VocabParallel
   // logits [T, Vl], targets [T] → loss [T] (fp32)
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& targets,
                             int64_t vocab_size, const Communicator* tp) {
+    ScopedPhase phase(Phase::Loss);
     const int64_t cols = logits.size(1);
     const int64_t start = tp->rank() * cols;
     const int64_t valid = std::max<int64_t>(0, std::min(cols, vocab_size - start));
@@ -41,6 +43,7 @@ class VocabParallelCrossEntropy : public torch::autograd::Function<VocabParallel
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    ScopedPhase phase(Phase::Loss);
     const auto saved = ctx->get_saved_variables();
     at::Tensor d = saved[0].clone();                                  // softmax [T, valid]
     d.scatter_add_(1, saved[1], -saved[2].to(d.scalar_type()).unsqueeze(1));

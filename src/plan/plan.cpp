@@ -55,6 +55,15 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   return m;
 }
 
+std::vector<GemmShape> model_gemm_shapes(const ModelConfig& c, int64_t tokens, int64_t tp) {
+  const int64_t h = c.hidden_size, d = c.head_dim();
+  return {{"qkv_proj", tokens, h, (c.num_attention_heads + 2 * c.num_key_value_heads) * d / tp},
+          {"o_proj", tokens, c.num_attention_heads * d / tp, h},
+          {"gate_up_proj", tokens, h, 2 * c.intermediate_size / tp},
+          {"down_proj", tokens, c.intermediate_size / tp, h},
+          {"lm_head", tokens, h, padded_vocab(c, tp) / tp}};
+}
+
 std::string format_bytes(int64_t bytes) {
   const double b = static_cast<double>(bytes);
   if (b >= 1024.0 * 1024 * 1024) return fmt::format("{:.2f} GiB", b / (1024.0 * 1024 * 1024));

@@ -24,6 +24,7 @@
 #include "llama2/checkpoint.h"
 #include "llama2/data_sources.h"
 #include "llama2/hf_interop.h"
+#include "llama2/phases.h"
 #include "llama2/preemption.h"
 
 namespace llama2 {
@@ -173,6 +174,8 @@ int run_training(TrainOptions o, DistributedContext& dist) {
     summary.tokens_per_s = summary.seq_per_s * o.seq_len;
     summary.mfu = timed_s > 0 ? timed_steps * step_flops / timed_s / (peak_flops * layout.world) : 0;
     summary.peak_rss_bytes = peak_rss_bytes();
+    summary.timed_steps = timed_steps;
+    summary.timed_seconds = timed_s;
     metrics.finish(summary);
     return status;
   };
@@ -184,7 +187,10 @@ int run_training(TrainOptions o, DistributedContext& dist) {
     for (int64_t micro = 0; micro < o.grad_accum_usteps; ++micro) {
       const int64_t first = state.consumed_samples +
                             first_sample(0, micro, layout.dp_rank, o.batch_size, o.grad_accum_usteps, layout.dp);
-      const at::Tensor batch = data.train->samples(first, o.batch_size);  // [b, s+1]
+      const at::Tensor batch = [&] {
+        ScopedPhase phase(Phase::Data);
+        return data.train->samples(first, o.batch_size);  // [b, s+1]
+      }();
       const at::Tensor loss = model.loss(batch.narrow(1, 0, o.seq_len), batch.narrow(1, 1, o.seq_len)) /
                               static_cast<double>(o.grad_accum_usteps);
       loss.backward();
@@ -218,7 +224,11 @@ int run_training(TrainOptions o, DistributedContext& dist) {
                    m.val_loss, std::exp(m.val_loss), o.eval_iters * o.batch_size * layout.dp);
     }
     metrics.write(m);
-    if (++summary.steps_this_run > 1) timed_s += m.step_time_s, ++timed_steps;
+    const PhaseSeconds phases = take_phase_seconds();
+    if (++summary.steps_this_run > 1) {
+      timed_s += m.step_time_s, ++timed_steps;
+      for (size_t i = 0; i < phases.size(); ++i) summary.phase_seconds[i] += phases[i];
+    }
     summary.final_loss = m.loss;
     if (std::isfinite(m.val_loss)) summary.final_val_loss = m.val_loss;
     summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - run_start).count();

@@ -1,0 +1,34 @@
+// Owns the step-time breakdown: wall time of scoped regions on the main thread, by phase. The outermost
+// region wins (a GEMM inside core attention counts as attention); time outside every region is
+// "elementwise" (norms, rotary, SwiGLU, residuals, embedding).
+#pragma once
+#include <array>
+#include <chrono>
+#include <string>
+
+namespace llama2 {
+
+enum class Phase { Gemm, Attention, Loss, Communication, Optimizer, Data, Count };
+
+inline constexpr std::array<const char*, static_cast<size_t>(Phase::Count)> kPhaseNames = {
+    "gemm", "attention", "loss", "communication", "optimizer", "data"};
+
+using PhaseSeconds = std::array<double, static_cast<size_t>(Phase::Count)>;
+
+class ScopedPhase {
+ public:
+  explicit ScopedPhase(Phase phase);
+  ~ScopedPhase();
+  ScopedPhase(const ScopedPhase&) = delete;
+  ScopedPhase& operator=(const ScopedPhase&) = delete;
+
+ private:
+  Phase phase_;
+  bool outermost_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+// Seconds accumulated per phase since the last call, which resets them.
+PhaseSeconds take_phase_seconds();
+
+}  // namespace llama2
