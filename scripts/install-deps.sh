@@ -11,6 +11,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   slurm-wlm munge                    # scripts/local-slurm.sh and the Slurm launch test
   python3 python3-matplotlib         # scripts/plot_metrics.py, tests/check_tfevents.py
+  gettext-base                       # envsubst, for the hostile-input table
 )
 missing=()
 for p in "${packages[@]}"; do

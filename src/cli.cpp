@@ -99,6 +99,8 @@ void add_train_options(CLI::App* app, TrainOptions& o) {
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   app->add_option("--log_interval", o.log_interval, "steps between log lines")
       ->check(CLI::PositiveNumber)->capture_default_str();
+  add_bool(app, "skip_nonfinite", o.skip_nonfinite,
+           "skip a step whose loss or gradient norm is NaN/inf and go on (else: exit 1, saving nothing new)");
   add_bool(app, "log_all_ranks", o.log_all_ranks, "every rank logs, prefixed with its rank (debugging)");
   app->add_option("--peak_tflops", o.peak_tflops,
                   "per-rank peak TFLOP/s for MFU (0: measure oneDNN fp32 GEMMs on the model's shapes at start-up)")

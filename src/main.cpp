@@ -2,6 +2,7 @@
 #include <malloc.h>
 
 #include <climits>
+#include <csignal>
 
 #include "llama2/cli.h"
 
@@ -12,5 +13,7 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);   // glibc's maximum: larger blocks are still mmapped
   mallopt(M_TRIM_THRESHOLD, INT_MAX);
   mallopt(M_TOP_PAD, 1 << 30);
+  // A file-size limit (ulimit -f) or full disk must fail a write with an error we report, not kill us.
+  std::signal(SIGXFSZ, SIG_IGN);
   return llama2::run_cli(argc, argv);
 }

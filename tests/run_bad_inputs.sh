@@ -1,29 +1,29 @@
 #!/usr/bin/env bash
-# Runs every row of a bad-input table against the binary: each must exit with its status, print its
+# Runs every row of the hostile-input table against the binary: each must exit with its status, print its
 # message fragment on stderr, and leave no core dump. Usage: run_bad_inputs.sh BINARY TABLE
 set -u
-binary=$(realpath "$1") table=$(realpath "$2")
-cd "$(dirname "$table")/.."  # the repository root: arguments may name configs/...
+export BIN=$(realpath "$1")
+table=$(realpath "$2")
+cd "$(dirname "$table")/.."  # the repository root: arguments may name configs/... and assets/...
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 passed=0 failed=0
-while IFS=$'\t' read -r name status fragment config args; do
+while IFS=$'\t' read -r name status fragment setup args; do
   [[ -z "$name" || "$name" == \#* ]] && continue
-  cmd=("$binary")
-  read -r -a extra <<<"$args"
-  cmd+=("${extra[@]}")
-  if [[ "$config" != "-" ]]; then
-    printf '%s' "$config" >"$work/$name.json"
-    cmd+=(--config "$work/$name.json")
+  export W="$work/$name"
+  mkdir -p "$W"
+  if [[ "$setup" != "-" ]] && ! bash -c "$setup" >"$W/setup.log" 2>&1; then
+    failed=$((failed + 1)); echo "FAIL $name: setup failed: $(tail -3 "$W/setup.log")"; continue
   fi
-  (ulimit -c 0 && timeout 60 "${cmd[@]}" >"$work/out" 2>"$work/err")
+  read -r -a argv <<<"$(envsubst '$W $BIN' <<<"$args")"
+  (ulimit -c 0 && timeout 120 "$BIN" "${argv[@]}" >"$W/.stdout" 2>"$W/.stderr")
   got=$?
-  if [[ $got -eq $status ]] && grep -qF -- "$fragment" "$work/err"; then
+  if [[ $got -eq $status ]] && grep -qF -- "$fragment" "$W/.stderr" && ! ls "$W"/core* >/dev/null 2>&1; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
     echo "FAIL $name: status $got (expected $status); stderr:"
-    sed 's/^/    /' "$work/err" | head -5
+    sed "s/^/    /" "$W/.stderr" | grep -v "^    \[" | head -5
     echo "    expected fragment: $fragment"
   fi
 done <"$table"

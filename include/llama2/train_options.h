@@ -42,6 +42,7 @@ struct TrainOptions {
   int64_t eval_iters = 4;          // micro-batches per DP rank in one evaluation
   int threads = 0;                 // 0: cores per node / ranks per node
   int64_t log_interval = 1;
+  bool skip_nonfinite = false;     // a non-finite loss/grad norm skips the step instead of ending the run
   bool log_all_ranks = false;      // every rank logs (prefixed with its rank), not only rank 0
   double peak_tflops = 0;          // per-rank peak for MFU; 0: measure oneDNN fp32 GEMMs at start-up
   // Parallel layout for `plan` (train reads it from MPI).

@@ -92,6 +92,8 @@ json parse_text(const std::string& text, const std::string& origin) {
   } catch (const json::parse_error& e) {
     throw BadInput(origin + ": malformed JSON at byte " + std::to_string(e.byte) + "; expected a JSON object (" +
                    e.what() + ")");
+  } catch (const json::exception& e) {  // e.g. a number beyond double's range
+    throw BadInput(origin + ": invalid JSON (" + e.what() + "); expected finite numbers");
   }
   if (!j.is_object()) throw BadInput(origin + ": top level is " + std::string(j.type_name()) + "; expected a JSON object");
   return j;

@@ -202,11 +202,14 @@ int run_training(TrainOptions o, DistributedContext& dist) {
     m.max_steps = o.max_steps;
     m.loss = loss_sum.item<double>() / layout.dp;
     m.lr = schedule.at(m.step);
-    const StepResult result = optimizer.step(m.lr);
+    const StepResult result = std::isfinite(m.loss) ? optimizer.step(m.lr) : StepResult{m.loss, false};
+    if (!result.applied && !o.skip_nonfinite)
+      throw RuntimeFailure(fmt::format("step {}: non-finite loss {} or gradient norm {}; step not applied, nothing "
+                                       "new saved (--skip_nonfinite skips such steps)",
+                                       m.step, m.loss, result.grad_norm));
     if (!result.applied)
-      throw RuntimeFailure(fmt::format("step {}: non-finite gradient norm {} (loss {}); step not applied, nothing "
-                                       "saved",
-                                       m.step, result.grad_norm, m.loss));
+      spdlog::warn("step {}: non-finite loss {} or gradient norm {}; step skipped (--skip_nonfinite)", m.step, m.loss,
+                   result.grad_norm);
     state.step = m.step;
     state.consumed_samples += step_samples;
     state.consumed_tokens += step_samples * o.seq_len;

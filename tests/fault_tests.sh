@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Faults of a running job. Usage: fault_tests.sh CASE BINARY REPO_ROOT [MPIRUN...]
+#   kill_rank   SIGKILL one rank of a 2-rank job mid-run → the job ends non-zero within 60 s (no hang)
+#   nonfinite   a NaN loss → exit 1 naming the step, nothing saved; --skip_nonfinite → skipped, run completes
+#   full_disk   a save that hits a file-size limit (as a full disk would) → exit 1; `latest` still loads
+set -u
+case=$1 bin=$2 root=$3
+shift 3
+mpirun=("$@")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+tiny=(train --config "$root/configs/tiny.json" --synthetic_data --seq_len 32 --log_interval 1000)
+
+kill_rank() {
+  "${mpirun[@]}" -np 2 "$bin" "${tiny[@]}" --tensor_parallel_size 2 --max_steps 100000 --output_dir "$work/run" \
+    >"$work/log" 2>&1 &
+  local job=$!
+  for _ in $(seq 300); do
+    [[ -f "$work/run/metrics.jsonl" && $(wc -l <"$work/run/metrics.jsonl") -ge 5 ]] && break
+    sleep 0.1
+  done
+  local victim
+  victim=$(pgrep -f "^$bin train .*--output_dir $work/run" | tail -1)
+  [[ -n "$victim" ]] || fail "no rank process found"
+  local start=$SECONDS
+  kill -KILL "$victim"
+  local waited=0
+  while kill -0 $job 2>/dev/null && (( waited < 60 )); do sleep 0.2; waited=$(( SECONDS - start )); done
+  if kill -0 $job 2>/dev/null; then kill -KILL $job; fail "job still running 60 s after SIGKILL of a rank"; fi
+  wait $job
+  local status=$?
+  (( status != 0 )) || fail "job exited 0 after a rank was killed"
+  pgrep -f "^$bin train .*--output_dir $work/run" >/dev/null && fail "a surviving rank is still running"
+  echo "ok: rank pid $victim SIGKILLed → job ended with status $status after $(( SECONDS - start )) s, no survivors"
+}
+
+nonfinite() {
+  # Weights of std 1e18 overflow the attention scores to inf: the very first loss is NaN.
+  sed 's/"initializer_range": 0.02/"initializer_range": 1e18/' "$root/configs/tiny.json" >"$work/overflow.json"
+  local args=(train --config "$work/overflow.json" --synthetic_data --seq_len 16 --max_steps 3)
+  "$bin" "${args[@]}" --output_dir "$work/a" >"$work/a.log" 2>&1
+  local status=$?
+  [[ $status -eq 1 ]] || fail "status $status for a NaN loss, expected 1"
+  grep -q "error: step 1: non-finite loss" "$work/a.log" || fail "message does not name step 1: $(tail -2 "$work/a.log")"
+  [[ ! -d "$work/a/checkpoints" ]] || fail "a checkpoint was saved after a non-finite step"
+  "$bin" "${args[@]}" --output_dir "$work/b" --skip_nonfinite >"$work/b.log" 2>&1 || fail "--skip_nonfinite run failed"
+  [[ $(grep -c "step skipped (--skip_nonfinite)" "$work/b.log") -eq 3 ]] || fail "expected 3 skipped steps"
+  echo "ok: NaN at step 1 → status 1, nothing saved; --skip_nonfinite → 3 steps skipped, run completed"
+}
+
+full_disk() {
+  "$bin" "${tiny[@]}" --max_steps 4 --steps_this_run 2 --output_dir "$work/run" >/dev/null 2>&1 || fail "first run"
+  local size
+  size=$(stat -c %s "$work/run/checkpoints/step-00000002/rank-00000.safetensors")
+  # A file-size limit below the checkpoint's size fails the next save's write as a full disk would.
+  (ulimit -f $(( size / 1024 / 2 )); "$bin" "${tiny[@]}" --max_steps 4 --output_dir "$work/run" >"$work/log" 2>&1)
+  local status=$?
+  [[ $status -eq 1 ]] || fail "status $status when the save cannot be written, expected 1"
+  grep -q "File too large" "$work/log" || fail "the error does not say why: $(grep error "$work/log")"
+  [[ $(cat "$work/run/checkpoints/latest") == step-00000002 ]] || fail "latest moved to $(cat "$work/run/checkpoints/latest")"
+  head -c 3000 "$root/configs/llama2-7b.json" >"$work/text.txt"
+  "$bin" eval --checkpoint "$work/run/checkpoints" --tokenizer "$root/assets/tokenizer.model" --text "$work/text.txt" \
+    --seq_len 16 >/dev/null 2>&1 || fail "the previous checkpoint no longer loads"
+  echo "ok: save beyond the file-size limit → status 1 ($(grep -o 'error: .*' "$work/log" | cut -c1-90)...); latest = step-00000002 still loads"
+}
+
+"$case"
