@@ -5,16 +5,10 @@
 #   sigkill    SIGKILL at random instants during frequent saves → `latest` always loads (eval --checkpoint)
 #   reshard    a tp=2 checkpoint continued at tp=1, dp=2 and tp=2: the next loss equals the continued run's (1e-5)
 #   corrupt    missing shard, flipped bit, truncation, other config, unknown version: status 2, files untouched
-set -u
-case=$1 bin=$2 root=$3
-shift 3
-mpirun=("$@")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$(dirname "$0")/script_lib.sh"
 base=("$bin" train --config "$root/configs/tiny.json" --synthetic_data --seq_len 32 --lr 3e-3 --warmup_steps 2
       --log_interval 100)
 train=("${base[@]}" --batch_size 2 --max_steps 20)
-fail() { echo "FAIL: $*"; exit 1; }
 losses() { grep -o '"step":[0-9]*\|"loss":[^,}]*' "$1/metrics.jsonl" | paste - - | awk '{ v[$2] = $1 } END { for (s in v) print s, v[s] }' | sort -t: -k2 -n; }
 # Loss of step N in a run's metrics (the last record of that step).
 loss_at() { grep "\"step\":$2," "$1/metrics.jsonl" | tail -1 | grep -o '"loss":[^,}]*' | cut -d: -f2; }

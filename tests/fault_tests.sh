@@ -3,13 +3,7 @@
 #   kill_rank   SIGKILL one rank of a 2-rank job mid-run → the job ends non-zero within 60 s (no hang)
 #   nonfinite   a NaN loss → exit 1 naming the step, nothing saved; --skip_nonfinite → skipped, run completes
 #   full_disk   a save that hits a file-size limit (as a full disk would) → exit 1; `latest` still loads
-set -u
-case=$1 bin=$2 root=$3
-shift 3
-mpirun=("$@")
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "$0")/script_lib.sh"
 tiny=(train --config "$root/configs/tiny.json" --synthetic_data --seq_len 32 --log_interval 1000)
 
 kill_rank() {

@@ -9,6 +9,8 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "llama2/accumulate.h"
+
 #include "llama2/phases.h"
 
 namespace llama2 {
@@ -16,9 +18,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
-
-template <typename T>
-using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 // y[r] = w · round_T(x[r] · inv_rms[r]); inv_rms[r] = 1 / sqrt(mean(x[r]²) + eps)
 template <typename T>

@@ -7,14 +7,13 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "llama2/accumulate.h"
+
 namespace llama2 {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
-
-template <typename T>
-using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
 template <typename T>
 Acc<T> sigmoid(Acc<T> x) {
