@@ -139,6 +139,9 @@ TEST(Model, SelectiveCheckpointGivesSameGradientsWithLessSavedMemory) {
     for (const Parameter& p : model.parameters()) grads[recompute].push_back(p.value.grad().clone());
   }
   for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_TRUE(all_close(grads[1][i], grads[0][i], 1e-6, 1e-9)) << i;
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "gradients checked; heap accounting (mallinfo2) is not meaningful under AddressSanitizer";
+#endif
   // Without recompute each layer keeps its probabilities [b, heads, s, s] in fp32.
   const int64_t probs_bytes = c.num_hidden_layers * batch * c.num_attention_heads * seq * seq * 4;
   EXPECT_GE(saved_bytes[0] - saved_bytes[1], probs_bytes * 9 / 10)
