@@ -270,12 +270,11 @@ TrainingState load_checkpoint(const std::string& dir, Llama& model, ShardedAdamW
   int64_t numel = 0;
   const std::vector<int64_t> offsets = flat_offsets(params, tp, &numel);
   const int64_t shard_begin = optimizer.shard_offset();
-  load_weights(checkpoint, model, tp_rank);
   for (size_t i = 0; i < params.size(); ++i) {
-    if (optimizer.separate_master()) {
-      const at::Tensor weights = reshard(checkpoint, params[i], tp, tp_rank, [&](int64_t t) { return checkpoint.weights(i, t); });
-      place(weights, offsets[i], optimizer.master(), shard_begin);
-    }
+    // Read once: the model parameter and, with bf16, the fp32 master copy come from the same weights.
+    const at::Tensor weights = reshard(checkpoint, params[i], tp, tp_rank, [&](int64_t t) { return checkpoint.weights(i, t); });
+    params[i].value.copy_(weights);
+    if (optimizer.separate_master()) place(weights, offsets[i], optimizer.master(), shard_begin);
     for (const char* name : {"exp_avg", "exp_avg_sq"}) {
       at::Tensor& state = std::string(name) == "exp_avg" ? optimizer.exp_avg() : optimizer.exp_avg_sq();
       place(reshard(checkpoint, params[i], tp, tp_rank, [&](int64_t t) { return checkpoint.optimizer_state(name, i, t); }),
