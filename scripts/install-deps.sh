@@ -12,6 +12,7 @@ packages=(
   slurm-wlm munge                    # scripts/local-slurm.sh and the Slurm launch test
   python3 python3-matplotlib         # scripts/plot_metrics.py, tests/check_tfevents.py
   gettext-base                       # envsubst, for the hostile-input table
+  clang libclang-rt-14-dev libomp-dev  # the libFuzzer build (-DLLAMA2_FUZZ=ON)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -21,10 +21,16 @@ at::Tensor row_parallel_linear(const at::Tensor& x, const at::Tensor& w, const T
 // ids [s, b] → [s(/tp), b, h]; w [Vp/tp, h] holds vocab rows [rank·Vp/tp, (rank+1)·Vp/tp).
 at::Tensor vocab_parallel_embedding(const at::Tensor& ids, const at::Tensor& w, const TensorParallel& tp);
 
-// logits [s, b, Vp/tp] (this rank's vocab columns, padding columns ≥ vocab_size ignored), targets [s, b]
-// → per-token loss [s, b] in fp32 (fp64 for fp64 logits). The max, the target logit and the sum of exponentials are reduced over
-// TP; the full vocabulary is never gathered.
-at::Tensor vocab_parallel_cross_entropy(const at::Tensor& logits, const at::Tensor& targets, int64_t vocab_size,
-                                        const TensorParallel& tp);
+// The input every column-parallel consumer needs: x [s(/tp), b, h] → [s, b, h] (all-gathered over SP; the
+// TP copy whose backward all-reduces without SP).
+at::Tensor tensor_parallel_input(const at::Tensor& x, const TensorParallel& tp);
+
+// The lm_head and the loss fused: x [s(/tp), b, h] (final norm output), w [Vp/tp, h] (this rank's vocab rows,
+// rows ≥ vocab_size ignored), targets [s, b] → mean loss over the s·b tokens (fp32; fp64 for fp64).
+// Logits, softmax and their gradient exist only `chunk_rows` tokens at a time (0: a ≤ 32 MiB chunk);
+// dx and dw are computed in the forward (nothing recomputed); the max, the target logit and the sum of
+// exponentials are reduced over TP, the full vocabulary is never gathered.
+at::Tensor vocab_parallel_cross_entropy(const at::Tensor& x, const at::Tensor& w, const at::Tensor& targets,
+                                        int64_t vocab_size, const TensorParallel& tp, int64_t chunk_rows = 0);
 
 }  // namespace llama2

@@ -14,6 +14,11 @@ namespace llama2 {
 // fp64 (for gradient checks) falls back to libtorch. The result has the inputs' dtype.
 at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b);
 
+// c = op(a) @ op(b), or c += op(a) @ op(b) with `accumulate`, into an existing contiguous c of the product's
+// shape; c may be fp32 for bf16 inputs (fp32 accumulation and output).
+void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b, at::Tensor& c,
+                 bool accumulate);
+
 // y = x @ w^T for x [..., in] and w [out, in], differentiable (backward: dx = dy @ w, dw = dy^T @ x,
 // both on oneDNN). The linear layer of every projection.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w);

@@ -117,9 +117,13 @@ CheckpointReader::CheckpointReader(const std::string& dir) : impl_(std::make_uni
     c.dp = c.meta.at("dp").get<int64_t>();
     c.optimizer_shards = c.meta.at("optimizer_shards").get<int64_t>();
     c.bf16 = c.meta.at("dtype").get<std::string>() == "BF16";
-    if (c.tp < 1 || c.dp < 1 || c.optimizer_shards < 1 || c.optimizer_shards > c.dp)
-      throw BadInput(meta_path + ": invalid layout (tp, dp, optimizer_shards)");
     c.config = model_config_from_json(c.meta.at("config").dump(), meta_path + " config");
+    constexpr int64_t kMaxRanks = int64_t{1} << 24;  // keeps every layout product inside int64
+    if (c.tp < 1 || c.config.num_key_value_heads % c.tp != 0 || c.dp < 1 || c.dp > kMaxRanks ||
+        c.optimizer_shards < 1 || c.optimizer_shards > c.dp)
+      throw BadInput(fmt::format("{}: layout tp {}, dp {}, optimizer_shards {} is invalid; expected tp dividing "
+                                 "num_key_value_heads ({}), 1 ≤ dp ≤ {} and 1 ≤ optimizer_shards ≤ dp",
+                                 meta_path, c.tp, c.dp, c.optimizer_shards, c.config.num_key_value_heads, kMaxRanks));
     for (const char* key : {"step", "optimizer_step", "consumed_samples", "consumed_tokens", "seed"}) c.meta.at(key);
   } catch (const nlohmann::json::exception& e) {
     throw BadInput(meta_path + ": malformed (" + e.what() + ")");

@@ -137,6 +137,8 @@ SplitIndex split_from(const nlohmann::json& j, const std::string& path, const st
   } catch (const nlohmann::json::exception& e) {
     throw BadInput(path + ": key 'splits." + name + "' is malformed (" + e.what() + ")");
   }
+  if (out.tokens < 0 || out.documents < 0)
+    throw BadInput(path + ": key 'splits." + name + "' has negative tokens or documents; expected counts ≥ 0");
   for (const auto& shard : out.shards)
     if (shard.empty() || shard.find('/') != std::string::npos || shard[0] == '.')
       throw BadInput(path + ": shard name '" + shard + "' is invalid; expected a file name inside the data directory");
@@ -169,7 +171,7 @@ DatasetIndex read_index(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw BadInput(path + ": malformed JSON (" + e.what() + ")");
   }
-  if (!j.is_object() || j.value("format", "") != "llama2_pretrain tokens")
+  if (!j.is_object() || !j.contains("format") || j["format"] != "llama2_pretrain tokens")
     throw BadInput(path + ": key 'format' is missing or wrong; expected \"llama2_pretrain tokens\"");
   if (!j.contains("version") || !j["version"].is_number_unsigned() || j["version"].get<uint32_t>() != kIndexVersion)
     throw BadInput(path + ": key 'version' = " + (j.contains("version") ? j["version"].dump() : "missing") +
@@ -183,6 +185,10 @@ DatasetIndex read_index(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw BadInput(path + ": " + e.what());
   }
+  if (index.vocab_size < 1 || index.bos_id < 0 || index.eos_id < 0)
+    throw BadInput(path + ": vocab_size " + std::to_string(index.vocab_size) + ", bos_id " +
+                   std::to_string(index.bos_id) + ", eos_id " + std::to_string(index.eos_id) +
+                   " are invalid; expected vocab_size ≥ 1 and ids ≥ 0");
   index.train = split_from(j, path, "train");
   index.validation = split_from(j, path, "validation");
   return index;

@@ -46,16 +46,17 @@ Operand operand(const at::Tensor& x, bool transpose) {
   return {{batch, c, r}, {r * c, 1, c}};
 }
 
-// Key of a cached primitive: shapes, strides, dtype and accumulation fully determine it.
-using Key = std::tuple<Dims, Dims, Dims, Dims, int, bool>;
+// Key of a cached primitive: shapes, strides, dtypes and accumulation fully determine it.
+using Key = std::tuple<Dims, Dims, Dims, Dims, int, int, bool>;
 
-dnnl::matmul& primitive(const Operand& a, const Operand& b, const Dims& c_dims, memory::data_type dt, bool accumulate) {
+dnnl::matmul& primitive(const Operand& a, const Operand& b, const Dims& c_dims, memory::data_type dt,
+                        memory::data_type c_dt, bool accumulate) {
   static std::map<Key, dnnl::matmul> cache;
-  const Key key{a.dims, a.strides, b.dims, b.strides, static_cast<int>(dt), accumulate};
+  const Key key{a.dims, a.strides, b.dims, b.strides, static_cast<int>(dt), static_cast<int>(c_dt), accumulate};
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   const memory::desc a_md(a.dims, dt, a.strides), b_md(b.dims, dt, b.strides);
-  const memory::desc c_md(c_dims, dt, memory::format_tag::abc);
+  const memory::desc c_md(c_dims, c_dt, memory::format_tag::abc);
   dnnl::primitive_attr attr;
   if (accumulate) {  // c += a·b: oneDNN's sum post-op
     dnnl::post_ops ops;
@@ -65,10 +66,6 @@ dnnl::matmul& primitive(const Operand& a, const Operand& b, const Dims& c_dims, 
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, cpu_engine());
   return cache.emplace(key, dnnl::matmul(pd)).first->second;
 }
-
-// c (= or +=) op(a) @ op(b) into an existing contiguous c of the right shape and dtype.
-void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b, at::Tensor& c,
-                 bool accumulate);
 
 class LinearFunction : public torch::autograd::Function<LinearFunction> {
  public:
@@ -107,23 +104,27 @@ class LinearFunction : public torch::autograd::Function<LinearFunction> {
 
 }  // namespace
 
-namespace {
-
 void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b, at::Tensor& c,
                  bool accumulate) {
+  if (!c.is_contiguous() || c.dim() != a.dim())
+    throw RuntimeFailure(fmt::format("matmul_into: expected a contiguous {}-D destination, got {}", a.dim(),
+                                     c10::str(c.sizes())));
+  if (a.scalar_type() == at::kDouble) {  // fp64 (gradient checks only): oneDNN has no f64 matmul
+    const at::Tensor r = matmul(a, transpose_a, b, transpose_b);
+    accumulate ? c.add_(r) : c.copy_(r);
+    return;
+  }
   const Operand oa = operand(a, transpose_a), ob = operand(b, transpose_b);
   const Dims c_dims{oa.dims[0], oa.dims[1], ob.dims[2]};
-  const memory::data_type dt = dnnl_type(a);
-  dnnl::matmul& mm = primitive(oa, ob, c_dims, dt, accumulate);
+  const memory::data_type dt = dnnl_type(a), c_dt = dnnl_type(c);
+  dnnl::matmul& mm = primitive(oa, ob, c_dims, dt, c_dt, accumulate);
   memory am({oa.dims, dt, oa.strides}, cpu_engine(), a.data_ptr());
   memory bm({ob.dims, dt, ob.strides}, cpu_engine(), b.data_ptr());
-  memory cm({c_dims, dt, memory::format_tag::abc}, cpu_engine(), c.data_ptr());
+  memory cm({c_dims, c_dt, memory::format_tag::abc}, cpu_engine(), c.data_ptr());
   dnnl::stream stream(cpu_engine());
   mm.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
   stream.wait();
 }
-
-}  // namespace
 
 at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b) {
   if (!a.is_contiguous() || !b.is_contiguous() || a.dim() != b.dim() || a.dim() < 2 || a.dim() > 3 ||

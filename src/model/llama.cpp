@@ -111,8 +111,7 @@ at::Tensor Llama::logits(const at::Tensor& tokens) const {
 }
 
 at::Tensor Llama::loss(const at::Tensor& tokens, const at::Tensor& targets) const {
-  const at::Tensor per_token = vocab_parallel_cross_entropy(logits(tokens), targets.t(), config_.vocab_size, tp_);
-  return per_token.mean();
+  return vocab_parallel_cross_entropy(final_hidden(tokens), p(lm_head_), targets.t(), config_.vocab_size, tp_);
 }
 
 }  // namespace llama2

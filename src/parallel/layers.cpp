@@ -9,9 +9,12 @@
 
 namespace llama2 {
 
+at::Tensor tensor_parallel_input(const at::Tensor& x, const TensorParallel& tp) {
+  return tp.sequence_parallel ? gather_from_sp(x, *tp.comm) : copy_to_tp(x, *tp.comm);
+}
+
 at::Tensor column_parallel_linear(const at::Tensor& x, const at::Tensor& w, const TensorParallel& tp) {
-  const at::Tensor full = tp.sequence_parallel ? gather_from_sp(x, *tp.comm) : copy_to_tp(x, *tp.comm);
-  return llama2::linear(full, w);
+  return llama2::linear(tensor_parallel_input(x, tp), w);
 }
 
 at::Tensor row_parallel_linear(const at::Tensor& x, const at::Tensor& w, const TensorParallel& tp) {
