@@ -3,7 +3,9 @@
 #   1. the machine's fp32 GEMM peak: oneDNN on the 58M model's own GEMM shapes, all cores (gemm-peak);
 #   2. training tokens/s and MFU of configs/llama2-58m.json (batch 4, seq 512): 1 rank x all threads and
 #      2 ranks x 1 thread at tp=2 (SP on), fp32 and bf16, each averaged over the steps after the first;
-#   3. each run's step time by phase (GEMMs, attention, loss, elementwise, communication, optimizer, data).
+#   3. each run's step time by phase (GEMMs, attention, loss, elementwise, communication, the exposed DP
+#      gradient reduction, optimizer, data), and dp=2 (ZeRO-1) with the reduction overlapped and not;
+#   4. `plan`'s step-time and peak-RSS predictions for the same layouts, next to the measured values.
 # Prints a table and one JSON line (the last line). Usage: scripts/bench.sh [STEPS] (default 6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,13 @@ root=()
 peak_json=$("$bin" gemm-peak --config "$config" --batch_size 4 --seq_len 512 --threads "$cores")
 peak=$(grep -o '"peak_gflops": [0-9.]*' <<<"$peak_json" | awk '{print $2}')
 echo "fp32 GEMM peak (oneDNN, $cores threads, best of the model's shapes): $peak GFLOP/s"
+
+plan_step() {  # RANKS_PER_NODE PLAN-ARGS... → the estimated step seconds
+  local rpn=$1
+  shift
+  "$bin" plan --config "$config" --batch_size 4 --seq_len 512 --ranks_per_node "$rpn" "$@" |
+    awk '/^step time estimate/ { print $4 }'
+}
 
 run() {  # NAME RANKS THREADS EXTRA...
   local name=$1 ranks=$2 threads=$3
@@ -40,23 +49,42 @@ run r1_fp32 1 "$cores"
 run r1_bf16 1 "$cores" --use_mix_precision
 run tp2_fp32 2 1 --tensor_parallel_size 2
 run tp2_bf16 2 1 --tensor_parallel_size 2 --use_mix_precision
+run dp2_overlap 2 1 --overlap_grad_reduce=true
+run dp2_blocking 2 1 --overlap_grad_reduce=false
+echo "plan's estimates (measuring its own rates now)"
+plan_r1=$(plan_step 1)
+plan_tp2=$(plan_step 2 --tensor_parallel_size 2)
+plan_dp2=$(plan_step 2)
 
-/usr/bin/python3 - "$work" "$peak" "$cores" "$peak_json" <<'PY'
+/usr/bin/python3 - "$work" "$peak" "$cores" "$peak_json" "$plan_r1" "$plan_tp2" "$plan_dp2" <<'PY'
 import json, os, sys
 work, peak, cores, peak_json = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
-runs = {n: json.load(open(os.path.join(work, n + ".json"))) for n in ("r1_fp32", "r1_bf16", "tp2_fp32", "tp2_bf16")}
+plan = {"r1_fp32": float(sys.argv[5]), "tp2_fp32": float(sys.argv[6]), "dp2_overlap": float(sys.argv[7])}
+names = ("r1_fp32", "r1_bf16", "tp2_fp32", "tp2_bf16", "dp2_overlap", "dp2_blocking")
+runs = {n: json.load(open(os.path.join(work, n + ".json"))) for n in names}
 labels = {"r1_fp32": "1 rank x %d threads, fp32" % cores, "r1_bf16": "1 rank x %d threads, bf16" % cores,
-          "tp2_fp32": "2 ranks x 1 thread, tp=2 SP, fp32", "tp2_bf16": "2 ranks x 1 thread, tp=2 SP, bf16"}
-phases = ["gemm", "attention", "loss", "elementwise", "communication", "optimizer", "data"]
-print("\n%-36s %9s %7s %9s %10s  %s" % ("llama2-58m, batch 4, seq 512", "tokens/s", "MFU", "step s", "peak RSS", "  ".join("%-6s" % p[:6] for p in phases)))
+          "tp2_fp32": "2 ranks x 1 thread, tp=2 SP, fp32", "tp2_bf16": "2 ranks x 1 thread, tp=2 SP, bf16",
+          "dp2_overlap": "2 ranks x 1 thread, dp=2, overlapped", "dp2_blocking": "2 ranks x 1 thread, dp=2, blocking"}
+phases = ["gemm", "attention", "loss", "elementwise", "communication", "grad_reduce", "optimizer", "data"]
+print("\n%-38s %8s %6s %7s %7s %9s %9s  %s" % ("llama2-58m, batch 4, seq 512", "tokens/s", "MFU", "step s", "plan s",
+      "peak RSS", "plan RSS", "  ".join("%-6s" % p[:6] for p in phases)))
 for name, r in runs.items():
     share = r["phase_seconds_per_step"]
-    print("%-36s %9.0f %6.1f%% %9.3f %8.2f GiB  %s" % (labels[name], r["tokens_per_s"], 100 * r["mfu"], r["step_seconds"],
-          r["peak_rss_bytes"] / 2**30, "  ".join("%5.1f%%" % (100 * share[p] / r["step_seconds"]) for p in phases)))
+    print("%-38s %8.0f %5.1f%% %7.3f %7s %5.2f GiB %5.2f GiB  %s" % (labels[name], r["tokens_per_s"], 100 * r["mfu"],
+          r["step_seconds"], "%.3f" % plan[name] if name in plan else "-", r["peak_rss_bytes"] / 2**30,
+          r["planned_rss_bytes"] / 2**30, "  ".join("%5.1f%%" % (100 * share[p] / r["step_seconds"]) for p in phases)))
 ratio = runs["tp2_fp32"]["tokens_per_s"] / runs["r1_fp32"]["tokens_per_s"]
+exposed = {n: runs[n]["phase_seconds_per_step"]["grad_reduce"] for n in ("dp2_overlap", "dp2_blocking")}
 print("\ntp=2 on 2 ranks / 1 rank (fp32): %.1f%% of the tokens/s; bf16 / fp32 on 1 rank: %.2fx the step time" %
       (100 * ratio, runs["r1_bf16"]["step_seconds"] / runs["r1_fp32"]["step_seconds"]))
+print("dp=2 exposed gradient reduction per step: %.3f s overlapped vs %.3f s blocking" %
+      (exposed["dp2_overlap"], exposed["dp2_blocking"]))
+print("measured / plan: step time %s; peak RSS %s" % (
+      ", ".join("%s %.2f" % (n, runs[n]["step_seconds"] / plan[n]) for n in plan),
+      ", ".join("%s %.2f" % (n, r["peak_rss_bytes"] / r["planned_rss_bytes"]) for n, r in runs.items())))
 print(json.dumps({"machine_peak_gflops": peak, "gemm_shapes": peak_json["shapes"], "tp2_over_1rank": ratio,
-                  "runs": {n: {k: r[k] for k in ("tokens_per_s", "mfu", "step_seconds", "peak_rss_bytes", "phase_seconds_per_step")}
+                  "plan_step_seconds": plan, "exposed_grad_reduce_seconds": exposed,
+                  "runs": {n: {k: r[k] for k in ("tokens_per_s", "mfu", "step_seconds", "peak_rss_bytes",
+                                                 "planned_rss_bytes", "phase_seconds_per_step")}
                            for n, r in runs.items()}}))
 PY

@@ -15,6 +15,7 @@
 #include "llama2/hf_interop.h"
 #include "llama2/layout.h"
 #include "llama2/matmul.h"
+#include "llama2/machine_rates.h"
 #include "llama2/plan.h"
 #include "llama2/prepare_data.h"
 #include "llama2/trainer.h"
@@ -53,6 +54,10 @@ void add_model_options(CLI::App* app, TrainOptions& o, std::vector<std::function
       ->check(CLI::Range(0, 4096))->capture_default_str();
   add_bool(app, "use_mix_precision", o.use_mix_precision, "bf16 params/activations/grads, fp32 master params");
   add_bool(app, "use_zero_1", o.use_zero_1, "shard fp32 master params and Adam moments over DP (ZeRO-1)");
+  add_bool(app, "overlap_grad_reduce", o.overlap_grad_reduce,
+           "reduce DP gradient buckets non-blocking during backward (else all after it)");
+  app->add_option("--ddp_bucket_size", o.ddp_bucket_size, "elements per DP gradient bucket")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   add_override(app, "sequence_parallel_enabled", o.sequence_parallel_enabled, "sequence parallelism", finalizers);
   add_override(app, "selective_checkpoint_enabled", o.selective_checkpoint_enabled,
                "recompute core attention in backward", finalizers);
@@ -111,6 +116,16 @@ void add_plan_options(CLI::App* app, TrainOptions& o) {
   app->add_option("--nodes", o.nodes, "nodes in the job")->check(CLI::PositiveNumber)->capture_default_str();
   app->add_option("--ranks_per_node", o.ranks_per_node, "MPI ranks per node (0: tensor_parallel_size)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app->add_option("--threads", o.threads, "threads of one rank for the measurements (0: cores / ranks_per_node)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  const auto rate = [&](const char* name, double& value, const char* what) {
+    app->add_option(name, value, what)->check(CLI::NonNegativeNumber)->capture_default_str();
+  };
+  rate("--gemm_gflops", o.gemm_gflops, "per-rank GEMM rate, also the MFU peak (0: measure oneDNN on the model's shapes)");
+  rate("--attention_gflops", o.attention_gflops, "per-rank rate of the attention matmuls (0: measure)");
+  rate("--memory_gb_s", o.memory_gb_s, "per-rank streaming bandwidth (0: measure ATen on activation-sized tensors)");
+  rate("--intra_node_gb_s", o.intra_node_gb_s, "per-rank collective bandwidth inside a node (0: half the memory bandwidth)");
+  rate("--network_gb_s", o.network_gb_s, "per-node bandwidth between nodes (100: trn1.32xlarge's 8 x 100 Gbit/s EFA)");
 }
 
 void add_prepare_options(CLI::App* app, PrepareOptions& o) {
@@ -187,7 +202,20 @@ int run_plan(TrainOptions o) {
   resolve_batch_and_parallelism(config, o, world);
   const MemoryPlanInput in{o.tensor_parallel_size, world / o.tensor_parallel_size, o.batch_size, o.seq_len,
                            o.use_mix_precision, o.use_zero_1};
-  std::fputs(format_plan(config, in, o.grad_accum_usteps).c_str(), stdout);
+  ParallelLayout layout;
+  layout.threads = default_threads(o.threads, static_cast<int>(ranks_per_node));
+  apply_threads(layout);
+  MachineRates rates;
+  if (o.gemm_gflops == 0 || o.attention_gflops == 0 || o.memory_gb_s == 0)
+    rates = measure_machine_rates(config, o.batch_size * o.seq_len, o.seq_len, o.tensor_parallel_size);
+  rates.network_bytes_per_s = o.network_gb_s * 1e9;
+  if (o.gemm_gflops > 0) rates.gemm_flops = rates.peak_flops = o.gemm_gflops * 1e9;
+  if (o.attention_gflops > 0) rates.attention_flops = o.attention_gflops * 1e9;
+  if (o.memory_gb_s > 0) rates.memory_bytes_per_s = o.memory_gb_s * 1e9;
+  rates.intra_node_bytes_per_s = o.intra_node_gb_s > 0 ? o.intra_node_gb_s * 1e9 : rates.memory_bytes_per_s / 2;
+  const StepPlanInput step{o.grad_accum_usteps, o.nodes, ranks_per_node, o.overlap_grad_reduce};
+  std::fputs(format_plan(config, in, step, &rates).c_str(), stdout);
+  std::printf("measured with %d threads per rank\n", layout.threads);
   return 0;
 }
 

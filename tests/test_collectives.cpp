@@ -1,8 +1,9 @@
-// Collectives of every dtype against hand-computed values, and the five TP/SP mappings' forward and
-// backward. Runs under `mpirun -np 2` and `-np 4`.
+// Collectives of every dtype against hand-computed values, the bucketed gradient reduction against the
+// hand-computed sum, and the five TP/SP mappings' forward and backward. Runs under `mpirun -np 2` and `-np 4`.
 #include <ATen/ATen.h>
 
 #include "llama2/errors.h"
+#include "llama2/grad_buckets.h"
 #include "llama2/mappings.h"
 #include "test_support.h"
 
@@ -60,6 +61,33 @@ TEST(Collectives, NonContiguousInputIsAnError) {
 }
 
 // Each mapping: forward on x = rank-dependent [n·2, 3], backward of sum(y · g) with g = (rank+1)·ones.
+// Seven "parameters" of different sizes tile a flat buffer of 40 (a multiple of 2 and 4 ranks); rank r holds
+// (r + 1)·(i + 1) at element i, so every element of the DP sum is (i + 1)·n(n+1)/2, exactly, in fp32 and bf16.
+// Parameters are marked ready top-down in three batches, with buckets from 1 element (every parameter its
+// own bucket, crossing ZeRO-1 shard boundaries) to all of them; [0, 5) is held for finish().
+TEST(GradientBuckets, OverlappedReductionEqualsTheSumForAnyBucketSizeAndShard) {
+  const int n = world().size(), r = world().rank();
+  const std::vector<int64_t> offsets{0, 5, 9, 17, 18, 26, 33}, numels{5, 4, 8, 1, 8, 7, 6};  // top: 39, pad 1
+  const at::Tensor expected = at::arange(1, 41, at::kDouble) * (n * (n + 1) / 2);
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16})
+    for (const bool zero_1 : {true, false})
+      for (const int64_t bucket : {int64_t{1}, int64_t{6}, int64_t{13}, int64_t{40}}) {
+        at::Tensor flat = (at::arange(1, 41, at::kDouble) * (r + 1)).to(dtype);
+        flat[39] = 0;  // the padding element
+        GradientBuckets buckets(flat, offsets, numels, 5, bucket, world(), zero_1);
+        buckets.mark_ready({6, 5});
+        EXPECT_TRUE(buckets.in_progress());
+        buckets.mark_ready({4, 0});  // 0 is held; 3 is not ready yet, so nothing below 4 may go
+        buckets.mark_ready({3, 2, 1});
+        const at::Tensor result = buckets.finish().to(at::kDouble);
+        EXPECT_FALSE(buckets.in_progress());
+        at::Tensor want = expected.clone();
+        want[39] = 0;
+        if (zero_1) want = want.narrow(0, r * 40 / n, 40 / n);
+        EXPECT_TRUE(at::equal(result, want)) << c10::toString(dtype) << " zero_1 " << zero_1 << " bucket " << bucket;
+      }
+}
+
 TEST(Mappings, ForwardAndBackward) {
   const int n = world().size(), r = world().rank();
   const double ranks_sum = n * (n + 1) / 2.0;

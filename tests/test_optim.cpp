@@ -23,7 +23,7 @@ TEST(AdamW, SingleTensorEqualsTorchOptimAdamW) {
                                               .weight_decay(o.weight_decay));
   for (int64_t step = 1; step <= 20; ++step) {
     const at::Tensor grad = at::randn({37});
-    adamw_update(ours, grad, m, v, at::ones({}), step, lr, o);
+    adamw_update(ours, grad, m, v, 1.0, step, lr, o);
     theirs.mutable_grad() = grad.clone();
     reference.step();
   }
@@ -35,8 +35,8 @@ TEST(AdamW, ZeroDecayMaskLeavesOnlyTheAdamStep) {
   o.weight_decay = 0.5;
   at::Tensor decayed = at::ones({2}), kept = at::ones({2});
   at::Tensor m1 = at::zeros({2}), v1 = at::zeros({2}), m2 = at::zeros({2}), v2 = at::zeros({2});
-  adamw_update(decayed, at::zeros({2}), m1, v1, at::ones({}), 1, 0.1, o);
-  adamw_update(kept, at::zeros({2}), m2, v2, at::zeros({}), 1, 0.1, o);
+  adamw_update(decayed, at::zeros({2}), m1, v1, 1.0, 1, 0.1, o);
+  adamw_update(kept, at::zeros({2}), m2, v2, 0.0, 1, 0.1, o);
   EXPECT_DOUBLE_EQ(decayed[0].item<float>(), 1.0f - 0.1f * 0.5f);  // p·(1 − lr·wd), zero gradient
   EXPECT_DOUBLE_EQ(kept[0].item<float>(), 1.0f);
 }

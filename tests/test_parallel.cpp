@@ -11,11 +11,6 @@ namespace {
 
 TensorParallel kNoTp() { return {&Communicator::self(), false}; }
 
-// |a - b| ≤ rtol·max|b| elementwise: relative to the tensor's scale, so tiny entries do not dominate.
-::testing::AssertionResult close_to_scale(const at::Tensor& a, const at::Tensor& b, double rtol) {
-  return all_close(a, b, 0.0, rtol * b.abs().max().item<double>() + 1e-30);
-}
-
 class TensorParallelism : public ::testing::TestWithParam<bool> {};
 
 TEST_P(TensorParallelism, LogitsLossAndGradientsEqualOneProcess) {

@@ -45,4 +45,9 @@ inline ::testing::AssertionResult all_close(const at::Tensor& a, const at::Tenso
                                        << ", atol " << atol << ")";
 }
 
+// |a - b| ≤ rtol·max|b| elementwise: relative to the tensor's scale, so tiny entries do not dominate.
+inline ::testing::AssertionResult close_to_scale(const at::Tensor& a, const at::Tensor& b, double rtol) {
+  return all_close(a, b, 0.0, rtol * b.abs().max().item<double>() + 1e-30);
+}
+
 }  // namespace llama2::testing

@@ -2,10 +2,12 @@
 // with flat parameter/gradient buffers, TP-aware global-norm clipping and decoupled weight decay.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
 
+#include "llama2/grad_buckets.h"
 #include "llama2/llama.h"
 
 namespace llama2 {
@@ -18,13 +20,14 @@ struct AdamWOptions {
   bool weight_decay_norms = false;  // RMSNorm weights decay too
   bool zero_1 = true;               // shard master params and moments over DP
   bool sequence_parallel = false;   // norm weights saw s/tp positions per rank: their grads are summed over TP
+  int64_t bucket_numel = int64_t{8} << 20;  // elements per DP gradient bucket
 };
 
 // One AdamW update of equal-shape contiguous fp32 tensors in a single pass (torch.optim.AdamW's
-// arithmetic) with the gradient multiplied by `grad_scale` (clipping); `decay` [same shape, or one
-// element] scales the decoupled weight decay per element. `step` counts from 1.
+// arithmetic) with the gradient multiplied by `grad_scale` (clipping); `decay` (0 or 1) scales the
+// decoupled weight decay. `step` counts from 1.
 void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
-                  const at::Tensor& decay, int64_t step, double lr, const AdamWOptions& options, double grad_scale = 1);
+                  double decay, int64_t step, double lr, const AdamWOptions& options, double grad_scale = 1);
 
 // Order of parameters in the flat buffers: RMSNorm weights first (one contiguous range to sum over TP
 // with SP), then the others, each in model order. Shared with checkpoints (resharding).
@@ -41,8 +44,12 @@ class ShardedAdamW {
   ShardedAdamW(std::vector<Parameter>& params, const Communicator& tp, const Communicator& dp,
                const AdamWOptions& options);
 
+  // During the last micro-step's backward: these parameters' gradients are complete; the buckets they
+  // complete start their DP reduction now (overlapping the rest of backward).
+  void gradients_ready(const std::vector<size_t>& params);
+
   // After backward of all micro-steps: sums SP norm grads over TP, averages grads over DP
-  // (reduce-scatter with ZeRO-1, all-reduce without), clips, updates, all-gathers params.
+  // (reduce-scatter with ZeRO-1, all-reduce without; bucketed), clips, updates, all-gathers params.
   StepResult step(double lr);
   void zero_grad();
 
@@ -79,8 +86,8 @@ class ShardedAdamW {
   at::Tensor flat_grads_;   // [padded] model dtype; parameters' .grad are views into it
   at::Tensor master_;       // [shard] fp32; a view of flat_params_ when the model is fp32
   at::Tensor exp_avg_, exp_avg_sq_;  // [shard] fp32
-  at::Tensor decay_;        // [shard] fp32: 1 where weight decay applies
-  at::Tensor norm_count_;   // [shard] fp32: 1 where this rank counts the element in the global norm
+  int64_t shard_norm_numel_ = 0;  // the first elements of this rank's shard that are norm weights
+  std::unique_ptr<GradientBuckets> buckets_;  // the DP reduction of flat_grads_
 };
 
 }  // namespace llama2

@@ -10,8 +10,9 @@ namespace llama2 {
 at::Tensor causal_mask(int64_t seq_len);
 
 // q [s, b, nq, d], k and v [s, b, nkv, d] with nq a multiple of nkv (query head j uses kv head
-// j / (nq / nkv), as HF's repeat_kv) → [s, b, nq·d]. With `recompute`, the attention probabilities
-// [b, nq, s, s] are not kept for backward but recomputed from q and k (selective checkpointing).
+// j / (nq / nkv), as HF's repeat_kv) → [s, b, nq·d]. Computed in causal blocks of query rows that skip
+// the fully masked keys. With `recompute`, the attention probabilities (about half of [b, nq, s, s]) are
+// not kept for backward but recomputed from q and k (selective checkpointing).
 at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                           bool recompute);
 

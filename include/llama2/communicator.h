@@ -1,9 +1,11 @@
 // Owns MPI: start-up/shutdown, the world/TP/DP communicators, and collectives on CPU tensors.
 // The only code that calls MPI. Collectives take contiguous fp32/fp64/bf16/int64 tensors.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "llama2/layout.h"
 
@@ -14,6 +16,23 @@ class Tensor;
 namespace llama2 {
 
 enum class ReduceOp { Sum, Max };
+
+// A non-blocking collective in flight. Its buffers must stay alive and untouched until it completes;
+// destruction waits for it.
+class PendingCollective {
+ public:
+  PendingCollective(PendingCollective&&) noexcept;
+  PendingCollective& operator=(PendingCollective&&) noexcept;
+  ~PendingCollective();
+  bool test();  // lets MPI progress it; true once it has completed
+  void wait();  // blocks until it completes
+
+ private:
+  friend class Communicator;
+  struct Request;
+  explicit PendingCollective(std::unique_ptr<Request> request);
+  std::unique_ptr<Request> request_;
+};
 
 class Communicator {
  public:
@@ -36,6 +55,10 @@ class Communicator {
   // [size·n, ...] on each rank → [n, ...]: this rank's block of the element-wise sum over ranks.
   at::Tensor reduce_scatter(const at::Tensor& t) const;
   void broadcast(at::Tensor& t, int root) const;  // in place
+  // Non-blocking sum over ranks: in place, or of `in` (1-D, Σ counts elements) scattered so that rank r gets
+  // the r-th run of counts[r] elements into `out` (1-D, counts[rank] elements).
+  PendingCollective all_reduce_async(at::Tensor& t) const;
+  PendingCollective reduce_scatter_async(const at::Tensor& in, at::Tensor& out, const std::vector<int64_t>& counts) const;
   void barrier() const;
 
  private:

@@ -2,6 +2,7 @@
 // Knows nothing of optimizers or data; talks to other ranks only through layers.h / mappings.h.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,11 @@ class Llama {
   // Vocabulary rows padded up to a multiple of tp (Megatron's padding); padding is masked from the loss.
   int64_t padded_vocab() const { return padded_vocab_; }
 
+  // Set before a forward: its backward calls `hook` with the indexes of parameters whose gradients are
+  // complete, a block at a time, last block first (for overlapping the DP reduction). nullptr: none.
+  using GradientsReadyHook = std::function<void(const std::vector<size_t>&)>;
+  void set_gradients_ready_hook(GradientsReadyHook hook) { ready_hook_ = std::move(hook); }
+
  private:
   struct Layer {
     size_t input_norm, qkv, o, post_norm, gate_up, down;  // indexes into params_
@@ -53,6 +59,8 @@ class Llama {
   const at::Tensor& p(size_t index) const { return params_[index].value; }
   at::Tensor block(const at::Tensor& x, const Layer& layer) const;
   at::Tensor final_hidden(const at::Tensor& tokens) const;
+  // Once backward has produced the gradient of `x`, `params` are complete: tell the hook.
+  void on_gradient(const at::Tensor& x, std::vector<size_t> params) const;
 
   ModelConfig config_;
   TensorParallel tp_;
@@ -63,6 +71,7 @@ class Llama {
   size_t embed_ = 0, norm_ = 0, lm_head_ = 0;
   at::Tensor mask_;       // [seq_len, seq_len], constant
   RotaryTables rotary_;   // [seq_len, head_dim] each
+  GradientsReadyHook ready_hook_;
 };
 
 // The parameters at TP degree `tp` without values: names, full shapes, shard specs, in model order.

@@ -9,13 +9,13 @@ class Tensor;
 
 namespace llama2 {
 
-// op(a) @ op(b) for contiguous 2-D [m, k] or batched 3-D [batch, m, k] tensors, where op(x) is x or its
-// transpose over the last two dims. fp32 or bf16 inputs (same dtype) run on oneDNN, accumulating in fp32;
+// op(a) @ op(b) for 2-D [m, k] or batched 3-D [batch, m, k] tensors whose rows are contiguous (any row and
+// batch stride: narrowed views need no copy), where op(x) is x or its transpose over the last two dims. fp32 or bf16 inputs (same dtype) run on oneDNN, accumulating in fp32;
 // fp64 (for gradient checks) falls back to libtorch. The result has the inputs' dtype.
 at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b);
 
-// c = op(a) @ op(b), or c += op(a) @ op(b) with `accumulate`, into an existing contiguous c of the product's
-// shape; c may be fp32 for bf16 inputs (fp32 accumulation and output).
+// c = op(a) @ op(b), or c += op(a) @ op(b) with `accumulate`, into an existing c (rows contiguous, e.g. a
+// narrowed view) of the product's shape; c may be fp32 for bf16 inputs (fp32 accumulation and output).
 void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b, at::Tensor& c,
                  bool accumulate);
 
@@ -23,7 +23,8 @@ void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, boo
 // both on oneDNN). The linear layer of every projection.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w);
 
-// The best FLOP/s of this process's threads over a few m×k·k×n fp32 GEMMs on oneDNN (the MFU denominator).
-double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats);
+// The best FLOP/s of this process's threads over a few m×k·k×n fp32 GEMMs on oneDNN (the MFU denominator);
+// `batch` > 1: that many in one batched call.
+double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, int64_t batch = 1);
 
 }  // namespace llama2

@@ -25,6 +25,7 @@ struct RunSummary {
   double final_loss = 0, final_val_loss = std::nan("");
   double seconds = 0, tokens_per_s = 0, seq_per_s = 0, mfu = 0;  // this run, after its first step
   int64_t peak_rss_bytes = 0;
+  int64_t planned_rss_bytes = 0;  // plan_memory's total for this layout
   int64_t timed_steps = 0;      // steps the throughput and breakdown average over
   double timed_seconds = 0;
   PhaseSeconds phase_seconds{};  // summed over the timed steps (phases.h)

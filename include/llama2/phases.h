@@ -8,10 +8,12 @@
 
 namespace llama2 {
 
-enum class Phase { Gemm, Attention, Loss, Communication, Optimizer, Data, Count };
+// GradReduce: the exposed part of the DP gradient reduction (what backward did not hide); Communication:
+// every other collective (TP/SP mappings, loss and norm reductions, the ZeRO-1 parameter all-gather).
+enum class Phase { Gemm, Attention, Loss, Communication, GradReduce, Optimizer, Data, Count };
 
 inline constexpr std::array<const char*, static_cast<size_t>(Phase::Count)> kPhaseNames = {
-    "gemm", "attention", "loss", "communication", "optimizer", "data"};
+    "gemm", "attention", "loss", "communication", "grad_reduce", "optimizer", "data"};
 
 using PhaseSeconds = std::array<double, static_cast<size_t>(Phase::Count)>;
 

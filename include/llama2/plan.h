@@ -1,5 +1,5 @@
-// Owns the arithmetic of a run before it starts: parameter count, model FLOPs per token, and the
-// bytes per rank of weights, gradients, optimizer state and activations for a layout.
+// Owns the arithmetic of a run before it starts: parameter count, model FLOPs per token, the bytes per
+// rank of weights, gradients, optimizer state and activations, and the step time from machine rates.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -27,8 +27,13 @@ struct MemoryPlan {
   int64_t weight_bytes = 0;
   int64_t grad_bytes = 0;
   int64_t optimizer_bytes = 0;   // fp32 master (if bf16) + exp_avg + exp_avg_sq, / dp with ZeRO-1
-  int64_t activation_bytes = 0;  // kept for backward during one micro-batch
-  int64_t total() const { return weight_bytes + grad_bytes + optimizer_bytes + activation_bytes; }
+  int64_t reduce_bytes = 0;      // fp32 buffers of the DP gradient reduction (widened bf16 grads, reduced shard)
+  int64_t activation_bytes = 0;  // kept for backward during one micro-batch, as the heap holds them
+  int64_t loss_bytes = 0;        // the fused loss: a chunk of logits, dw, dx
+  int64_t runtime_bytes = 0;     // the process itself: libtorch, oneDNN, Open MPI (measured)
+  int64_t total() const {
+    return weight_bytes + grad_bytes + optimizer_bytes + reduce_bytes + activation_bytes + loss_bytes + runtime_bytes;
+  }
 };
 
 MemoryPlan plan_memory(const ModelConfig& config, const MemoryPlanInput& input);
@@ -40,8 +45,34 @@ struct GemmShape {
 };
 std::vector<GemmShape> model_gemm_shapes(const ModelConfig& config, int64_t tokens, int64_t tp);
 
-// The human-readable report printed by `llama2_pretrain plan`.
-std::string format_plan(const ModelConfig& config, const MemoryPlanInput& input, int64_t grad_accum);
+// Per-rank rates of the machine a step estimate divides by (measured by machine_rates.h, or given).
+struct MachineRates {
+  double peak_flops = 0;              // the fastest of the model's GEMM shapes: the MFU denominator
+  double gemm_flops = 0;              // the projection GEMMs, on the model's shapes
+  double attention_flops = 0;         // the batched score/value matmuls, [s, d]·[d, s]
+  double memory_bytes_per_s = 0;      // streaming kernels: norms, SwiGLU, rotary, softmax, optimizer
+  double intra_node_bytes_per_s = 0;  // collectives among the ranks of one node
+  double network_bytes_per_s = 0;     // per node, between nodes (shared by the node's ranks)
+};
+
+struct StepPlanInput {
+  int64_t grad_accum = 1, nodes = 1, ranks_per_node = 1;
+  bool overlap_grad_reduce = true;
+};
+
+// Seconds per optimizer step on one rank, by phase (the names of the training breakdown).
+struct StepEstimate {
+  double gemm = 0, attention = 0, loss = 0, elementwise = 0, communication = 0, grad_reduce = 0, optimizer = 0;
+  double total() const { return gemm + attention + loss + elementwise + communication + grad_reduce + optimizer; }
+};
+
+StepEstimate estimate_step(const ModelConfig& config, const MemoryPlanInput& input, const StepPlanInput& step,
+                           const MachineRates& rates);
+
+// The human-readable report printed by `llama2_pretrain plan` (and at start-up); with `rates`, also the
+// step-time estimate and its MFU.
+std::string format_plan(const ModelConfig& config, const MemoryPlanInput& input, const StepPlanInput& step,
+                        const MachineRates* rates = nullptr);
 
 std::string format_bytes(int64_t bytes);
 

@@ -27,6 +27,8 @@ struct TrainOptions {
   int64_t num_layers = 0;          // > 0 overrides num_hidden_layers
   bool use_mix_precision = false;  // bf16 params/activations/grads, fp32 master params and moments
   bool use_zero_1 = true;
+  bool overlap_grad_reduce = true;  // DP gradient buckets reduced during the last micro-step's backward
+  int64_t ddp_bucket_size = int64_t{8} << 20;  // elements per DP gradient bucket
   std::optional<bool> sequence_parallel_enabled;     // unset: the config's key
   std::optional<bool> selective_checkpoint_enabled;  // unset: the config's key
   double weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-6, max_grad_norm = 1.0;
@@ -45,8 +47,11 @@ struct TrainOptions {
   bool skip_nonfinite = false;     // a non-finite loss/grad norm skips the step instead of ending the run
   bool log_all_ranks = false;      // every rank logs (prefixed with its rank), not only rank 0
   double peak_tflops = 0;          // per-rank peak for MFU; 0: measure oneDNN fp32 GEMMs at start-up
-  // Parallel layout for `plan` (train reads it from MPI).
+  // Parallel layout for `plan` (train reads it from MPI), and the rates its step estimate divides by
+  // (0: measured here, on the model's shapes, with the threads one rank would have).
   int64_t nodes = 1, ranks_per_node = 0;
+  double gemm_gflops = 0, attention_gflops = 0, memory_gb_s = 0, intra_node_gb_s = 0;
+  double network_gb_s = 100;  // per node: trn1.32xlarge's 8 × 100 Gbit/s EFA
 };
 
 // The config with the flags applied: --num_layers, the SP/selective overrides, and

@@ -149,6 +149,60 @@ void Communicator::broadcast(at::Tensor& t, int root) const {
   check(MPI_Bcast(t.data_ptr(), count_of(t), mpi_type(t), root, handle(comm_)), "Bcast");
 }
 
+struct PendingCollective::Request {
+  MPI_Request handle = MPI_REQUEST_NULL;
+  std::vector<int> counts;  // MPI reads the counts while the collective runs
+};
+
+PendingCollective::PendingCollective(std::unique_ptr<Request> request) : request_(std::move(request)) {}
+PendingCollective::PendingCollective(PendingCollective&&) noexcept = default;
+PendingCollective& PendingCollective::operator=(PendingCollective&&) noexcept = default;
+
+PendingCollective::~PendingCollective() {
+  if (request_ && request_->handle != MPI_REQUEST_NULL) MPI_Wait(&request_->handle, MPI_STATUS_IGNORE);
+}
+
+bool PendingCollective::test() {
+  if (request_->handle == MPI_REQUEST_NULL) return true;
+  int done = 0;
+  check(MPI_Test(&request_->handle, &done, MPI_STATUS_IGNORE), "Test");
+  return done != 0;
+}
+
+void PendingCollective::wait() {
+  ScopedPhase phase(Phase::Communication);
+  check(MPI_Wait(&request_->handle, MPI_STATUS_IGNORE), "Wait");
+}
+
+PendingCollective Communicator::all_reduce_async(at::Tensor& t) const {
+  require_contiguous(t, "all_reduce_async");
+  auto request = std::make_unique<PendingCollective::Request>();
+  check(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), count_of(t), mpi_type(t), mpi_op(t, ReduceOp::Sum),
+                       handle(comm_), &request->handle),
+        "Iallreduce");
+  return PendingCollective(std::move(request));
+}
+
+PendingCollective Communicator::reduce_scatter_async(const at::Tensor& in, at::Tensor& out,
+                                                     const std::vector<int64_t>& counts) const {
+  require_contiguous(in, "reduce_scatter_async");
+  require_contiguous(out, "reduce_scatter_async");
+  auto request = std::make_unique<PendingCollective::Request>();
+  int64_t total = 0;
+  for (int64_t c : counts) {
+    if (c < 0 || c > INT32_MAX) throw RuntimeFailure("reduce_scatter_async: a count outside [0, 2^31)");
+    request->counts.push_back(static_cast<int>(c));
+    total += c;
+  }
+  if (static_cast<int>(counts.size()) != size_ || total != in.numel() || counts[rank_] != out.numel())
+    throw RuntimeFailure(fmt::format("reduce_scatter_async: counts for {} ranks do not match {} in, {} out elements",
+                                     counts.size(), in.numel(), out.numel()));
+  check(MPI_Ireduce_scatter(in.data_ptr(), out.data_ptr(), request->counts.data(), mpi_type(in),
+                            mpi_op(in, ReduceOp::Sum), handle(comm_), &request->handle),
+        "Ireduce_scatter");
+  return PendingCollective(std::move(request));
+}
+
 void Communicator::barrier() const { check(MPI_Barrier(handle(comm_)), "Barrier"); }
 
 DistributedContext::DistributedContext(int* argc, char*** argv) {

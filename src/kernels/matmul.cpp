@@ -34,29 +34,37 @@ memory::data_type dnnl_type(const at::Tensor& t) {
   }
 }
 
-// Logical [batch, rows, cols] of op(x) and its strides into x's contiguous storage.
+// Logical [batch, rows, cols] of op(x) and its strides into x's storage. Rows must be contiguous
+// (stride(-1) == 1); the row and batch strides are free, so narrowed views need no copy.
 struct Operand {
   Dims dims, strides;
 };
 
+bool rows_contiguous(const at::Tensor& x) {
+  return x.dim() >= 2 && x.dim() <= 3 && (x.stride(-1) == 1 || x.size(-1) == 1) &&
+         (x.stride(-2) >= x.size(-1) || x.size(-2) == 1);
+}
+
 Operand operand(const at::Tensor& x, bool transpose) {
   const int64_t batch = x.dim() == 3 ? x.size(0) : 1;
-  const int64_t r = x.size(-2), c = x.size(-1);
-  if (!transpose) return {{batch, r, c}, {r * c, c, 1}};
-  return {{batch, c, r}, {r * c, 1, c}};
+  const int64_t r = x.size(-2), c = x.size(-1), ld = r == 1 ? c : x.stride(-2);
+  const int64_t batch_stride = x.dim() == 3 ? x.stride(0) : r * ld;
+  if (!transpose) return {{batch, r, c}, {batch_stride, ld, 1}};
+  return {{batch, c, r}, {batch_stride, 1, ld}};
 }
 
 // Key of a cached primitive: shapes, strides, dtypes and accumulation fully determine it.
-using Key = std::tuple<Dims, Dims, Dims, Dims, int, int, bool>;
+using Key = std::tuple<Dims, Dims, Dims, Dims, Dims, int, int, bool>;
 
-dnnl::matmul& primitive(const Operand& a, const Operand& b, const Dims& c_dims, memory::data_type dt,
+dnnl::matmul& primitive(const Operand& a, const Operand& b, const Operand& c, memory::data_type dt,
                         memory::data_type c_dt, bool accumulate) {
   static std::map<Key, dnnl::matmul> cache;
-  const Key key{a.dims, a.strides, b.dims, b.strides, static_cast<int>(dt), static_cast<int>(c_dt), accumulate};
+  const Key key{a.dims, a.strides, b.dims, b.strides, c.strides, static_cast<int>(dt), static_cast<int>(c_dt),
+                accumulate};
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   const memory::desc a_md(a.dims, dt, a.strides), b_md(b.dims, dt, b.strides);
-  const memory::desc c_md(c_dims, c_dt, memory::format_tag::abc);
+  const memory::desc c_md(c.dims, c_dt, c.strides);
   dnnl::primitive_attr attr;
   if (accumulate) {  // c += a·b: oneDNN's sum post-op
     dnnl::post_ops ops;
@@ -106,31 +114,31 @@ class LinearFunction : public torch::autograd::Function<LinearFunction> {
 
 void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b, at::Tensor& c,
                  bool accumulate) {
-  if (!c.is_contiguous() || c.dim() != a.dim())
-    throw RuntimeFailure(fmt::format("matmul_into: expected a contiguous {}-D destination, got {}", a.dim(),
+  if (!rows_contiguous(c) || c.dim() != a.dim())
+    throw RuntimeFailure(fmt::format("matmul_into: expected a {}-D destination with contiguous rows, got {}", a.dim(),
                                      c10::str(c.sizes())));
   if (a.scalar_type() == at::kDouble) {  // fp64 (gradient checks only): oneDNN has no f64 matmul
     const at::Tensor r = matmul(a, transpose_a, b, transpose_b);
     accumulate ? c.add_(r) : c.copy_(r);
     return;
   }
-  const Operand oa = operand(a, transpose_a), ob = operand(b, transpose_b);
-  const Dims c_dims{oa.dims[0], oa.dims[1], ob.dims[2]};
+  const Operand oa = operand(a, transpose_a), ob = operand(b, transpose_b), oc = operand(c, false);
+  if (oc.dims != Dims{oa.dims[0], oa.dims[1], ob.dims[2]})
+    throw RuntimeFailure(fmt::format("matmul_into: destination {} does not fit the product", c10::str(c.sizes())));
   const memory::data_type dt = dnnl_type(a), c_dt = dnnl_type(c);
-  dnnl::matmul& mm = primitive(oa, ob, c_dims, dt, c_dt, accumulate);
+  dnnl::matmul& mm = primitive(oa, ob, oc, dt, c_dt, accumulate);
   memory am({oa.dims, dt, oa.strides}, cpu_engine(), a.data_ptr());
   memory bm({ob.dims, dt, ob.strides}, cpu_engine(), b.data_ptr());
-  memory cm({c_dims, c_dt, memory::format_tag::abc}, cpu_engine(), c.data_ptr());
+  memory cm({oc.dims, c_dt, oc.strides}, cpu_engine(), c.data_ptr());
   dnnl::stream stream(cpu_engine());
   mm.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
   stream.wait();
 }
 
 at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b) {
-  if (!a.is_contiguous() || !b.is_contiguous() || a.dim() != b.dim() || a.dim() < 2 || a.dim() > 3 ||
-      a.scalar_type() != b.scalar_type())
-    throw RuntimeFailure(fmt::format("matmul: expected contiguous 2-D or 3-D operands of one dtype, got {} and {}",
-                                     c10::str(a.sizes()), c10::str(b.sizes())));
+  if (!rows_contiguous(a) || !rows_contiguous(b) || a.dim() != b.dim() || a.scalar_type() != b.scalar_type())
+    throw RuntimeFailure(fmt::format("matmul: expected 2-D or 3-D operands of one dtype with contiguous rows, got "
+                                     "{} and {}", c10::str(a.sizes()), c10::str(b.sizes())));
   const Operand oa = operand(a, transpose_a), ob = operand(b, transpose_b);
   if (oa.dims[2] != ob.dims[1] || oa.dims[0] != ob.dims[0])
     throw RuntimeFailure(fmt::format("matmul: shapes {} and {} do not multiply", c10::str(a.sizes()),
@@ -148,8 +156,11 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w) {
   return LinearFunction::apply(x.contiguous(), w);
 }
 
-double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats) {
-  const at::Tensor a = at::randn({m, k}), b = at::randn({n, k});
+double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, int64_t batch) {
+  const auto shape = [&](int64_t rows, int64_t cols) {
+    return batch > 1 ? std::vector<int64_t>{batch, rows, cols} : std::vector<int64_t>{rows, cols};
+  };
+  const at::Tensor a = at::randn(shape(m, k)), b = at::randn(shape(n, k));
   llama2::matmul(a, false, b, true);  // warm-up: primitive creation, page faults
   double best_s = 1e30;
   for (int i = 0; i < repeats; ++i) {
@@ -157,7 +168,7 @@ double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats) {
     llama2::matmul(a, false, b, true);
     best_s = std::min(best_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  return 2.0 * m * k * n / best_s;
+  return 2.0 * batch * m * k * n / best_s;
 }
 
 }  // namespace llama2

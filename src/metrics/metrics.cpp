@@ -49,7 +49,8 @@ void MetricsLog::finish(const RunSummary& s) {
   if (!jsonl_.is_open()) return;
   nlohmann::json j = {{"steps", s.steps}, {"steps_this_run", s.steps_this_run}, {"final_loss", s.final_loss},
                       {"seconds", s.seconds}, {"tokens_per_s", s.tokens_per_s}, {"seq_per_s", s.seq_per_s},
-                      {"mfu", s.mfu}, {"peak_rss_bytes", s.peak_rss_bytes}, {"world", s.world}, {"tp", s.tp},
+                      {"mfu", s.mfu}, {"peak_rss_bytes", s.peak_rss_bytes},
+                      {"planned_rss_bytes", s.planned_rss_bytes}, {"world", s.world}, {"tp", s.tp},
                       {"dp", s.dp}};
   if (std::isfinite(s.final_val_loss)) j["final_val_loss"] = s.final_val_loss;
   if (s.timed_steps > 0) {  // mean seconds per step in each phase; "elementwise" is the rest

@@ -102,8 +102,19 @@ at::Tensor Llama::block(const at::Tensor& x, const Layer& layer) const {
 // tokens [b, s] → final-norm output [s(/tp), b, h]
 at::Tensor Llama::final_hidden(const at::Tensor& tokens) const {
   at::Tensor x = vocab_parallel_embedding(tokens.t().contiguous(), p(embed_), tp_);
-  for (const Layer& layer : layers_) x = block(x, layer);
+  for (const Layer& l : layers_) {
+    on_gradient(x, {l.input_norm, l.qkv, l.o, l.post_norm, l.gate_up, l.down});  // the block's input
+    x = block(x, l);
+  }
+  // The final norm's input: the loss wrote the lm_head's gradient in its backward (tied: the embedding's,
+  // which its own backward completes last).
+  on_gradient(x, lm_head_ == embed_ ? std::vector<size_t>{norm_} : std::vector<size_t>{norm_, lm_head_});
   return rms_norm(x, p(norm_), config_.rms_norm_eps);
+}
+
+void Llama::on_gradient(const at::Tensor& x, std::vector<size_t> params) const {
+  if (!ready_hook_ || !x.requires_grad()) return;
+  x.register_hook([hook = ready_hook_, params = std::move(params)](const at::Tensor&) { hook(params); });
 }
 
 at::Tensor Llama::logits(const at::Tensor& tokens) const {

@@ -1,6 +1,7 @@
 // ZeRO-1 AdamW: flat buffers, reduce-scatter of grads over DP, fp32 master shard, all-gather of params.
 #include "llama2/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -14,23 +15,21 @@
 namespace llama2 {
 
 void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
-                  const at::Tensor& decay, int64_t step, double lr, const AdamWOptions& o, double grad_scale) {
+                  double decay, int64_t step, double lr, const AdamWOptions& o, double grad_scale) {
   // One pass over the fp32 shard, torch.optim.AdamW's arithmetic (decoupled decay first, then Adam).
   const double bias1 = 1 - std::pow(o.beta1, static_cast<double>(step));
   const double bias2 = 1 - std::pow(o.beta2, static_cast<double>(step));
   const float step_size = static_cast<float>(lr / bias1), inv_sqrt_bias2 = static_cast<float>(1 / std::sqrt(bias2));
   const float b1 = static_cast<float>(o.beta1), b2 = static_cast<float>(o.beta2), eps = static_cast<float>(o.eps);
-  const float lr_wd = static_cast<float>(lr * o.weight_decay), scale = static_cast<float>(grad_scale);
+  const float lr_wd = static_cast<float>(lr * o.weight_decay * decay), scale = static_cast<float>(grad_scale);
   float* p = param.data_ptr<float>();
   float* m = exp_avg.data_ptr<float>();
   float* v = exp_avg_sq.data_ptr<float>();
   const float* g = grad.data_ptr<float>();
-  const float* d = decay.data_ptr<float>();
-  const bool per_element = decay.numel() == param.numel();
   at::parallel_for(0, param.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const float gi = g[i] * scale;
-      p[i] *= 1 - lr_wd * d[per_element ? i : 0];
+      p[i] *= 1 - lr_wd;
       m[i] += (1 - b1) * (gi - m[i]);
       v[i] = b2 * v[i] + (1 - b2) * gi * gi;
       p[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bias2 + eps);
@@ -64,26 +63,32 @@ ShardedAdamW::ShardedAdamW(std::vector<Parameter>& params, const Communicator& t
   const auto dtype = params.at(0).value.scalar_type();
   flat_params_ = at::zeros({padded_}, at::TensorOptions().dtype(dtype));
   flat_grads_ = at::zeros({padded_}, at::TensorOptions().dtype(dtype));
-  at::Tensor decay = at::zeros({padded_}, at::kFloat), count = at::zeros({padded_}, at::kFloat);
   int64_t offset = 0;
+  std::vector<int64_t> offsets(params.size()), numels(params.size());
   for (auto* p : order) {
     const int64_t n = p->value.numel();
+    offsets[p - params.data()] = offset;
+    numels[p - params.data()] = n;
     flat_params_.narrow(0, offset, n).copy_(p->value.reshape({-1}));
-    decay.narrow(0, offset, n).fill_(p->is_norm && !options.weight_decay_norms ? 0.0 : 1.0);
-    count.narrow(0, offset, n).fill_(p->is_norm && tp.rank() != 0 ? 0.0 : 1.0);  // replicated: count once
     p->value = flat_params_.narrow(0, offset, n).view(p->value.sizes()).detach().set_requires_grad(true);
     p->value.mutable_grad() = flat_grads_.narrow(0, offset, n).view(p->value.sizes());
     offset += n;
   }
-  decay_ = decay.narrow(0, shard_offset_, shard_numel_).contiguous();
-  norm_count_ = count.narrow(0, shard_offset_, shard_numel_).contiguous();
+  shard_norm_numel_ = std::clamp<int64_t>(norm_numel_ - shard_offset_, 0, shard_numel_);
   const at::Tensor param_shard = flat_params_.narrow(0, shard_offset_, shard_numel_);
   master_ = dtype == at::kFloat ? param_shard : param_shard.to(at::kFloat);
   exp_avg_ = at::zeros({shard_numel_}, at::kFloat);
   exp_avg_sq_ = at::zeros({shard_numel_}, at::kFloat);
+  buckets_ = std::make_unique<GradientBuckets>(flat_grads_, std::move(offsets), std::move(numels), norm_numel_,
+                                               options.bucket_numel, dp, options.zero_1);
 }
 
-void ShardedAdamW::zero_grad() { flat_grads_.zero_(); }
+void ShardedAdamW::gradients_ready(const std::vector<size_t>& params) { buckets_->mark_ready(params); }
+
+void ShardedAdamW::zero_grad() {
+  if (buckets_->in_progress()) buckets_->finish();  // a step that was not applied (non-finite loss)
+  flat_grads_.zero_();
+}
 
 int64_t ShardedAdamW::state_bytes() const {
   const bool separate_master = flat_params_.scalar_type() != at::kFloat;
@@ -91,15 +96,19 @@ int64_t ShardedAdamW::state_bytes() const {
 }
 
 double ShardedAdamW::global_grad_norm(const at::Tensor& grad_shard) const {
-  const float* g = grad_shard.data_ptr<float>();
-  const float* count = norm_count_.data_ptr<float>();
-  const double local = at::parallel_reduce(
-      0, grad_shard.numel(), 1 << 14, 0.0,
-      [&](int64_t begin, int64_t end, double acc) {
-        for (int64_t i = begin; i < end; ++i) acc += static_cast<double>(g[i]) * g[i] * count[i];
-        return acc;
-      },
-      std::plus<double>());
+  const auto sum_squares = [](const at::Tensor& g) {
+    const float* x = g.data_ptr<float>();
+    return at::parallel_reduce(
+        0, g.numel(), 1 << 14, 0.0,
+        [&](int64_t begin, int64_t end, double acc) {
+          for (int64_t i = begin; i < end; ++i) acc += static_cast<double>(x[i]) * x[i];
+          return acc;
+        },
+        std::plus<double>());
+  };
+  // Norm weights are replicated over TP: only TP rank 0 counts them.
+  double local = sum_squares(grad_shard.narrow(0, shard_norm_numel_, shard_numel_ - shard_norm_numel_));
+  if (tp_.rank() == 0) local += sum_squares(grad_shard.narrow(0, 0, shard_norm_numel_));
   at::Tensor sum_sq = at::full({1}, local, at::kDouble);
   tp_.all_reduce(sum_sq);
   if (options_.zero_1) dp_.all_reduce(sum_sq);
@@ -113,11 +122,9 @@ at::Tensor ShardedAdamW::reduce_gradients() {
     tp_.all_reduce(norms);
     flat_grads_.narrow(0, 0, norm_numel_).copy_(norms);
   }
-  // Reduction over DP in fp32 (bf16 gradients are widened first), then the mean.
-  // In fp32 `grads32` aliases flat_grads_, which is reduced in place (zero_grad() clears it next step).
-  at::Tensor grads32 = flat_grads_.to(at::kFloat);
-  at::Tensor grad_shard = options_.zero_1 ? dp_.reduce_scatter(grads32) : grads32;
-  if (!options_.zero_1) dp_.all_reduce(grad_shard);
+  // The DP sum in fp32 (bf16 gradients are widened bucket by bucket); buckets that backward already
+  // completed are in flight (gradients_ready), the rest go now.
+  at::Tensor grad_shard = buckets_->finish();
   grad_shard.div_(dp_.size());
   return grad_shard;
 }
@@ -134,7 +141,14 @@ StepResult ShardedAdamW::step(double lr) {
   ++step_;
   {
     ScopedPhase phase(Phase::Optimizer);
-    adamw_update(master_, grad_shard, exp_avg_, exp_avg_sq_, decay_, step_, lr, options_, clip);
+    // This shard's part of the norm prefix decays only with weight_decay_norms; the rest always.
+    const auto update = [&](int64_t begin, int64_t count, double decay) {
+      at::Tensor p = master_.narrow(0, begin, count), m = exp_avg_.narrow(0, begin, count),
+                 v = exp_avg_sq_.narrow(0, begin, count);
+      adamw_update(p, grad_shard.narrow(0, begin, count), m, v, decay, step_, lr, options_, clip);
+    };
+    update(0, shard_norm_numel_, options_.weight_decay_norms ? 1.0 : 0.0);
+    update(shard_norm_numel_, shard_numel_ - shard_norm_numel_, 1.0);
   }
 
   sync_params_from_master();

@@ -79,6 +79,10 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     if (grad) {
       ctx->save_for_backward({dx, dw});
       ctx->saved_data["w_dtype"] = static_cast<int64_t>(w.scalar_type());
+      // A weight whose .grad exists (the optimizer's flat buffer) gets dw added to it in backward directly.
+      const at::Tensor& w_grad = w.grad();
+      const bool direct = w_grad.defined() && w_grad.is_contiguous() && w_grad.scalar_type() == w.scalar_type();
+      ctx->saved_data["w_grad"] = direct ? w_grad : at::Tensor();
     }
     return losses.mean();
   }
@@ -88,8 +92,14 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     const auto saved = ctx->get_saved_variables();
     const auto w_dtype = static_cast<at::ScalarType>(ctx->saved_data["w_dtype"].toInt());
     const at::Tensor& g = grads[0];
-    return {saved[0] * g.to(saved[0].scalar_type()), (saved[1] * g).to(w_dtype), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor(), at::Tensor()};
+    at::Tensor dw, w_grad = ctx->saved_data["w_grad"].toTensor();
+    if (w_grad.defined()) {
+      w_grad.add_(saved[1], g.item<double>());
+    } else {
+      dw = (saved[1] * g).to(w_dtype);
+    }
+    return {saved[0] * g.to(saved[0].scalar_type()), dw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor()};
   }
 };
 

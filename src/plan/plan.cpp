@@ -1,6 +1,9 @@
 // Parameter, FLOP and memory arithmetic for `plan` and the start-up summary.
 #include "llama2/plan.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <fmt/format.h>
 
 namespace llama2 {
@@ -15,6 +18,10 @@ int64_t per_layer_params(const ModelConfig& c) {
 }
 
 int64_t padded_vocab(const ModelConfig& c, int64_t tp) { return (c.vocab_size + tp - 1) / tp * tp; }
+
+// Peak RSS of a rank before any model state: libtorch, oneDNN and Open MPI loaded and initialised
+// (measured: the tiny config's peak minus its parameters, states and activations).
+constexpr int64_t kRuntimeBytes = int64_t{240} << 20;
 
 }  // namespace
 
@@ -44,15 +51,81 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   const int64_t ranks = in.zero_1 ? in.dp : 1;
   const int64_t shard = (m.local_params + ranks - 1) / ranks;
   m.optimizer_bytes = shard * 4 * (in.bf16 ? 3 : 2);
-  // Activations kept for backward (Korthikanti et al. 2022, per layer s·b·h·(34 + 5·a·s/h)/t bytes in
-  // 16-bit; the 5·a·s/h attention term vanishes with selective recompute, and /t applies to all of it
-  // with SP), scaled to the element size, plus the fp32 logits and softmax of the loss.
-  const double sbh = static_cast<double>(in.seq_len) * in.micro_batch * h;
-  const double attn = c.selective_checkpoint_enabled ? 0.0 : 5.0 * c.num_attention_heads * in.seq_len / h;
-  const double per_layer = c.sequence_parallel_enabled ? sbh * (34.0 + attn) / t : sbh * (10.0 + (24.0 + attn) / t);
-  const double logits = 2.0 * in.seq_len * in.micro_batch * (vocab / t) * 4;
-  m.activation_bytes = static_cast<int64_t>(per_layer * c.num_hidden_layers * elem / 2.0 + logits);
+  m.reduce_bytes = (in.bf16 ? m.local_params * 4 : 0) + (in.zero_1 && in.dp > 1 ? shard * 4 : 0);
+  // Tensors backward keeps per layer and token (elements): both norm outputs as the projections read them
+  // (gathered with SP), q/k/v in attention's layout and its output, the two residual-stream tensors (s/tp
+  // with SP), SwiGLU's input and output; without selective checkpointing also the probabilities.
+  const double tokens = static_cast<double>(in.seq_len) * in.micro_batch, td = static_cast<double>(t);
+  const double hd = static_cast<double>(h), sp = c.sequence_parallel_enabled ? td : 1;
+  const double q = static_cast<double>(c.num_attention_heads) * c.head_dim();
+  const double qkv = q + 2.0 * c.num_key_value_heads * c.head_dim();
+  const double per_token = 2 * hd + (qkv + q) / td + 2 * hd / sp + 3.0 * c.intermediate_size / td;
+  const double probs = static_cast<double>(in.micro_batch) * c.num_attention_heads / td * in.seq_len * in.seq_len;
+  const double per_layer = tokens * per_token * elem + (c.selective_checkpoint_enabled ? 0 : probs * elem);
+  // The heap holds more than the live tensors (freed blocks between kept ones are reused only by smaller
+  // ones): kHeapOverhead was measured on the 58M model (peak RSS per layer over the bytes above). Backward adds
+  // one layer's probabilities, scores and their gradient while attention is recomputed.
+  constexpr double kHeapOverhead = 1.7;
+  m.activation_bytes = static_cast<int64_t>(kHeapOverhead * per_layer * c.num_hidden_layers + 3 * probs * 4);
+  // The fused loss: one chunk of fp32 logits (≤ 32 MiB), dw [V/t, h] fp32, dx [tokens, h].
+  const double vocab_local = static_cast<double>(vocab) / td;
+  const double chunk_rows = std::min(tokens, std::max(1.0, std::floor(32.0 * (1 << 20) / (vocab_local * 4))));
+  m.loss_bytes = static_cast<int64_t>(chunk_rows * vocab_local * 4 + vocab_local * hd * 4 + tokens * hd * elem);
+  m.runtime_bytes = kRuntimeBytes;
   return m;
+}
+
+StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, const StepPlanInput& step,
+                           const MachineRates& r) {
+  const double t = static_cast<double>(in.tp), dp = static_cast<double>(in.dp), micro = static_cast<double>(step.grad_accum);
+  const double b = static_cast<double>(in.micro_batch), s = static_cast<double>(in.seq_len), tokens = b * s;
+  const double h = static_cast<double>(c.hidden_size), inter = static_cast<double>(c.intermediate_size);
+  const double layers = static_cast<double>(c.num_hidden_layers), elem = in.bf16 ? 2 : 4;
+  const double qkv = static_cast<double>(c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim();
+  const double vocab_local = static_cast<double>(padded_vocab(c, in.tp)) / t;
+  const double sp = c.sequence_parallel_enabled ? t : 1;
+  StepEstimate e;
+  // Projections: forward, data gradient and weight gradient, 3 · 2·m·k·n each; the lm_head once.
+  const std::vector<GemmShape> shapes = model_gemm_shapes(c, in.micro_batch * in.seq_len, in.tp);
+  double flops = 0;
+  for (size_t i = 0; i < shapes.size(); ++i)
+    flops += 6.0 * shapes[i].m * shapes[i].k * shapes[i].n * (i + 1 < shapes.size() ? layers : 1.0);
+  e.gemm = micro * flops / r.gemm_flops;
+  // Attention: scores and values are 4·b·s²·h/t FLOPs forward, twice that backward, once more when recomputed;
+  // the fp32 probabilities [b, heads/t, s, s] stream about 12 times (mask, softmax, backward, recompute).
+  const double probs = b * c.num_attention_heads / t * s * s * 4;
+  const double attn_flops = 4.0 * b * s * s * h / t * (c.selective_checkpoint_enabled ? 4 : 3);
+  e.attention = micro * layers * (attn_flops / r.attention_flops + 12 * probs / r.memory_bytes_per_s);
+  // Loss: each chunk of logits streams about 8 times; dw is read and written once per chunk.
+  const double chunk_rows = std::max(1.0, std::floor(32.0 * (1 << 20) / (vocab_local * 4)));
+  const double chunks = std::ceil(tokens / chunk_rows);
+  e.loss = micro * (8 * tokens * vocab_local * 4 + chunks * 2 * vocab_local * h * 4) / r.memory_bytes_per_s;
+  // Streaming kernels per layer, counted pass by pass over [tokens, width] tensors: norms, residuals and
+  // autograd's gradient sums ~25 passes of h (of h/t with SP), rotary and the attention layout copies ~8
+  // of the qkv width, SwiGLU 8 of the intermediate width (forward and backward together).
+  e.elementwise = micro * layers * tokens * elem * (25 * h / sp + 8 * qkv / t + 8 * inter / t) / r.memory_bytes_per_s;
+  // Optimizer: AdamW reads and writes ~44 bytes per element of this rank's shard; zeroing and the gradient
+  // norm stream the local gradients once more each.
+  const double local = static_cast<double>(plan_memory(c, in).local_params);
+  const double shard = local / (in.zero_1 ? dp : 1);
+  e.optimizer = (44 * shard + 8 * local) / r.memory_bytes_per_s;
+  // Collectives move (n-1)/n of their buffer per rank; bandwidth is the node's when the group stays inside one.
+  const double ranks_per_node = static_cast<double>(std::max<int64_t>(1, step.ranks_per_node));
+  const auto bandwidth = [&](bool inside_node) {
+    return inside_node ? r.intra_node_bytes_per_s : r.network_bytes_per_s / ranks_per_node;
+  };
+  if (in.tp > 1)  // per layer 4 collectives forward and their 4 conjugates backward, plus embedding and loss
+    e.communication = micro * (8 * layers + 4) * (t - 1) / t * tokens * h * elem / bandwidth(in.tp <= step.ranks_per_node);
+  if (in.dp > 1) {
+    const double bw = bandwidth(step.nodes == 1);
+    const double reduce = (in.zero_1 ? 1 : 2) * (dp - 1) / dp * local * 4 / bw;  // fp32 reduction
+    e.communication += in.zero_1 ? (dp - 1) / dp * local * elem / bw : 0;      // ZeRO-1 parameter all-gather
+    // Overlapped, the buckets hide behind the last micro-batch's backward (about 2/3 of its compute), all
+    // but the last one.
+    const double backward = (e.gemm + e.attention + e.elementwise) / micro * 2 / 3;
+    e.grad_reduce = step.overlap_grad_reduce ? std::max(reduce / layers, reduce - backward) : reduce;
+  }
+  return e;
 }
 
 std::vector<GemmShape> model_gemm_shapes(const ModelConfig& c, int64_t tokens, int64_t tp) {
@@ -70,7 +143,9 @@ std::string format_bytes(int64_t bytes) {
   return fmt::format("{:.1f} MiB", b / (1024.0 * 1024));
 }
 
-std::string format_plan(const ModelConfig& c, const MemoryPlanInput& in, int64_t grad_accum) {
+std::string format_plan(const ModelConfig& c, const MemoryPlanInput& in, const StepPlanInput& step,
+                        const MachineRates* rates) {
+  const int64_t grad_accum = step.grad_accum;
   const MemoryPlan m = plan_memory(c, in);
   const int64_t n = parameter_count(c);
   std::string out;
@@ -86,10 +161,29 @@ std::string format_plan(const ModelConfig& c, const MemoryPlanInput& in, int64_t
   out += fmt::format("  gradients           {}\n", format_bytes(m.grad_bytes));
   out += fmt::format("  optimizer state     {}  ({} bytes/param / {})\n", format_bytes(m.optimizer_bytes),
                      in.bf16 ? 12 : 8, in.zero_1 ? fmt::format("dp {}", in.dp) : std::string("1 (not sharded)"));
+  out += fmt::format("  reduction buffers   {}\n", format_bytes(m.reduce_bytes));
   out += fmt::format("  activations         {}  (per micro-batch; SP {}, selective checkpoint {})\n",
                      format_bytes(m.activation_bytes), c.sequence_parallel_enabled ? "on" : "off",
                      c.selective_checkpoint_enabled ? "on" : "off");
-  out += fmt::format("  total               {}\n", format_bytes(m.total()));
+  out += fmt::format("  loss                {}  (chunked logits, dw, dx)\n", format_bytes(m.loss_bytes));
+  out += fmt::format("  runtime             {}  (libtorch, oneDNN, Open MPI)\n", format_bytes(m.runtime_bytes));
+  out += fmt::format("  total (peak RSS)    {}\n", format_bytes(m.total()));
+  if (rates == nullptr) return out;
+  const StepEstimate e = estimate_step(c, in, step, *rates);
+  const double tokens = static_cast<double>(in.micro_batch * grad_accum * in.dp * in.seq_len);
+  const double peak_flops = rates->peak_flops;
+  const double mfu = flops_per_token(c, in.seq_len) * tokens / (e.total() * peak_flops * in.tp * in.dp);
+  out += fmt::format("rates per rank        GEMM {:.1f} GFLOP/s, attention {:.1f} GFLOP/s, memory {:.1f} GB/s, "
+                     "intra-node {:.1f} GB/s, network {:.1f} GB/s per node\n",
+                     rates->gemm_flops / 1e9, rates->attention_flops / 1e9, rates->memory_bytes_per_s / 1e9,
+                     rates->intra_node_bytes_per_s / 1e9, rates->network_bytes_per_s / 1e9);
+  out += fmt::format("step time estimate    {:.3f} s  ({:.0f} tokens/s, MFU {:.1f}% of {:.1f} GFLOP/s per rank)\n",
+                     e.total(), tokens / e.total(), 100 * mfu, peak_flops / 1e9);
+  const std::pair<const char*, double> parts[] = {{"gemm", e.gemm}, {"attention", e.attention}, {"loss", e.loss},
+      {"elementwise", e.elementwise}, {"communication", e.communication}, {"grad_reduce", e.grad_reduce},
+      {"optimizer", e.optimizer}};
+  for (const auto& [name, seconds] : parts)
+    out += fmt::format("  {:<19} {:.3f} s  {:4.1f}%\n", name, seconds, 100 * seconds / e.total());
   return out;
 }
 

@@ -51,6 +51,7 @@ AdamWOptions adamw_options(const TrainOptions& o, bool sequence_parallel) {
   a.max_grad_norm = o.max_grad_norm;
   a.weight_decay_norms = o.weight_decay_norms;
   a.zero_1 = o.use_zero_1;
+  a.bucket_numel = o.ddp_bucket_size;
   return a;
 }
 
@@ -62,7 +63,7 @@ void log_startup(const ModelConfig& c, const TrainOptions& o, const ParallelLayo
                c.sequence_parallel_enabled ? "on" : "off", c.selective_checkpoint_enabled ? "on" : "off",
                o.use_mix_precision ? "bf16 mixed precision" : "fp32");
   MemoryPlanInput in{l.tp, l.dp, o.batch_size, o.seq_len, o.use_mix_precision, o.use_zero_1};
-  std::string plan = format_plan(c, in, o.grad_accum_usteps);
+  std::string plan = format_plan(c, in, {o.grad_accum_usteps, 1, 1, o.overlap_grad_reduce});
   for (size_t pos; (pos = plan.find('\n')) != std::string::npos; plan.erase(0, pos + 1))
     spdlog::info("plan: {}", plan.substr(0, pos));
 }
@@ -174,6 +175,8 @@ int run_training(TrainOptions o, DistributedContext& dist) {
     summary.tokens_per_s = summary.seq_per_s * o.seq_len;
     summary.mfu = timed_s > 0 ? timed_steps * step_flops / timed_s / (peak_flops * layout.world) : 0;
     summary.peak_rss_bytes = peak_rss_bytes();
+    summary.planned_rss_bytes =
+        plan_memory(config, {layout.tp, layout.dp, o.batch_size, o.seq_len, o.use_mix_precision, o.use_zero_1}).total();
     summary.timed_steps = timed_steps;
     summary.timed_seconds = timed_s;
     metrics.finish(summary);
@@ -191,8 +194,11 @@ int run_training(TrainOptions o, DistributedContext& dist) {
         ScopedPhase phase(Phase::Data);
         return data.train->samples(first, o.batch_size);  // [b, s+1]
       }();
+      const bool overlap = o.overlap_grad_reduce && micro + 1 == o.grad_accum_usteps;
+      if (overlap) model.set_gradients_ready_hook([&](const std::vector<size_t>& p) { optimizer.gradients_ready(p); });
       const at::Tensor loss = model.loss(batch.narrow(1, 0, o.seq_len), batch.narrow(1, 1, o.seq_len)) /
                               static_cast<double>(o.grad_accum_usteps);
+      model.set_gradients_ready_hook(nullptr);  // the forward has registered its hooks
       loss.backward();
       loss_sum += loss.detach().to(at::kDouble);
     }

@@ -1,0 +1,16 @@
+// Owns measuring this machine for `plan`'s step estimate: oneDNN GEMM FLOP/s on the model's own shapes and
+// the bandwidth of ATen's streaming kernels on activation-sized tensors, with this process's threads.
+#pragma once
+#include <cstdint>
+
+#include "llama2/config.h"
+#include "llama2/plan.h"
+
+namespace llama2 {
+
+// `tokens` per micro-batch and TP degree `tp` give the shapes. Intra-node collectives are taken at half the
+// memory bandwidth (shared-memory transports copy into and out of a shared segment); the network bandwidth is
+// left 0 (one process cannot measure it).
+MachineRates measure_machine_rates(const ModelConfig& config, int64_t tokens, int64_t seq_len, int64_t tp);
+
+}  // namespace llama2

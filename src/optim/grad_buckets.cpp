@@ -1,0 +1,81 @@
+// Bucketed, non-blocking DP gradient reduction that overlaps backward.
+#include "llama2/grad_buckets.h"
+
+#include <algorithm>
+#include <numeric>
+#include <utility>
+
+#include <ATen/ATen.h>
+
+#include "llama2/phases.h"
+
+namespace llama2 {
+
+GradientBuckets::GradientBuckets(const at::Tensor& flat_grads, std::vector<int64_t> offsets,
+                                 std::vector<int64_t> numels, int64_t held_numel, int64_t bucket_numel,
+                                 const Communicator& dp, bool zero_1)
+    : flat_grads_(flat_grads), offsets_(std::move(offsets)), numels_(std::move(numels)), held_numel_(held_numel),
+      bucket_numel_(std::max<int64_t>(1, bucket_numel)), dp_(dp), zero_1_(zero_1) {
+  by_offset_.resize(offsets_.size());
+  std::iota(by_offset_.begin(), by_offset_.end(), size_t{0});
+  std::sort(by_offset_.begin(), by_offset_.end(), [&](size_t a, size_t b) { return offsets_[a] > offsets_[b]; });
+}
+
+void GradientBuckets::start() {
+  started_ = true;
+  ready_.assign(offsets_.size(), false);
+  next_ = 0;
+  pending_top_ = flat_grads_.numel();  // the padding above the last parameter travels with the first bucket
+  // fp32 gradients are reduced in place; bf16 ones are widened bucket by bucket into this buffer.
+  grads32_ = flat_grads_.scalar_type() == at::kFloat ? flat_grads_ : at::empty(flat_grads_.sizes(), at::kFloat);
+  result_ = zero_1_ && dp_.size() > 1 ? at::empty({flat_grads_.numel() / dp_.size()}, at::kFloat) : grads32_;
+}
+
+void GradientBuckets::launch(int64_t begin, int64_t end) {
+  at::Tensor bucket = grads32_.narrow(0, begin, end - begin);
+  if (!grads32_.is_same(flat_grads_)) bucket.copy_(flat_grads_.narrow(0, begin, end - begin));
+  if (dp_.size() == 1) return;
+  if (!zero_1_) {
+    in_flight_.push_back(dp_.all_reduce_async(bucket));
+    return;
+  }
+  const int64_t shard = result_.numel();
+  std::vector<int64_t> counts(dp_.size());
+  for (int r = 0; r < dp_.size(); ++r)
+    counts[r] = std::max<int64_t>(0, std::min(end, (r + 1) * shard) - std::max(begin, r * shard));
+  const int64_t mine = std::clamp(begin - dp_.rank() * shard, int64_t{0}, shard);
+  at::Tensor out = result_.narrow(0, mine, counts[dp_.rank()]);
+  in_flight_.push_back(dp_.reduce_scatter_async(bucket, out, counts));
+}
+
+void GradientBuckets::advance(int64_t min_bucket, int64_t floor) {
+  while (next_ < by_offset_.size() && ready_[by_offset_[next_]] && offsets_[by_offset_[next_]] >= floor) {
+    const int64_t bottom = offsets_[by_offset_[next_++]];
+    if (pending_top_ - bottom >= min_bucket) {
+      launch(bottom, pending_top_);
+      pending_top_ = bottom;
+    }
+  }
+}
+
+void GradientBuckets::mark_ready(const std::vector<size_t>& params) {
+  if (!started_) start();
+  for (size_t i : params) ready_.at(i) = true;
+  advance(bucket_numel_, held_numel_);
+  for (PendingCollective& c : in_flight_) c.test();
+}
+
+at::Tensor GradientBuckets::finish() {
+  ScopedPhase phase(Phase::GradReduce);
+  if (!started_) start();
+  ready_.assign(ready_.size(), true);
+  advance(INT64_MAX, 0);  // everything left becomes one bucket
+  if (pending_top_ > 0) launch(0, pending_top_);
+  for (PendingCollective& c : in_flight_) c.wait();
+  in_flight_.clear();
+  started_ = false;
+  grads32_ = at::Tensor();
+  return std::exchange(result_, at::Tensor());
+}
+
+}  // namespace llama2
