@@ -91,10 +91,12 @@ StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, cons
   for (size_t i = 0; i < shapes.size(); ++i)
     flops += 6.0 * shapes[i].m * shapes[i].k * shapes[i].n * (i + 1 < shapes.size() ? layers : 1.0);
   e.gemm = micro * flops / r.gemm_flops;
-  // Attention: scores and values are 4·b·s²·h/t FLOPs forward, twice that backward, once more when recomputed;
-  // the fp32 probabilities [b, heads/t, s, s] stream about 12 times (mask, softmax, backward, recompute).
-  const double probs = b * c.num_attention_heads / t * s * s * 4;
-  const double attn_flops = 4.0 * b * s * s * h / t * (c.selective_checkpoint_enabled ? 4 : 3);
+  // Attention: scores and values are 4·b·s²·h/t FLOPs forward over full rows, twice that backward, once more
+  // when recomputed; causal blocks of 128 rows compute (n+1)/2n of it (n blocks). The probabilities
+  // [b, heads/t, s, s] (that fraction of them) stream about 12 times (mask, softmax, backward, recompute).
+  const double blocks = std::ceil(s / 128.0), causal = (blocks + 1) / (2 * blocks);
+  const double probs = causal * b * c.num_attention_heads / t * s * s * 4;
+  const double attn_flops = causal * 4.0 * b * s * s * h / t * (c.selective_checkpoint_enabled ? 4 : 3);
   e.attention = micro * layers * (attn_flops / r.attention_flops + 12 * probs / r.memory_bytes_per_s);
   // Loss: each chunk of logits streams about 8 times; dw is read and written once per chunk.
   const double chunk_rows = std::max(1.0, std::floor(32.0 * (1 << 20) / (vocab_local * 4)));
@@ -102,8 +104,12 @@ StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, cons
   e.loss = micro * (8 * tokens * vocab_local * 4 + chunks * 2 * vocab_local * h * 4) / r.memory_bytes_per_s;
   // Streaming kernels per layer, counted pass by pass over [tokens, width] tensors: norms, residuals and
   // autograd's gradient sums ~25 passes of h (of h/t with SP), rotary and the attention layout copies ~8
-  // of the qkv width, SwiGLU 8 of the intermediate width (forward and backward together).
-  e.elementwise = micro * layers * tokens * elem * (25 * h / sp + 8 * qkv / t + 8 * inter / t) / r.memory_bytes_per_s;
+  // of the qkv width, SwiGLU 8 of the intermediate width (forward and backward together). kStreamOverhead:
+  // the 58M model's measured elementwise time over these ideal passes at the measured bandwidth (autograd's
+  // temporaries and gradient copies, fp32 statistics, the embedding).
+  constexpr double kStreamOverhead = 4;
+  e.elementwise = kStreamOverhead * micro * layers * tokens * elem * (25 * h / sp + 8 * qkv / t + 8 * inter / t) /
+                  r.memory_bytes_per_s;
   // Optimizer: AdamW reads and writes ~44 bytes per element of this rank's shard; zeroing and the gradient
   // norm stream the local gradients once more each.
   const double local = static_cast<double>(plan_memory(c, in).local_params);
