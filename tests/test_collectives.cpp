@@ -67,14 +67,14 @@ TEST(Collectives, NonContiguousInputIsAnError) {
 // own bucket, crossing ZeRO-1 shard boundaries) to all of them; [0, 5) is held for finish().
 TEST(GradientBuckets, OverlappedReductionEqualsTheSumForAnyBucketSizeAndShard) {
   const int n = world().size(), r = world().rank();
-  const std::vector<int64_t> offsets{0, 5, 9, 17, 18, 26, 33}, numels{5, 4, 8, 1, 8, 7, 6};  // top: 39, pad 1
+  const std::vector<int64_t> offsets{0, 5, 9, 17, 18, 26, 33};  // sizes 5, 4, 8, 1, 8, 7, 6; padding 39
   const at::Tensor expected = at::arange(1, 41, at::kDouble) * (n * (n + 1) / 2);
   for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16})
     for (const bool zero_1 : {true, false})
       for (const int64_t bucket : {int64_t{1}, int64_t{6}, int64_t{13}, int64_t{40}}) {
         at::Tensor flat = (at::arange(1, 41, at::kDouble) * (r + 1)).to(dtype);
         flat[39] = 0;  // the padding element
-        GradientBuckets buckets(flat, offsets, numels, 5, bucket, world(), zero_1);
+        GradientBuckets buckets(flat, offsets, 5, bucket, world(), zero_1);
         buckets.mark_ready({6, 5});
         EXPECT_TRUE(buckets.in_progress());
         buckets.mark_ready({4, 0});  // 0 is held; 3 is not ready yet, so nothing below 4 may go

@@ -13,11 +13,12 @@ namespace llama2 {
 
 class GradientBuckets {
  public:
-  // Parameter i's gradient is flat_grads[offsets[i], offsets[i] + numels[i]); the buffer holds `padded`
-  // elements (a multiple of dp); with ZeRO-1 rank r owns [r·padded/dp, (r+1)·padded/dp). A bucket is
+  // Parameter i's gradient starts at flat_grads[offsets[i]]; the parameters tile the buffer from 0 up to the
+  // padding at its end. It holds `padded` elements (a multiple of dp); with ZeRO-1 rank r owns
+  // [r·padded/dp, (r+1)·padded/dp). A bucket is
   // launched once it holds at least `bucket_numel` elements; [0, held_numel) only by finish() (the SP norm
   // gradients, which are summed over TP first).
-  GradientBuckets(const at::Tensor& flat_grads, std::vector<int64_t> offsets, std::vector<int64_t> numels,
+  GradientBuckets(const at::Tensor& flat_grads, std::vector<int64_t> offsets,
                   int64_t held_numel, int64_t bucket_numel, const Communicator& dp, bool zero_1);
 
   // Backward has finished these parameters' gradients: launch every bucket that is now complete, counting
@@ -35,7 +36,7 @@ class GradientBuckets {
   void launch(int64_t begin, int64_t end);
 
   at::Tensor flat_grads_;             // [padded] model dtype
-  std::vector<int64_t> offsets_, numels_;
+  std::vector<int64_t> offsets_;
   std::vector<size_t> by_offset_;     // parameters, highest offset first
   int64_t held_numel_, bucket_numel_;
   const Communicator& dp_;

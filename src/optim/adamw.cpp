@@ -64,11 +64,10 @@ ShardedAdamW::ShardedAdamW(std::vector<Parameter>& params, const Communicator& t
   flat_params_ = at::zeros({padded_}, at::TensorOptions().dtype(dtype));
   flat_grads_ = at::zeros({padded_}, at::TensorOptions().dtype(dtype));
   int64_t offset = 0;
-  std::vector<int64_t> offsets(params.size()), numels(params.size());
+  std::vector<int64_t> offsets(params.size());
   for (auto* p : order) {
     const int64_t n = p->value.numel();
     offsets[p - params.data()] = offset;
-    numels[p - params.data()] = n;
     flat_params_.narrow(0, offset, n).copy_(p->value.reshape({-1}));
     p->value = flat_params_.narrow(0, offset, n).view(p->value.sizes()).detach().set_requires_grad(true);
     p->value.mutable_grad() = flat_grads_.narrow(0, offset, n).view(p->value.sizes());
@@ -79,7 +78,7 @@ ShardedAdamW::ShardedAdamW(std::vector<Parameter>& params, const Communicator& t
   master_ = dtype == at::kFloat ? param_shard : param_shard.to(at::kFloat);
   exp_avg_ = at::zeros({shard_numel_}, at::kFloat);
   exp_avg_sq_ = at::zeros({shard_numel_}, at::kFloat);
-  buckets_ = std::make_unique<GradientBuckets>(flat_grads_, std::move(offsets), std::move(numels), norm_numel_,
+  buckets_ = std::make_unique<GradientBuckets>(flat_grads_, std::move(offsets), norm_numel_,
                                                options.bucket_numel, dp, options.zero_1);
 }
 

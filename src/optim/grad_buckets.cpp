@@ -12,9 +12,9 @@
 namespace llama2 {
 
 GradientBuckets::GradientBuckets(const at::Tensor& flat_grads, std::vector<int64_t> offsets,
-                                 std::vector<int64_t> numels, int64_t held_numel, int64_t bucket_numel,
+                                 int64_t held_numel, int64_t bucket_numel,
                                  const Communicator& dp, bool zero_1)
-    : flat_grads_(flat_grads), offsets_(std::move(offsets)), numels_(std::move(numels)), held_numel_(held_numel),
+    : flat_grads_(flat_grads), offsets_(std::move(offsets)), held_numel_(held_numel),
       bucket_numel_(std::max<int64_t>(1, bucket_numel)), dp_(dp), zero_1_(zero_1) {
   by_offset_.resize(offsets_.size());
   std::iota(by_offset_.begin(), by_offset_.end(), size_t{0});
