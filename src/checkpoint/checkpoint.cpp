@@ -18,6 +18,7 @@
 #include "llama2/communicator.h"
 #include "llama2/errors.h"
 #include "llama2/file_io.h"
+#include "llama2/json_integer.h"
 #include "llama2/llama.h"
 #include "llama2/safetensors.h"
 
@@ -50,6 +51,15 @@ void prune(const std::string& root, int64_t keep_last) {
   }
   std::sort(complete.begin(), complete.end());
   for (size_t i = 0; i + static_cast<size_t>(keep_last) < complete.size(); ++i) fs::remove_all(complete[i]);
+}
+
+// A non-negative integer key of meta.json, at most `max`: floats, negatives and larger values are BadInput
+// (a float cast to an integer beyond its range would be undefined behaviour).
+uint64_t meta_integer(const nlohmann::json& meta, const char* key, const std::string& path, uint64_t max) {
+  const nlohmann::json& v = meta.at(key);
+  if (!json_integer_in(v, 0, max))
+    throw BadInput(fmt::format("{}: key '{}' = {} is invalid; expected an integer in [0, {}]", path, key, v.dump(), max));
+  return v.get<uint64_t>();
 }
 
 // Flat offsets of the parameters (flat_order) for the layout `params` at TP degree `tp`.
@@ -110,21 +120,26 @@ CheckpointReader::CheckpointReader(const std::string& dir) : impl_(std::make_uni
     c.meta = nlohmann::json::parse(read_text(meta_path));
     if (c.meta.at("format").get<std::string>() != "llama2_pretrain checkpoint")
       throw BadInput(meta_path + ": key 'format' is not \"llama2_pretrain checkpoint\"");
-    if (c.meta.at("version").get<uint32_t>() != kCheckpointVersion)
+    if (meta_integer(c.meta, "version", meta_path, UINT32_MAX) != kCheckpointVersion)
       throw BadInput(fmt::format("{}: format version {}; expected {}", meta_path, c.meta.at("version").dump(),
                                  kCheckpointVersion));
-    c.tp = c.meta.at("tp").get<int64_t>();
-    c.dp = c.meta.at("dp").get<int64_t>();
-    c.optimizer_shards = c.meta.at("optimizer_shards").get<int64_t>();
+    constexpr int64_t kMaxRanks = int64_t{1} << 24;  // keeps every layout product inside int64
+    c.tp = static_cast<int64_t>(meta_integer(c.meta, "tp", meta_path, kMaxRanks));
+    c.dp = static_cast<int64_t>(meta_integer(c.meta, "dp", meta_path, kMaxRanks));
+    c.optimizer_shards = static_cast<int64_t>(meta_integer(c.meta, "optimizer_shards", meta_path, kMaxRanks));
     c.bf16 = c.meta.at("dtype").get<std::string>() == "BF16";
     c.config = model_config_from_json(c.meta.at("config").dump(), meta_path + " config");
-    constexpr int64_t kMaxRanks = int64_t{1} << 24;  // keeps every layout product inside int64
     if (c.tp < 1 || c.config.num_key_value_heads % c.tp != 0 || c.dp < 1 || c.dp > kMaxRanks ||
         c.optimizer_shards < 1 || c.optimizer_shards > c.dp)
       throw BadInput(fmt::format("{}: layout tp {}, dp {}, optimizer_shards {} is invalid; expected tp dividing "
                                  "num_key_value_heads ({}), 1 ≤ dp ≤ {} and 1 ≤ optimizer_shards ≤ dp",
                                  meta_path, c.tp, c.dp, c.optimizer_shards, c.config.num_key_value_heads, kMaxRanks));
-    for (const char* key : {"step", "optimizer_step", "consumed_samples", "consumed_tokens", "seed"}) c.meta.at(key);
+    for (const char* key : {"step", "optimizer_step", "consumed_samples", "consumed_tokens"})
+      meta_integer(c.meta, key, meta_path, INT64_MAX);
+    meta_integer(c.meta, "seed", meta_path, UINT64_MAX);
+    const nlohmann::json& files = c.meta.at("files");
+    if (!files.is_object()) throw BadInput(meta_path + ": key 'files' is not an object of file name → CRC-32C");
+    for (const auto& item : files.items()) meta_integer(files, item.key().c_str(), meta_path + " files", UINT32_MAX);
   } catch (const nlohmann::json::exception& e) {
     throw BadInput(meta_path + ": malformed (" + e.what() + ")");
   }

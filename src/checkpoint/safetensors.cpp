@@ -15,6 +15,7 @@
 #include "llama2/checksum.h"
 #include "llama2/errors.h"
 #include "llama2/file_io.h"
+#include "llama2/json_integer.h"
 
 namespace llama2 {
 namespace {
@@ -99,7 +100,9 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
   }
   if (!header.is_object()) bad("header is not a JSON object");
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  for (const auto& [name, v] : header.items()) {
+  for (const auto& item : header.items()) {
+    const std::string& name = item.key();
+    const nlohmann::json& v = item.value();
     if (name == "__metadata__") {
       if (!v.is_object()) bad("__metadata__ is not an object");
       for (const auto& [k, value] : v.items())
@@ -109,6 +112,14 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
     TensorEntry e;
     try {
       e.dtype = v.at("dtype").get<std::string>();
+      const auto integers = [&](const char* key, int64_t lo, uint64_t hi) {
+        const nlohmann::json& list = v.at(key);
+        if (!list.is_array()) bad("tensor '" + name + "': " + key + " is not an array of integers");
+        for (const auto& x : list)
+          if (!json_integer_in(x, lo, hi)) bad("tensor '" + name + "': " + key + " holds " + x.dump() + "; expected integers ≥ 0");
+      };
+      integers("shape", 0, INT64_MAX);
+      integers("data_offsets", 0, UINT64_MAX);
       e.shape = v.at("shape").get<std::vector<int64_t>>();
       const auto offsets = v.at("data_offsets").get<std::vector<uint64_t>>();
       if (offsets.size() != 2) bad("tensor '" + name + "': data_offsets must have 2 entries");

@@ -17,6 +17,7 @@
 #include "llama2/checksum.h"
 #include "llama2/errors.h"
 #include "llama2/file_io.h"
+#include "llama2/json_integer.h"
 
 namespace llama2 {
 namespace {
@@ -130,6 +131,9 @@ SplitIndex split_from(const nlohmann::json& j, const std::string& path, const st
     throw BadInput(path + ": key 'splits." + name + "' is missing; expected an object with shards, tokens, documents");
   const auto& s = j["splits"][name];
   SplitIndex out;
+  for (const char* key : {"tokens", "documents"})
+    if (!s.contains(key) || !json_integer_in(s[key], 0, INT64_MAX))
+      throw BadInput(path + ": key 'splits." + name + "." + key + "' is missing or not an integer ≥ 0");
   try {
     out.shards = s.at("shards").get<std::vector<std::string>>();
     out.tokens = s.at("tokens").get<int64_t>();
@@ -137,8 +141,6 @@ SplitIndex split_from(const nlohmann::json& j, const std::string& path, const st
   } catch (const nlohmann::json::exception& e) {
     throw BadInput(path + ": key 'splits." + name + "' is malformed (" + e.what() + ")");
   }
-  if (out.tokens < 0 || out.documents < 0)
-    throw BadInput(path + ": key 'splits." + name + "' has negative tokens or documents; expected counts ≥ 0");
   for (const auto& shard : out.shards)
     if (shard.empty() || shard.find('/') != std::string::npos || shard[0] == '.')
       throw BadInput(path + ": shard name '" + shard + "' is invalid; expected a file name inside the data directory");
@@ -173,9 +175,12 @@ DatasetIndex read_index(const std::string& dir) {
   }
   if (!j.is_object() || !j.contains("format") || j["format"] != "llama2_pretrain tokens")
     throw BadInput(path + ": key 'format' is missing or wrong; expected \"llama2_pretrain tokens\"");
-  if (!j.contains("version") || !j["version"].is_number_unsigned() || j["version"].get<uint32_t>() != kIndexVersion)
+  if (!j.contains("version") || !json_integer_in(j["version"], 0, UINT32_MAX) || j["version"].get<uint32_t>() != kIndexVersion)
     throw BadInput(path + ": key 'version' = " + (j.contains("version") ? j["version"].dump() : "missing") +
                    "; expected " + std::to_string(kIndexVersion));
+  for (const char* key : {"vocab_size", "bos_id", "eos_id"})
+    if (!j.contains(key) || !json_integer_in(j[key], 0, INT32_MAX))
+      throw BadInput(path + ": key '" + std::string(key) + "' is missing or not an integer in [0, 2^31)");
   DatasetIndex index;
   try {
     index.tokenizer_sha256 = j.at("tokenizer_sha256").get<std::string>();
@@ -185,10 +190,7 @@ DatasetIndex read_index(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw BadInput(path + ": " + e.what());
   }
-  if (index.vocab_size < 1 || index.bos_id < 0 || index.eos_id < 0)
-    throw BadInput(path + ": vocab_size " + std::to_string(index.vocab_size) + ", bos_id " +
-                   std::to_string(index.bos_id) + ", eos_id " + std::to_string(index.eos_id) +
-                   " are invalid; expected vocab_size ≥ 1 and ids ≥ 0");
+  if (index.vocab_size < 1) throw BadInput(path + ": key 'vocab_size' = 0 is invalid; expected ≥ 1");
   index.train = split_from(j, path, "train");
   index.validation = split_from(j, path, "validation");
   return index;
