@@ -1,9 +1,14 @@
 // Owns core attention: softmax(q·kᵀ/√d + causal mask)·v with GQA, and its selective recompute.
 // Does not own the projections or rotary embedding (llama.cpp).
 #pragma once
+#include <cstdint>
+
 #include <ATen/core/Tensor.h>
 
 namespace llama2 {
+
+// Query rows per causal block of core attention: a block sees only the keys up to its last row.
+inline constexpr int64_t kAttentionBlockRows = 128;
 
 // The constant causal mask [s, s]: 0 on and below the diagonal, -10000 above (the recipe's value).
 // Built once per sequence length by the model and reused every step.

@@ -25,6 +25,10 @@ at::Tensor vocab_parallel_embedding(const at::Tensor& ids, const at::Tensor& w, 
 // TP copy whose backward all-reduces without SP).
 at::Tensor tensor_parallel_input(const at::Tensor& x, const TensorParallel& tp);
 
+// Tokens per chunk of the fused loss below for `vocab_cols` vocabulary columns on this rank: a chunk of fp32
+// logits is at most 32 MiB (at least one row).
+int64_t cross_entropy_chunk_rows(int64_t vocab_cols);
+
 // The lm_head and the loss fused: x [s(/tp), b, h] (final norm output), w [Vp/tp, h] (this rank's vocab rows,
 // rows ≥ vocab_size ignored), targets [s, b] → mean loss over the s·b tokens (fp32; fp64 for fp64).
 // Logits, softmax and their gradient exist only `chunk_rows` tokens at a time (0: a ≤ 32 MiB chunk);

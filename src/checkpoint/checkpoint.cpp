@@ -129,8 +129,8 @@ CheckpointReader::CheckpointReader(const std::string& dir) : impl_(std::make_uni
     c.optimizer_shards = static_cast<int64_t>(meta_integer(c.meta, "optimizer_shards", meta_path, kMaxRanks));
     c.bf16 = c.meta.at("dtype").get<std::string>() == "BF16";
     c.config = model_config_from_json(c.meta.at("config").dump(), meta_path + " config");
-    if (c.tp < 1 || c.config.num_key_value_heads % c.tp != 0 || c.dp < 1 || c.dp > kMaxRanks ||
-        c.optimizer_shards < 1 || c.optimizer_shards > c.dp)
+    if (c.tp < 1 || c.config.num_key_value_heads % c.tp != 0 || c.dp < 1 || c.optimizer_shards < 1 ||
+        c.optimizer_shards > c.dp)
       throw BadInput(fmt::format("{}: layout tp {}, dp {}, optimizer_shards {} is invalid; expected tp dividing "
                                  "num_key_value_heads ({}), 1 ≤ dp ≤ {} and 1 ≤ optimizer_shards ≤ dp",
                                  meta_path, c.tp, c.dp, c.optimizer_shards, c.config.num_key_value_heads, kMaxRanks));

@@ -22,7 +22,6 @@ using torch::autograd::tensor_list;
 // Causal blocks: query rows [r0, r0 + rows) of a head see keys [0, r0 + rows) only; the rest of their row
 // is masked (exp(-10000) is 0 in fp32 and bf16), so it is never computed: about half the work of full
 // rows at s = 512.
-constexpr int64_t kBlockRows = 128;
 
 struct Block {
   int64_t row, r0, rows, keys;  // q3 row of the block's first query; its position, row count and key count
@@ -31,8 +30,8 @@ struct Block {
 std::vector<Block> causal_blocks(int64_t s, int64_t rep) {
   std::vector<Block> blocks;
   for (int64_t head = 0; head < rep; ++head)
-    for (int64_t r0 = 0; r0 < s; r0 += kBlockRows) {
-      const int64_t rows = std::min(kBlockRows, s - r0);
+    for (int64_t r0 = 0; r0 < s; r0 += kAttentionBlockRows) {
+      const int64_t rows = std::min(kAttentionBlockRows, s - r0);
       blocks.push_back({head * s + r0, r0, rows, r0 + rows});
     }
   return blocks;

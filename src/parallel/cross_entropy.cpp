@@ -14,8 +14,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-constexpr int64_t kChunkBytes = int64_t{32} << 20;  // one chunk of logits
-
 class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
  public:
   // x [T, h], w [Vl, h], targets [T] → mean loss (fp32; fp64 for fp64). With `grad`, dx and dw are computed
@@ -26,7 +24,7 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     const int64_t start = tp->rank() * cols;
     const int64_t valid = std::max<int64_t>(0, std::min(cols, vocab_size - start));  // the rest is padding
     const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-    const int64_t rows = chunk_rows > 0 ? chunk_rows : std::max<int64_t>(1, kChunkBytes / (cols * 4));
+    const int64_t rows = chunk_rows > 0 ? chunk_rows : cross_entropy_chunk_rows(cols);
     at::Tensor logits = at::empty({std::min(rows, tokens), cols}, x.options().dtype(acc));  // reused per chunk
     at::Tensor losses = at::empty({tokens}, x.options().dtype(acc));
     at::Tensor dx = grad ? at::empty_like(x) : at::Tensor();
@@ -104,6 +102,11 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
 };
 
 }  // namespace
+
+int64_t cross_entropy_chunk_rows(int64_t vocab_cols) {
+  constexpr int64_t kChunkBytes = int64_t{32} << 20;
+  return std::max<int64_t>(1, kChunkBytes / (vocab_cols * 4));
+}
 
 at::Tensor vocab_parallel_cross_entropy(const at::Tensor& x, const at::Tensor& w, const at::Tensor& targets,
                                         int64_t vocab_size, const TensorParallel& tp, int64_t chunk_rows) {

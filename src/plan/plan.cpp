@@ -6,6 +6,9 @@
 
 #include <fmt/format.h>
 
+#include "llama2/attention.h"
+#include "llama2/layers.h"
+
 namespace llama2 {
 namespace {
 
@@ -69,7 +72,8 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   m.activation_bytes = static_cast<int64_t>(kHeapOverhead * per_layer * c.num_hidden_layers + 3 * probs * 4);
   // The fused loss: one chunk of fp32 logits (≤ 32 MiB), dw [V/t, h] fp32, dx [tokens, h].
   const double vocab_local = static_cast<double>(vocab) / td;
-  const double chunk_rows = std::min(tokens, std::max(1.0, std::floor(32.0 * (1 << 20) / (vocab_local * 4))));
+  const double chunk_rows =
+      std::min(tokens, static_cast<double>(cross_entropy_chunk_rows(static_cast<int64_t>(vocab_local))));
   m.loss_bytes = static_cast<int64_t>(chunk_rows * vocab_local * 4 + vocab_local * hd * 4 + tokens * hd * elem);
   m.runtime_bytes = kRuntimeBytes;
   return m;
@@ -92,15 +96,14 @@ StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, cons
     flops += 6.0 * shapes[i].m * shapes[i].k * shapes[i].n * (i + 1 < shapes.size() ? layers : 1.0);
   e.gemm = micro * flops / r.gemm_flops;
   // Attention: scores and values are 4·b·s²·h/t FLOPs forward over full rows, twice that backward, once more
-  // when recomputed; causal blocks of 128 rows compute (n+1)/2n of it (n blocks). The probabilities
+  // when recomputed; causal blocks of kAttentionBlockRows rows compute (n+1)/2n of it (n blocks). The probabilities
   // [b, heads/t, s, s] (that fraction of them) stream about 12 times (mask, softmax, backward, recompute).
-  const double blocks = std::ceil(s / 128.0), causal = (blocks + 1) / (2 * blocks);
+  const double blocks = std::ceil(s / static_cast<double>(kAttentionBlockRows)), causal = (blocks + 1) / (2 * blocks);
   const double probs = causal * b * c.num_attention_heads / t * s * s * 4;
   const double attn_flops = causal * 4.0 * b * s * s * h / t * (c.selective_checkpoint_enabled ? 4 : 3);
   e.attention = micro * layers * (attn_flops / r.attention_flops + 12 * probs / r.memory_bytes_per_s);
   // Loss: each chunk of logits streams about 8 times; dw is read and written once per chunk.
-  const double chunk_rows = std::max(1.0, std::floor(32.0 * (1 << 20) / (vocab_local * 4)));
-  const double chunks = std::ceil(tokens / chunk_rows);
+  const double chunks = std::ceil(tokens / static_cast<double>(cross_entropy_chunk_rows(static_cast<int64_t>(vocab_local))));
   e.loss = micro * (8 * tokens * vocab_local * 4 + chunks * 2 * vocab_local * h * 4) / r.memory_bytes_per_s;
   // Streaming kernels per layer, counted pass by pass over [tokens, width] tensors: norms, residuals and
   // autograd's gradient sums ~25 passes of h (of h/t with SP), rotary and the attention layout copies ~8
