@@ -81,18 +81,16 @@ Llama::Llama(const ModelConfig& config, const TensorParallel& tp, const ModelOpt
 
 // x [s(/tp), b, h] → [s(/tp), b, h]
 at::Tensor Llama::block(const at::Tensor& x, const Layer& layer) const {
-  const int64_t t = tp_.comm->size(), d = config_.head_dim();
+  const int64_t t = tp_.comm->size();
   const int64_t nq = config_.num_attention_heads / t, nkv = config_.num_key_value_heads / t;
   const double eps = config_.rms_norm_eps;
 
   const at::Tensor qkv = column_parallel_linear(rms_norm(x, p(layer.input_norm), eps), p(layer.qkv), tp_);
-  const int64_t s = qkv.size(0), b = qkv.size(1);                        // qkv [s, b, (nq+2nkv)·d]
-  const auto split = qkv.split_with_sizes({nq * d, nkv * d, nkv * d}, -1);
-  const at::Tensor q = apply_rotary(split[0].view({s, b, nq, d}), rotary_);   // [s, b, nq, d]
-  const at::Tensor k = apply_rotary(split[1].view({s, b, nkv, d}), rotary_);  // [s, b, nkv, d]
-  const at::Tensor v = split[2].view({s, b, nkv, d});
+  const int64_t s = qkv.size(0);                                       // qkv [s, b, (nq+2nkv)·d]
+  const QkvHeads heads = rotary_qkv(qkv, nq, nkv, rotary_);            // [s, b, n, d] each
   const at::Tensor mask = mask_.narrow(0, 0, s).narrow(1, 0, s);
-  const at::Tensor attn = core_attention(q, k, v, mask, options_.selective_checkpoint);  // [s, b, nq·d]
+  const at::Tensor attn =  // [s, b, nq·d]
+      core_attention(heads.q, heads.k, heads.v, mask, options_.selective_checkpoint);
   const at::Tensor h = x + row_parallel_linear(attn, p(layer.o), tp_);
 
   const at::Tensor gate_up = column_parallel_linear(rms_norm(h, p(layer.post_norm), eps), p(layer.gate_up), tp_);

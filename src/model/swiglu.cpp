@@ -1,13 +1,12 @@
-// SwiGLU fused: y = silu(g)·u; dg = dy·u·σ(g)·(1 + g·(1 − σ(g))), du = dy·silu(g).
+// SwiGLU fused: y = silu(g)·u; dg = dy·u·σ(g)·(1 + g·(1 − σ(g))), du = dy·silu(g). One vectorised pass each way.
 #include "llama2/swiglu.h"
-
-#include <cmath>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "llama2/accumulate.h"
+#include "llama2/vector_math.h"
 
 namespace llama2 {
 namespace {
@@ -17,7 +16,44 @@ using torch::autograd::tensor_list;
 
 template <typename T>
 Acc<T> sigmoid(Acc<T> x) {
-  return static_cast<Acc<T>>(1) / (static_cast<Acc<T>>(1) + std::exp(-x));
+  return static_cast<Acc<T>>(1) / (static_cast<Acc<T>>(1) + vector_exp(-x));
+}
+
+// Rows [begin, end) of gate_up [rows, 2f] → y [rows, f]
+template <typename T>
+LLAMA2_INLINE void forward_rows(const T* gate_up, T* y, int64_t f, int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    const T *g = gate_up + r * 2 * f, *u = g + f;
+    T* yr = y + r * f;
+    for (int64_t i = 0; i < f; ++i) {
+      const Acc<T> gi = g[i];
+      yr[i] = static_cast<T>(gi * sigmoid<T>(gi) * static_cast<Acc<T>>(u[i]));
+    }
+  }
+}
+
+// Rows [begin, end) of gate_up [rows, 2f] and dy [rows, f] → d [rows, 2f]
+template <typename T>
+LLAMA2_INLINE void backward_rows(const T* gate_up, const T* dy, T* d, int64_t f, int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    const T *g = gate_up + r * 2 * f, *u = g + f, *dyr = dy + r * f;
+    T *dg = d + r * 2 * f, *du = dg + f;
+    for (int64_t i = 0; i < f; ++i) {
+      const Acc<T> gi = g[i], ui = u[i], dyi = dyr[i];
+      const Acc<T> s = sigmoid<T>(gi);
+      dg[i] = static_cast<T>(dyi * ui * s * (1 + gi * (1 - s)));
+      du[i] = static_cast<T>(dyi * gi * s);
+    }
+  }
+}
+
+// fp32, the hot path: compiled per ISA (overload resolution prefers these to the templates).
+LLAMA2_CPU_CLONES void forward_rows(const float* gate_up, float* y, int64_t f, int64_t begin, int64_t end) {
+  forward_rows<float>(gate_up, y, f, begin, end);
+}
+LLAMA2_CPU_CLONES void backward_rows(const float* gate_up, const float* dy, float* d, int64_t f, int64_t begin,
+                                     int64_t end) {
+  backward_rows<float>(gate_up, dy, d, f, begin, end);
 }
 
 class SwiGluFunction : public torch::autograd::Function<SwiGluFunction> {
@@ -30,13 +66,7 @@ class SwiGluFunction : public torch::autograd::Function<SwiGluFunction> {
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, gate_up.scalar_type(), "swiglu_forward", [&] {
       const scalar_t* in = gate_up.data_ptr<scalar_t>();
       scalar_t* out = y.data_ptr<scalar_t>();
-      at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r)
-          for (int64_t i = 0; i < f; ++i) {
-            const Acc<scalar_t> g = in[r * 2 * f + i], u = in[r * 2 * f + f + i];
-            out[r * f + i] = static_cast<scalar_t>(g * sigmoid<scalar_t>(g) * u);
-          }
-      });
+      at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) { forward_rows(in, out, f, begin, end); });
     });
     ctx->save_for_backward({gate_up});
     return y;
@@ -50,15 +80,7 @@ class SwiGluFunction : public torch::autograd::Function<SwiGluFunction> {
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, gate_up.scalar_type(), "swiglu_backward", [&] {
       const scalar_t *in = gate_up.data_ptr<scalar_t>(), *dout = dy.data_ptr<scalar_t>();
       scalar_t* din = d.data_ptr<scalar_t>();
-      at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r)
-          for (int64_t i = 0; i < f; ++i) {
-            const Acc<scalar_t> g = in[r * 2 * f + i], u = in[r * 2 * f + f + i], dyv = dout[r * f + i];
-            const Acc<scalar_t> s = sigmoid<scalar_t>(g);
-            din[r * 2 * f + i] = static_cast<scalar_t>(dyv * u * s * (1 + g * (1 - s)));
-            din[r * 2 * f + f + i] = static_cast<scalar_t>(dyv * g * s);
-          }
-      });
+      at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) { backward_rows(in, dout, din, f, begin, end); });
     });
     return {d};
   }

@@ -11,30 +11,50 @@
 
 #include "llama2/communicator.h"
 #include "llama2/phases.h"
+#include "llama2/vector_math.h"
 
 namespace llama2 {
 
+namespace {
+
+struct AdamWStep {
+  float step_size, inv_sqrt_bias2, b1, b2, eps, lr_wd, grad_scale;
+};
+
+// Elements [begin, end) of one fp32 shard, torch.optim.AdamW's arithmetic (decoupled decay first, then Adam).
+LLAMA2_CPU_CLONES void adamw_elements(float* p, float* m, float* v, const float* g, const AdamWStep& c, int64_t begin,
+                                      int64_t end) {
+  const AdamWStep k = c;  // locals: the loop must not reload them through a pointer its stores might alias
+  for (int64_t i = begin; i < end; ++i) {
+    const float gi = g[i] * k.grad_scale;
+    p[i] *= 1 - k.lr_wd;
+    m[i] += (1 - k.b1) * (gi - m[i]);
+    v[i] = k.b2 * v[i] + (1 - k.b2) * gi * gi;
+    p[i] -= k.step_size * m[i] / (std::sqrt(v[i]) * k.inv_sqrt_bias2 + k.eps);
+  }
+}
+
+// Σ x[i]² over [begin, end), in fp64.
+LLAMA2_CPU_CLONES double sum_squares(const float* x, int64_t begin, int64_t end) {
+  double acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t i = begin; i < end; ++i) acc += static_cast<double>(x[i]) * x[i];
+  return acc;
+}
+
+}  // namespace
+
 void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
                   double decay, int64_t step, double lr, const AdamWOptions& o, double grad_scale) {
-  // One pass over the fp32 shard, torch.optim.AdamW's arithmetic (decoupled decay first, then Adam).
   const double bias1 = 1 - std::pow(o.beta1, static_cast<double>(step));
   const double bias2 = 1 - std::pow(o.beta2, static_cast<double>(step));
-  const float step_size = static_cast<float>(lr / bias1), inv_sqrt_bias2 = static_cast<float>(1 / std::sqrt(bias2));
-  const float b1 = static_cast<float>(o.beta1), b2 = static_cast<float>(o.beta2), eps = static_cast<float>(o.eps);
-  const float lr_wd = static_cast<float>(lr * o.weight_decay * decay), scale = static_cast<float>(grad_scale);
-  float* p = param.data_ptr<float>();
-  float* m = exp_avg.data_ptr<float>();
-  float* v = exp_avg_sq.data_ptr<float>();
+  const AdamWStep c{static_cast<float>(lr / bias1), static_cast<float>(1 / std::sqrt(bias2)),
+                    static_cast<float>(o.beta1), static_cast<float>(o.beta2), static_cast<float>(o.eps),
+                    static_cast<float>(lr * o.weight_decay * decay), static_cast<float>(grad_scale)};
+  float *p = param.data_ptr<float>(), *m = exp_avg.data_ptr<float>(), *v = exp_avg_sq.data_ptr<float>();
   const float* g = grad.data_ptr<float>();
-  at::parallel_for(0, param.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const float gi = g[i] * scale;
-      p[i] *= 1 - lr_wd;
-      m[i] += (1 - b1) * (gi - m[i]);
-      v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-      p[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bias2 + eps);
-    }
-  });
+  at::parallel_for(0, param.numel(), 1 << 14,
+                   [&](int64_t begin, int64_t end) { adamw_elements(p, m, v, g, c, begin, end); });
 }
 
 std::vector<size_t> flat_order(const std::vector<Parameter>& params) {
@@ -95,19 +115,16 @@ int64_t ShardedAdamW::state_bytes() const {
 }
 
 double ShardedAdamW::global_grad_norm(const at::Tensor& grad_shard) const {
-  const auto sum_squares = [](const at::Tensor& g) {
+  const auto sum_squares_of = [](const at::Tensor& g) {
     const float* x = g.data_ptr<float>();
     return at::parallel_reduce(
         0, g.numel(), 1 << 14, 0.0,
-        [&](int64_t begin, int64_t end, double acc) {
-          for (int64_t i = begin; i < end; ++i) acc += static_cast<double>(x[i]) * x[i];
-          return acc;
-        },
+        [&](int64_t begin, int64_t end, double acc) { return acc + sum_squares(x, begin, end); },
         std::plus<double>());
   };
   // Norm weights are replicated over TP: only TP rank 0 counts them.
-  double local = sum_squares(grad_shard.narrow(0, shard_norm_numel_, shard_numel_ - shard_norm_numel_));
-  if (tp_.rank() == 0) local += sum_squares(grad_shard.narrow(0, 0, shard_norm_numel_));
+  double local = sum_squares_of(grad_shard.narrow(0, shard_norm_numel_, shard_numel_ - shard_norm_numel_));
+  if (tp_.rank() == 0) local += sum_squares_of(grad_shard.narrow(0, 0, shard_norm_numel_));
   at::Tensor sum_sq = at::full({1}, local, at::kDouble);
   tp_.all_reduce(sum_sq);
   if (options_.zero_1) dp_.all_reduce(sum_sq);

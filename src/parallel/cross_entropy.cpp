@@ -1,18 +1,82 @@
 // Fused, chunked vocab-parallel cross-entropy: the lm_head GEMM, softmax and their gradient a chunk of
 // tokens at a time; softmax statistics reduced over TP; neither full logits nor the full vocabulary exist.
+#include <algorithm>
+
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "llama2/communicator.h"
 #include "llama2/layers.h"
 #include "llama2/matmul.h"
 #include "llama2/phases.h"
+#include "llama2/vector_math.h"
 
 namespace llama2 {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
+
+// The loss's passes over one chunk of logits z [n, ld] (acc dtype), valid columns [0, valid) (the rest are vocab
+// padding), rows [begin, end); t holds the rows' targets relative to this rank's first column.
+
+// max[r] = max_j z[r, j]
+template <typename T>
+LLAMA2_INLINE void row_max(const T* z, int64_t ld, int64_t valid, T* max, int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    const T* zr = z + r * ld;
+    T m = zr[0];
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 1; j < valid; ++j) m = m > zr[j] ? m : zr[j];
+    max[r] = m;
+  }
+}
+
+// z[r, j] ← exp(z[r, j] − max[r]); sum[r] = Σ_j of those; target[r] = z[r, t_r] − max[r] (0 for a target
+// outside this rank's columns)
+template <typename T>
+LLAMA2_INLINE void exp_rows(T* z, int64_t ld, int64_t valid, const T* max, const int64_t* t, T* sum, T* target,
+                            int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    T* zr = z + r * ld;
+    const T m = max[r];
+    target[r] = t[r] >= 0 && t[r] < valid ? zr[t[r]] - m : 0;
+    T total = 0;
+#pragma omp simd reduction(+ : total)
+    for (int64_t j = 0; j < valid; ++j) {
+      zr[j] = vector_exp(zr[j] - m);
+      total += zr[j];
+    }
+    sum[r] = total;
+  }
+}
+
+// z[r, j] ← (z[r, j] / sum[r] − [j = t_r]) · scale: d(mean loss)/dz with scale = 1/tokens; padding columns 0
+template <typename T>
+LLAMA2_INLINE void gradient_rows(T* z, int64_t ld, int64_t valid, const T* sum, const int64_t* t, T scale,
+                                 int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    T* zr = z + r * ld;
+    const T factor = scale / sum[r];
+    for (int64_t j = 0; j < valid; ++j) zr[j] *= factor;
+    std::fill(zr + valid, zr + ld, T(0));
+    if (t[r] >= 0 && t[r] < valid) zr[t[r]] -= scale;
+  }
+}
+
+// fp32, the hot path: compiled per ISA (overload resolution prefers these to the templates).
+LLAMA2_CPU_CLONES void row_max(const float* z, int64_t ld, int64_t valid, float* max, int64_t begin, int64_t end) {
+  row_max<float>(z, ld, valid, max, begin, end);
+}
+LLAMA2_CPU_CLONES void exp_rows(float* z, int64_t ld, int64_t valid, const float* max, const int64_t* t, float* sum,
+                                float* target, int64_t begin, int64_t end) {
+  exp_rows<float>(z, ld, valid, max, t, sum, target, begin, end);
+}
+LLAMA2_CPU_CLONES void gradient_rows(float* z, int64_t ld, int64_t valid, const float* sum, const int64_t* t,
+                                     float scale, int64_t begin, int64_t end) {
+  gradient_rows<float>(z, ld, valid, sum, t, scale, begin, end);
+}
 
 class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
  public:
@@ -39,36 +103,34 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
         ScopedPhase phase(Phase::Gemm);
         matmul_into(xc, false, w, true, z, false);
       }
-      const at::Tensor zv = z.narrow(1, 0, valid);
-      const at::Tensor local = local_targets.narrow(0, r0, n);
-      const at::Tensor inside = (local >= 0).logical_and(local < valid);
-      const at::Tensor index = local.clamp(0, std::max<int64_t>(valid - 1, 0)).unsqueeze(1);  // [n, 1]
-      at::Tensor max;
-      {
-        ScopedPhase phase(Phase::Loss);
-        max = std::get<0>(zv.max(1)).contiguous();                         // [n]
-      }
-      tp->all_reduce(max, ReduceOp::Max);
+      const int64_t* t = local_targets.data_ptr<int64_t>() + r0;
+      at::Tensor max = at::empty({n}, z.options());
       at::Tensor stats = at::empty({2, n}, z.options());                   // Σ exp(z - max), z[target] - max
-      {
-        ScopedPhase phase(Phase::Loss);
-        zv.sub_(max.unsqueeze(1));
-        at::Tensor target = zv.gather(1, index).squeeze(1).mul_(inside.to(acc));
-        zv.exp_();
-        stats[0].copy_(zv.sum(1));
-        stats[1].copy_(target);
-      }
-      tp->all_reduce(stats);
       at::Tensor g;  // d(mean loss)/dz = (softmax - onehot(target)) / T; 0 in padding columns
-      {
+      AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "vocab_parallel_cross_entropy", [&] {
+        scalar_t *zp = z.data_ptr<scalar_t>(), *mp = max.data_ptr<scalar_t>(), *sum = stats.data_ptr<scalar_t>();
+        {
+          ScopedPhase phase(Phase::Loss);
+          at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) { row_max(zp, cols, valid, mp, begin, end); });
+        }
+        tp->all_reduce(max, ReduceOp::Max);
+        {
+          ScopedPhase phase(Phase::Loss);
+          at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
+            exp_rows(zp, cols, valid, mp, t, sum, sum + n, begin, end);
+          });
+        }
+        tp->all_reduce(stats);
         ScopedPhase phase(Phase::Loss);
         losses.narrow(0, r0, n).copy_(stats[0].log() - stats[1]);
-        if (!grad) continue;
-        zv.mul_((1.0 / static_cast<double>(tokens)) / stats[0].unsqueeze(1));
-        zv.scatter_add_(1, index, inside.to(acc).unsqueeze(1).mul_(-1.0 / static_cast<double>(tokens)));
-        if (valid < cols) z.narrow(1, valid, cols - valid).zero_();
+        if (!grad) return;
+        const auto scale = static_cast<scalar_t>(1.0 / static_cast<double>(tokens));
+        at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
+          gradient_rows(zp, cols, valid, sum, t, scale, begin, end);
+        });
         g = z.scalar_type() == x.scalar_type() ? z : z.to(x.scalar_type());
-      }
+      });
+      if (!grad) continue;
       ScopedPhase phase(Phase::Gemm);
       at::Tensor dxc = dx.narrow(0, r0, n);
       matmul_into(g, false, w, false, dxc, false);                         // dx = g @ w     [n, h]

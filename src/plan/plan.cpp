@@ -68,7 +68,7 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   // The heap holds more than the live tensors (freed blocks between kept ones are reused only by smaller
   // ones): kHeapOverhead was measured on the 58M model (peak RSS per layer over the bytes above). Backward adds
   // one layer's probabilities, scores and their gradient while attention is recomputed.
-  constexpr double kHeapOverhead = 1.7;
+  constexpr double kHeapOverhead = 1.2;
   m.activation_bytes = static_cast<int64_t>(kHeapOverhead * per_layer * c.num_hidden_layers + 3 * probs * 4);
   // The fused loss: one chunk of fp32 logits (≤ 32 MiB), dw [V/t, h] fp32, dx [tokens, h].
   const double vocab_local = static_cast<double>(vocab) / td;
@@ -102,22 +102,25 @@ StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, cons
   const double probs = causal * b * c.num_attention_heads / t * s * s * 4;
   const double attn_flops = causal * 4.0 * b * s * s * h / t * (c.selective_checkpoint_enabled ? 4 : 3);
   e.attention = micro * layers * (attn_flops / r.attention_flops + 12 * probs / r.memory_bytes_per_s);
-  // Loss: each chunk of logits streams about 8 times; dw is read and written once per chunk.
+  // Loss: each chunk of logits streams about 4 times (the max, the exponentials in place, the gradient in
+  // place: fused row passes, measured); dw is read and written once per chunk.
   const double chunks = std::ceil(tokens / static_cast<double>(cross_entropy_chunk_rows(static_cast<int64_t>(vocab_local))));
-  e.loss = micro * (8 * tokens * vocab_local * 4 + chunks * 2 * vocab_local * h * 4) / r.memory_bytes_per_s;
+  e.loss = micro * (4 * tokens * vocab_local * 4 + chunks * 2 * vocab_local * h * 4) / r.memory_bytes_per_s;
   // Streaming kernels per layer, counted pass by pass over [tokens, width] tensors: norms, residuals and
-  // autograd's gradient sums ~25 passes of h (of h/t with SP), rotary and the attention layout copies ~8
-  // of the qkv width, SwiGLU 8 of the intermediate width (forward and backward together). kStreamOverhead:
-  // the 58M model's measured elementwise time over these ideal passes at the measured bandwidth (autograd's
-  // temporaries and gradient copies, fp32 statistics, the embedding).
-  constexpr double kStreamOverhead = 4;
+  // autograd's gradient sums ~25 passes of h (of h/t with SP), the fused rotary split ~8 of the qkv width,
+  // SwiGLU 8 of the intermediate width (forward and backward together). kStreamOverhead: the 58M model's
+  // measured elementwise time over these ideal passes at the measured bandwidth (autograd's temporaries and
+  // gradient copies, fp32 statistics, the embedding).
+  constexpr double kStreamOverhead = 2;
   e.elementwise = kStreamOverhead * micro * layers * tokens * elem * (25 * h / sp + 8 * qkv / t + 8 * inter / t) /
                   r.memory_bytes_per_s;
-  // Optimizer: AdamW reads and writes ~44 bytes per element of this rank's shard; zeroing and the gradient
-  // norm stream the local gradients once more each.
+  // Optimizer: AdamW reads p, g, m, v and writes p, m, v, 28 bytes per element of this rank's shard; zeroing
+  // and the gradient norm stream the local gradients once more each. These buffers stay resident: they
+  // stream at about twice the rate measured on fresh tensors (page faults included), kResidentSpeedup.
+  constexpr double kResidentSpeedup = 2;
   const double local = static_cast<double>(plan_memory(c, in).local_params);
   const double shard = local / (in.zero_1 ? dp : 1);
-  e.optimizer = (44 * shard + 8 * local) / r.memory_bytes_per_s;
+  e.optimizer = (28 * shard + 8 * local) / (kResidentSpeedup * r.memory_bytes_per_s);
   // Collectives move (n-1)/n of their buffer per rank; bandwidth is the node's when the group stays inside one.
   const double ranks_per_node = static_cast<double>(std::max<int64_t>(1, step.ranks_per_node));
   const auto bandwidth = [&](bool inside_node) {

@@ -1,0 +1,48 @@
+// Owns the vectorisable math of the hand-written kernels: an fp32 exp the compiler vectorises (libm's is a
+// call per element), and LLAMA2_CPU_CLONES, which builds a kernel for AVX-512, AVX2 and x86-64 and picks one at load.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+// The loops vectorise at -O3 with -fno-trapping-math (CMakeLists.txt). A clone compiles per ISA only what is
+// inlined into it: a kernel body it calls is LLAMA2_INLINE.
+#if defined(__x86_64__)
+#define LLAMA2_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LLAMA2_CPU_CLONES
+#endif
+#define LLAMA2_INLINE inline __attribute__((always_inline))
+
+namespace llama2 {
+
+// exp(x) in fp32: Cody-Waite reduction x = n·ln2 + r, |r| ≤ ln2/2, Cephes' degree-7 polynomial for exp(r), and
+// 2^n from the exponent bits. Relative error ≤ 2e-7 for −87.3 ≤ x ≤ 88.3; 0 below (fp32's normal range),
+// exp(88.37) above. Branch-free, so a loop of it vectorises.
+inline float vector_exp(float x) {
+  constexpr float kLo = -87.33654475f, kHi = 88.3762626647949f;
+  constexpr float kRound = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer held in the low mantissa bits
+  const float xc = std::min(std::max(x, kLo), kHi);
+  const float t = xc * 1.44269504088896341f + kRound;
+  const float n = t - kRound;
+  const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;  // ln2 in two parts
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  bits = (bits - 0x4B400000 + 127) << 23;  // n + bias, in the exponent field
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return static_cast<float>(x >= kLo) * (p * scale);
+}
+
+// fp64 (the gradient checks): libm's.
+inline double vector_exp(double x) { return std::exp(x); }
+
+}  // namespace llama2
