@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Throughput benchmark, all ratios measured in ONE run on this machine:
-#   1. the machine's fp32 GEMM peak: oneDNN on the 58M model's own GEMM shapes, all cores (gemm-peak);
+#   1. the machine's fp32 GEMM peak: oneDNN on the 58M model's own GEMM shapes, all cores (gemm-peak), measured
+#      right before and right after every training run: a run's MFU is over the mean of the two around it, so
+#      that the shared machine's drift between the peak and the run (±20% here) does not skew the ratio;
 #   2. training tokens/s and MFU of configs/llama2-58m.json (batch 4, seq 512): 1 rank x all threads and
 #      2 ranks x 1 thread at tp=2 (SP on), fp32 and bf16, each averaged over the steps after the first;
 #   3. each run's step time by phase (GEMMs, attention, loss, elementwise, communication, the exposed DP
@@ -18,9 +20,13 @@ trap 'rm -rf "$work"' EXIT
 root=()
 [[ $(id -u) -eq 0 ]] && root=(--allow-run-as-root)
 
-peak_json=$("$bin" gemm-peak --config "$config" --batch_size 4 --seq_len 512 --threads "$cores")
-peak=$(grep -o '"peak_gflops": [0-9.]*' <<<"$peak_json" | awk '{print $2}')
-echo "fp32 GEMM peak (oneDNN, $cores threads, best of the model's shapes): $peak GFLOP/s"
+measure_peak() {  # → the best GFLOP/s over the model's GEMM shapes, now; the full JSON in $work/peak.json
+  "$bin" gemm-peak --config "$config" --batch_size 4 --seq_len 512 --threads "$cores" >"$work/peak.json"
+  grep -o '"peak_gflops": [0-9.]*' "$work/peak.json" | awk '{print $2}'
+}
+peaks=$(measure_peak)
+peak_json=$(cat "$work/peak.json")
+echo "fp32 GEMM peak (oneDNN, $cores threads, best of the model's shapes), first of 7 measurements: $peaks GFLOP/s"
 
 plan_step() {  # RANKS_PER_NODE PLAN-ARGS... → the estimated step seconds
   local rpn=$1
@@ -29,11 +35,11 @@ plan_step() {  # RANKS_PER_NODE PLAN-ARGS... → the estimated step seconds
     awk '/^step time estimate/ { print $4 }'
 }
 
-run() {  # NAME RANKS THREADS EXTRA...
+run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is the mean of the two around it)
   local name=$1 ranks=$2 threads=$3
   shift 3
-  local per_rank_tflops
-  per_rank_tflops=$(awk -v p="$peak" -v r="$ranks" 'BEGIN { printf "%.6f", p / r / 1000 }')
+  local per_rank_tflops  # for the run's own log lines: the latest peak
+  per_rank_tflops=$(awk -v p="${peaks##* }" -v r="$ranks" 'BEGIN { printf "%.6f", p / r / 1000 }')
   local cmd=("$bin" train --config "$config" --synthetic_data --batch_size 4 --seq_len 512 --max_steps "$steps"
              --warmup_steps 1 --checkpoint_freq 0 --threads "$threads" --peak_tflops "$per_rank_tflops"
              --output_dir "$work/$name" "$@")
@@ -44,6 +50,7 @@ run() {  # NAME RANKS THREADS EXTRA...
   fi
   cp "$work/$name/results.json" "$work/$name.json"
   rm -rf "$work/$name"
+  peaks+=" $(measure_peak)"
 }
 run r1_fp32 1 "$cores"
 run r1_bf16 1 "$cores" --use_mix_precision
@@ -56,22 +63,30 @@ plan_r1=$(plan_step 1)
 plan_tp2=$(plan_step 2 --tensor_parallel_size 2)
 plan_dp2=$(plan_step 2)
 
-/usr/bin/python3 - "$work" "$peak" "$cores" "$peak_json" "$plan_r1" "$plan_tp2" "$plan_dp2" <<'PY'
-import json, os, sys
-work, peak, cores, peak_json = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+/usr/bin/python3 - "$work" "$peaks" "$cores" "$peak_json" "$plan_r1" "$plan_tp2" "$plan_dp2" "$config" "$bin" <<'PY'
+import json, os, subprocess, sys
+work, cores, peak_json = sys.argv[1], int(sys.argv[3]), json.loads(sys.argv[4])
+peaks = [float(p) for p in sys.argv[2].split()]
 plan = {"r1_fp32": float(sys.argv[5]), "tp2_fp32": float(sys.argv[6]), "dp2_overlap": float(sys.argv[7])}
 names = ("r1_fp32", "r1_bf16", "tp2_fp32", "tp2_bf16", "dp2_overlap", "dp2_blocking")
 runs = {n: json.load(open(os.path.join(work, n + ".json"))) for n in names}
+plan_text = subprocess.run([sys.argv[9], "plan", "--config", sys.argv[8], "--batch_size", "4", "--seq_len", "512",
+                            "--gemm_gflops", "1"], capture_output=True, text=True, check=True).stdout
+flops_per_token = float(next(l for l in plan_text.splitlines() if l.startswith("model FLOPs / token")).split()[4])
+for i, (name, r) in enumerate(runs.items()):  # MFU over the mean of the peaks measured just before and after
+    r["peak_gflops"] = (peaks[i] + peaks[i + 1]) / 2
+    r["mfu"] = r["tokens_per_s"] * flops_per_token / (r["peak_gflops"] * 1e9)
+print("fp32 GEMM peak measured around the runs: %.1f to %.1f GFLOP/s" % (min(peaks), max(peaks)))
 labels = {"r1_fp32": "1 rank x %d threads, fp32" % cores, "r1_bf16": "1 rank x %d threads, bf16" % cores,
           "tp2_fp32": "2 ranks x 1 thread, tp=2 SP, fp32", "tp2_bf16": "2 ranks x 1 thread, tp=2 SP, bf16",
           "dp2_overlap": "2 ranks x 1 thread, dp=2, overlapped", "dp2_blocking": "2 ranks x 1 thread, dp=2, blocking"}
 phases = ["gemm", "attention", "loss", "elementwise", "communication", "grad_reduce", "optimizer", "data"]
-print("\n%-38s %8s %6s %7s %7s %9s %9s  %s" % ("llama2-58m, batch 4, seq 512", "tokens/s", "MFU", "step s", "plan s",
-      "peak RSS", "plan RSS", "  ".join("%-6s" % p[:6] for p in phases)))
+print("\n%-38s %8s %6s %6s %7s %7s %9s %9s  %s" % ("llama2-58m, batch 4, seq 512", "tokens/s", "peak", "MFU", "step s",
+      "plan s", "peak RSS", "plan RSS", "  ".join("%-6s" % p[:6] for p in phases)))
 for name, r in runs.items():
     share = r["phase_seconds_per_step"]
-    print("%-38s %8.0f %5.1f%% %7.3f %7s %5.2f GiB %5.2f GiB  %s" % (labels[name], r["tokens_per_s"], 100 * r["mfu"],
-          r["step_seconds"], "%.3f" % plan[name] if name in plan else "-", r["peak_rss_bytes"] / 2**30,
+    print("%-38s %8.0f %6.0f %5.1f%% %7.3f %7s %5.2f GiB %5.2f GiB  %s" % (labels[name], r["tokens_per_s"],
+          r["peak_gflops"], 100 * r["mfu"], r["step_seconds"], "%.3f" % plan[name] if name in plan else "-", r["peak_rss_bytes"] / 2**30,
           r["planned_rss_bytes"] / 2**30, "  ".join("%5.1f%%" % (100 * share[p] / r["step_seconds"]) for p in phases)))
 ratio = runs["tp2_fp32"]["tokens_per_s"] / runs["r1_fp32"]["tokens_per_s"]
 exposed = {n: runs[n]["phase_seconds_per_step"]["grad_reduce"] for n in ("dp2_overlap", "dp2_blocking")}
@@ -82,9 +97,9 @@ print("dp=2 exposed gradient reduction per step: %.3f s overlapped vs %.3f s blo
 print("measured / plan: step time %s; peak RSS %s" % (
       ", ".join("%s %.2f" % (n, runs[n]["step_seconds"] / plan[n]) for n in plan),
       ", ".join("%s %.2f" % (n, r["peak_rss_bytes"] / r["planned_rss_bytes"]) for n, r in runs.items())))
-print(json.dumps({"machine_peak_gflops": peak, "gemm_shapes": peak_json["shapes"], "tp2_over_1rank": ratio,
+print(json.dumps({"peak_gflops_measured": peaks, "gemm_shapes": peak_json["shapes"], "tp2_over_1rank": ratio,
                   "plan_step_seconds": plan, "exposed_grad_reduce_seconds": exposed,
-                  "runs": {n: {k: r[k] for k in ("tokens_per_s", "mfu", "step_seconds", "peak_rss_bytes",
+                  "runs": {n: {k: r[k] for k in ("tokens_per_s", "peak_gflops", "mfu", "step_seconds", "peak_rss_bytes",
                                                  "planned_rss_bytes", "phase_seconds_per_step")}
                            for n, r in runs.items()}}))
 PY
