@@ -39,20 +39,25 @@ template <typename T>
 void exchange_rows(T* qkv, T* q, T* k, T* v, const float* cos, const float* sin, const Shape& x, bool forward,
                    int64_t begin, int64_t end) {
   const int64_t d = x.d, h = d / 2, heads = x.nq + 2 * x.nkv;
+  struct Group {
+    T* split;              // q, k or v
+    int64_t count, first;  // its heads, and the first of them in qkv's row
+    bool rotated;
+  };
+  const Group groups[] = {{q, x.nq, 0, true}, {k, x.nkv, x.nq, true}, {v, x.nkv, x.nq + x.nkv, false}};
   for (int64_t row = begin; row < end; ++row) {
     const int64_t p = row / x.b, bi = row % x.b;
     const float *cos_p = cos + p * d, *sin_p = sin + p * d;
-    for (int64_t n = 0; n < heads; ++n) {
-      T* packed = qkv + row * heads * d + n * d;
-      const bool is_q = n < x.nq, is_k = !is_q && n < x.nq + x.nkv;
-      const int64_t head = is_q ? n : is_k ? n - x.nq : n - x.nq - x.nkv, count = is_q ? x.nq : x.nkv;
-      T* split = (is_q ? q : is_k ? k : v) + ((bi * count + head) * x.s + p) * d;
-      if (!is_q && !is_k) {
-        forward ? std::copy(packed, packed + d, split) : std::copy(split, split + d, packed);
-      } else {
-        forward ? rotate<T>(packed, split, cos_p, sin_p, h, 1) : rotate<T>(split, packed, cos_p, sin_p, h, -1);
+    for (const Group& g : groups)
+      for (int64_t n = 0; n < g.count; ++n) {
+        T* packed = qkv + (row * heads + g.first + n) * d;
+        T* split = g.split + ((bi * g.count + n) * x.s + p) * d;
+        if (!g.rotated) {
+          forward ? std::copy(packed, packed + d, split) : std::copy(split, split + d, packed);
+        } else {
+          forward ? rotate<T>(packed, split, cos_p, sin_p, h, 1) : rotate<T>(split, packed, cos_p, sin_p, h, -1);
+        }
       }
-    }
   }
 }
 

@@ -91,6 +91,8 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     const int64_t rows = chunk_rows > 0 ? chunk_rows : cross_entropy_chunk_rows(cols);
     at::Tensor logits = at::empty({std::min(rows, tokens), cols}, x.options().dtype(acc));  // reused per chunk
     at::Tensor losses = at::empty({tokens}, x.options().dtype(acc));
+    at::Tensor max_rows = at::empty({std::min(rows, tokens)}, logits.options());          // reused per chunk
+    at::Tensor stats_rows = at::empty({2 * std::min(rows, tokens)}, logits.options());    // reused per chunk
     at::Tensor dx = grad ? at::empty_like(x) : at::Tensor();
     at::Tensor dw = grad ? at::empty({cols, w.size(1)}, w.options().dtype(acc)) : at::Tensor();
     const at::Tensor local_targets = targets - start;
@@ -104,8 +106,8 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
         matmul_into(xc, false, w, true, z, false);
       }
       const int64_t* t = local_targets.data_ptr<int64_t>() + r0;
-      at::Tensor max = at::empty({n}, z.options());
-      at::Tensor stats = at::empty({2, n}, z.options());                   // Σ exp(z - max), z[target] - max
+      at::Tensor max = max_rows.narrow(0, 0, n);
+      at::Tensor stats = stats_rows.narrow(0, 0, 2 * n).view({2, n});      // Σ exp(z - max), z[target] - max
       at::Tensor g;  // d(mean loss)/dz = (softmax - onehot(target)) / T; 0 in padding columns
       AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "vocab_parallel_cross_entropy", [&] {
         scalar_t *zp = z.data_ptr<scalar_t>(), *mp = max.data_ptr<scalar_t>(), *sum = stats.data_ptr<scalar_t>();
