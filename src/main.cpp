@@ -1,10 +1,10 @@
-// llama2_pretrain: entry point. Everything happens in run_cli (src/cli.cpp).
+// llama2_pretrain: entry point. Everything happens in run_cli (src/cli/cli.cpp).
 #include <malloc.h>
 
 #include <climits>
 #include <csignal>
 
-#include "llama2/cli.h"
+#include "llama2/cli/cli.h"
 
 int main(int argc, char** argv) {
   // Every step allocates and frees the same large activation tensors. glibc would hand blocks above

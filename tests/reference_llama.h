@@ -8,7 +8,7 @@
 
 #include <ATen/ATen.h>
 
-#include "llama2/config.h"
+#include "llama2/config/config.h"
 
 namespace llama2::testing {
 

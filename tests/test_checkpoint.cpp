@@ -7,11 +7,11 @@
 #include <c10/core/GradMode.h>
 #include <nlohmann/json.hpp>
 
-#include "llama2/adamw.h"
-#include "llama2/checkpoint.h"
-#include "llama2/errors.h"
-#include "llama2/hf_interop.h"
-#include "llama2/safetensors.h"
+#include "llama2/checkpoint/checkpoint.h"
+#include "llama2/checkpoint/hf_interop.h"
+#include "llama2/checkpoint/safetensors.h"
+#include "llama2/optim/adamw.h"
+#include "llama2/util/errors.h"
 #include "reference_llama.h"
 #include "test_support.h"
 

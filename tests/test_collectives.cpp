@@ -2,9 +2,9 @@
 // hand-computed sum, and the five TP/SP mappings' forward and backward. Runs under `mpirun -np 2` and `-np 4`.
 #include <ATen/ATen.h>
 
-#include "llama2/errors.h"
-#include "llama2/grad_buckets.h"
-#include "llama2/mappings.h"
+#include "llama2/optim/grad_buckets.h"
+#include "llama2/parallel/mappings.h"
+#include "llama2/util/errors.h"
 #include "test_support.h"
 
 namespace llama2::testing {

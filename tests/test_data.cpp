@@ -11,13 +11,13 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
-#include "llama2/checksum.h"
-#include "llama2/data_sources.h"
-#include "llama2/errors.h"
-#include "llama2/prepare_data.h"
-#include "llama2/token_shard.h"
-#include "llama2/token_windows.h"
-#include "llama2/tokenizer.h"
+#include "llama2/data/data_sources.h"
+#include "llama2/data/prepare_data.h"
+#include "llama2/data/token_shard.h"
+#include "llama2/data/token_windows.h"
+#include "llama2/data/tokenizer.h"
+#include "llama2/util/checksum.h"
+#include "llama2/util/errors.h"
 #include "test_support.h"
 
 namespace llama2::testing {

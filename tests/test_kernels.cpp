@@ -3,9 +3,9 @@
 
 #include <ATen/ATen.h>
 
-#include "llama2/rotary.h"
-#include "llama2/swiglu.h"
-#include "llama2/vector_math.h"
+#include "llama2/kernels/vector_math.h"
+#include "llama2/model/rotary.h"
+#include "llama2/model/swiglu.h"
 #include "test_support.h"
 
 namespace llama2::testing {

@@ -1,7 +1,7 @@
 // oneDNN matmul and linear against libtorch's own (reference BLAS) matmul.
 #include <ATen/ATen.h>
 
-#include "llama2/matmul.h"
+#include "llama2/kernels/matmul.h"
 #include "test_support.h"
 
 namespace llama2::testing {

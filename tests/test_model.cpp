@@ -7,9 +7,9 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
-#include "llama2/attention.h"
-#include "llama2/layers.h"
-#include "llama2/llama.h"
+#include "llama2/model/attention.h"
+#include "llama2/model/llama.h"
+#include "llama2/parallel/layers.h"
 #include "reference_llama.h"
 #include "test_support.h"
 

@@ -1,8 +1,8 @@
 // AdamW arithmetic against torch::optim::AdamW, and learning-rate values at chosen steps by hand.
 #include <torch/optim/adamw.h>
 
-#include "llama2/adamw.h"
-#include "llama2/lr_schedule.h"
+#include "llama2/optim/adamw.h"
+#include "llama2/optim/lr_schedule.h"
 #include "test_support.h"
 
 namespace llama2::testing {

@@ -2,8 +2,8 @@
 // against unsharded AdamW. Runs under `mpirun -np 2` (tp=2 or dp=2) and `-np 4` (tp=2 × dp=2).
 #include <ATen/ATen.h>
 
-#include "llama2/adamw.h"
-#include "llama2/synthetic.h"
+#include "llama2/data/synthetic.h"
+#include "llama2/optim/adamw.h"
 #include "test_support.h"
 
 namespace llama2::testing {

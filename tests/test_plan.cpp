@@ -1,6 +1,6 @@
 // Parameter count and FLOPs per token against numbers computed by hand from the Llama-2 shapes.
-#include "llama2/config.h"
-#include "llama2/plan.h"
+#include "llama2/config/config.h"
+#include "llama2/plan/plan.h"
 #include "test_support.h"
 
 namespace llama2::testing {

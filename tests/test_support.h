@@ -3,9 +3,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "llama2/communicator.h"
-#include "llama2/config.h"
-#include "llama2/llama.h"
+#include "llama2/config/config.h"
+#include "llama2/dist/communicator.h"
+#include "llama2/model/llama.h"
 
 namespace llama2::testing {
 

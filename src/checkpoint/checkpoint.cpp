@@ -1,5 +1,5 @@
 // Sharded, atomic, resharding checkpoints.
-#include "llama2/checkpoint.h"
+#include "llama2/checkpoint/checkpoint.h"
 
 #include <filesystem>
 #include <fstream>
@@ -14,13 +14,13 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "llama2/adamw.h"
-#include "llama2/communicator.h"
-#include "llama2/errors.h"
-#include "llama2/file_io.h"
-#include "llama2/json_integer.h"
-#include "llama2/llama.h"
-#include "llama2/safetensors.h"
+#include "llama2/checkpoint/safetensors.h"
+#include "llama2/dist/communicator.h"
+#include "llama2/model/llama.h"
+#include "llama2/optim/adamw.h"
+#include "llama2/util/errors.h"
+#include "llama2/util/file_io.h"
+#include "llama2/util/json_integer.h"
 
 namespace llama2 {
 namespace fs = std::filesystem;

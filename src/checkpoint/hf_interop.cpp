@@ -1,5 +1,5 @@
 // Hugging Face Llama names/shapes ↔ the fused, TP-sharded parameters.
-#include "llama2/hf_interop.h"
+#include "llama2/checkpoint/hf_interop.h"
 
 #include <filesystem>
 #include <fstream>
@@ -12,13 +12,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "llama2/checkpoint.h"
-#include "llama2/communicator.h"
-#include "llama2/errors.h"
-#include "llama2/file_io.h"
-#include "llama2/llama.h"
-#include "llama2/metrics.h"
-#include "llama2/safetensors.h"
+#include "llama2/checkpoint/checkpoint.h"
+#include "llama2/checkpoint/safetensors.h"
+#include "llama2/dist/communicator.h"
+#include "llama2/model/llama.h"
+#include "llama2/util/errors.h"
+#include "llama2/util/file_io.h"
 
 namespace llama2 {
 namespace fs = std::filesystem;

@@ -1,5 +1,5 @@
 // safetensors writing (streamed, atomic) and reading (validated header, pread of tensors or ranges).
-#include "llama2/safetensors.h"
+#include "llama2/checkpoint/safetensors.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,10 +12,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "llama2/checksum.h"
-#include "llama2/errors.h"
-#include "llama2/file_io.h"
-#include "llama2/json_integer.h"
+#include "llama2/util/checksum.h"
+#include "llama2/util/errors.h"
+#include "llama2/util/file_io.h"
+#include "llama2/util/json_integer.h"
 
 namespace llama2 {
 namespace {

@@ -1,5 +1,5 @@
 // Hugging Face LlamaConfig config.json → ModelConfig, with one clear message per bad key.
-#include "llama2/config.h"
+#include "llama2/config/config.h"
 
 #include <cmath>
 #include <fstream>
@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "llama2/errors.h"
+#include "llama2/util/errors.h"
 
 namespace llama2 {
 namespace {

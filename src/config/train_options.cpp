@@ -1,10 +1,10 @@
 // Flag overrides of the config and the checks that need config, flags and layout together.
-#include "llama2/train_options.h"
+#include "llama2/config/train_options.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "llama2/errors.h"
+#include "llama2/util/errors.h"
 
 namespace llama2 {
 namespace {

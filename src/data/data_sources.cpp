@@ -1,13 +1,13 @@
 // Opens the training and validation samples a run asked for, with the checks that need the model.
-#include "llama2/data_sources.h"
+#include "llama2/data/data_sources.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "llama2/checksum.h"
-#include "llama2/errors.h"
-#include "llama2/synthetic.h"
-#include "llama2/token_windows.h"
+#include "llama2/data/synthetic.h"
+#include "llama2/data/token_windows.h"
+#include "llama2/util/checksum.h"
+#include "llama2/util/errors.h"
 
 namespace llama2 {
 

@@ -1,5 +1,5 @@
 // prepare-data: read documents, encode on every core (BOS before, EOS after each), split, write shards.
-#include "llama2/prepare_data.h"
+#include "llama2/data/prepare_data.h"
 
 #include <algorithm>
 #include <chrono>
@@ -12,11 +12,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "llama2/checksum.h"
-#include "llama2/errors.h"
-#include "llama2/metrics.h"
-#include "llama2/token_shard.h"
-#include "llama2/tokenizer.h"
+#include "llama2/data/token_shard.h"
+#include "llama2/data/tokenizer.h"
+#include "llama2/util/checksum.h"
+#include "llama2/util/errors.h"
+#include "llama2/util/file_io.h"
 
 namespace llama2 {
 namespace fs = std::filesystem;

@@ -1,5 +1,5 @@
 // Which global samples each (dp rank, micro-step) of a step takes.
-#include "llama2/samples.h"
+#include "llama2/data/samples.h"
 
 namespace llama2 {
 

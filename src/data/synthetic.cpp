@@ -1,5 +1,5 @@
 // Synthetic bigram-chain samples addressed by global sample index.
-#include "llama2/synthetic.h"
+#include "llama2/data/synthetic.h"
 
 #include <algorithm>
 #include <numeric>

@@ -1,5 +1,5 @@
 // Token shards: write with a checked header, memory-map and validate on read; index.json.
-#include "llama2/token_shard.h"
+#include "llama2/data/token_shard.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -14,10 +14,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "llama2/checksum.h"
-#include "llama2/errors.h"
-#include "llama2/file_io.h"
-#include "llama2/json_integer.h"
+#include "llama2/util/checksum.h"
+#include "llama2/util/errors.h"
+#include "llama2/util/file_io.h"
+#include "llama2/util/json_integer.h"
 
 namespace llama2 {
 namespace {

@@ -1,5 +1,5 @@
 // Windows of a memory-mapped token stream, shuffled per epoch by (seed, epoch).
-#include "llama2/token_windows.h"
+#include "llama2/data/token_windows.h"
 
 #include <algorithm>
 #include <numeric>
@@ -8,7 +8,7 @@
 #include <ATen/ATen.h>
 #include <fmt/format.h>
 
-#include "llama2/errors.h"
+#include "llama2/util/errors.h"
 
 namespace llama2 {
 

@@ -1,12 +1,12 @@
 // Loads libllama2_spm.so with dlmopen(LM_ID_NEWLM) and calls its C API.
-#include "llama2/tokenizer.h"
+#include "llama2/data/tokenizer.h"
 
 #include <dlfcn.h>
 #include <unistd.h>
 
 #include <filesystem>
 
-#include "llama2/errors.h"
+#include "llama2/util/errors.h"
 
 namespace llama2 {
 

@@ -1,5 +1,5 @@
 // MPI collectives on CPU tensors, MPI start-up and the TP/DP communicator split.
-#include "llama2/communicator.h"
+#include "llama2/dist/communicator.h"
 
 #include <mpi.h>
 #include <unistd.h>
@@ -12,8 +12,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "llama2/errors.h"
-#include "llama2/phases.h"
+#include "llama2/util/errors.h"
+#include "llama2/util/phases.h"
 
 namespace llama2 {
 namespace {

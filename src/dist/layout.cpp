@@ -1,5 +1,5 @@
 // ParallelLayout arithmetic and per-rank thread placement.
-#include "llama2/layout.h"
+#include "llama2/dist/layout.h"
 
 #include <sched.h>
 #include <omp.h>
@@ -10,7 +10,7 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
-#include "llama2/errors.h"
+#include "llama2/util/errors.h"
 
 namespace llama2 {
 

@@ -1,5 +1,5 @@
 // oneDNN matmul with cached primitives, and the differentiable linear built on it.
-#include "llama2/matmul.h"
+#include "llama2/kernels/matmul.h"
 
 #include <algorithm>
 #include <chrono>
@@ -12,8 +12,8 @@
 #include <dnnl.hpp>
 #include <fmt/format.h>
 
-#include "llama2/errors.h"
-#include "llama2/phases.h"
+#include "llama2/util/errors.h"
+#include "llama2/util/phases.h"
 
 namespace llama2 {
 namespace {

@@ -1,23 +1,15 @@
 // metrics.jsonl: one JSON object per optimizer step.
-#include "llama2/metrics.h"
+#include "llama2/metrics/metrics.h"
 
 #include <cmath>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
 
-#include "llama2/errors.h"
-#include "llama2/file_io.h"
+#include "llama2/util/errors.h"
+#include "llama2/util/file_io.h"
 
 namespace llama2 {
-
-void ensure_directory(const std::string& dir, const std::string& flag) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec || !std::filesystem::is_directory(dir))
-    throw BadInput(flag + " = " + dir + ": cannot create the directory (" + (ec ? ec.message() : "not a directory") +
-                   "); expected a writable path");
-}
 
 MetricsLog::MetricsLog(const std::string& output_dir, bool writer) : dir_(output_dir) {
   ensure_directory(output_dir, "--output_dir");

@@ -1,5 +1,5 @@
 // TensorBoard scalars: one Event per value, TFRecord-framed.
-#include "llama2/tensorboard.h"
+#include "llama2/metrics/tensorboard.h"
 
 #include <unistd.h>
 
@@ -7,8 +7,8 @@
 
 #include <fmt/format.h>
 
-#include "llama2/checksum.h"
-#include "llama2/errors.h"
+#include "llama2/util/checksum.h"
+#include "llama2/util/errors.h"
 #include "tensorboard_event.pb.h"
 
 namespace llama2 {

@@ -1,5 +1,5 @@
 // Core attention on oneDNN batched matmuls, GQA without repeating k/v, optional recompute of the probabilities.
-#include "llama2/attention.h"
+#include "llama2/model/attention.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,10 +9,10 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "llama2/accumulate.h"
-#include "llama2/matmul.h"
-#include "llama2/phases.h"
-#include "llama2/vector_math.h"
+#include "llama2/kernels/accumulate.h"
+#include "llama2/kernels/matmul.h"
+#include "llama2/kernels/vector_math.h"
+#include "llama2/util/phases.h"
 
 namespace llama2 {
 namespace {

@@ -1,13 +1,13 @@
 // The Llama-2 forward pass over TP shards: embedding → blocks → norm → vocab-parallel loss.
-#include "llama2/llama.h"
+#include "llama2/model/llama.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "llama2/attention.h"
-#include "llama2/communicator.h"
-#include "llama2/rmsnorm.h"
-#include "llama2/swiglu.h"
+#include "llama2/dist/communicator.h"
+#include "llama2/model/attention.h"
+#include "llama2/model/rmsnorm.h"
+#include "llama2/model/swiglu.h"
 
 namespace llama2 {
 namespace {

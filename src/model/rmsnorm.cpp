@@ -1,6 +1,6 @@
 // RMSNorm as one fused forward and one fused backward pass over contiguous rows (HF's dtype handling:
 // statistics in fp32, or fp64 for fp64 inputs; the normalized row rounded to x's dtype before the weight).
-#include "llama2/rmsnorm.h"
+#include "llama2/model/rmsnorm.h"
 
 #include <cmath>
 #include <vector>
@@ -9,9 +9,9 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "llama2/accumulate.h"
+#include "llama2/kernels/accumulate.h"
 
-#include "llama2/phases.h"
+#include "llama2/util/phases.h"
 
 namespace llama2 {
 namespace {

@@ -1,5 +1,5 @@
 // Rotary embedding tables (computed as HF's LlamaRotaryEmbedding, fp32) and the fused QKV split + rotation.
-#include "llama2/rotary.h"
+#include "llama2/model/rotary.h"
 
 #include <algorithm>
 
@@ -9,8 +9,8 @@
 
 #include <fmt/format.h>
 
-#include "llama2/accumulate.h"
-#include "llama2/errors.h"
+#include "llama2/kernels/accumulate.h"
+#include "llama2/util/errors.h"
 
 namespace llama2 {
 namespace {

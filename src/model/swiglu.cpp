@@ -1,12 +1,12 @@
 // SwiGLU fused: y = silu(g)·u; dg = dy·u·σ(g)·(1 + g·(1 − σ(g))), du = dy·silu(g). One vectorised pass each way.
-#include "llama2/swiglu.h"
+#include "llama2/model/swiglu.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "llama2/accumulate.h"
-#include "llama2/vector_math.h"
+#include "llama2/kernels/accumulate.h"
+#include "llama2/kernels/vector_math.h"
 
 namespace llama2 {
 namespace {

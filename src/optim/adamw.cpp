@@ -1,5 +1,5 @@
 // ZeRO-1 AdamW: flat buffers, reduce-scatter of grads over DP, fp32 master shard, all-gather of params.
-#include "llama2/adamw.h"
+#include "llama2/optim/adamw.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,9 +9,9 @@
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 
-#include "llama2/communicator.h"
-#include "llama2/phases.h"
-#include "llama2/vector_math.h"
+#include "llama2/dist/communicator.h"
+#include "llama2/kernels/vector_math.h"
+#include "llama2/util/phases.h"
 
 namespace llama2 {
 

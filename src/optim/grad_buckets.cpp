@@ -1,5 +1,5 @@
 // Bucketed, non-blocking DP gradient reduction that overlaps backward.
-#include "llama2/grad_buckets.h"
+#include "llama2/optim/grad_buckets.h"
 
 #include <algorithm>
 #include <numeric>
@@ -7,7 +7,7 @@
 
 #include <ATen/ATen.h>
 
-#include "llama2/phases.h"
+#include "llama2/util/phases.h"
 
 namespace llama2 {
 

@@ -1,5 +1,5 @@
 // Warmup + linear/cosine decay.
-#include "llama2/lr_schedule.h"
+#include "llama2/optim/lr_schedule.h"
 
 #include <algorithm>
 #include <cmath>

@@ -6,11 +6,11 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "llama2/communicator.h"
-#include "llama2/layers.h"
-#include "llama2/matmul.h"
-#include "llama2/phases.h"
-#include "llama2/vector_math.h"
+#include "llama2/dist/communicator.h"
+#include "llama2/kernels/matmul.h"
+#include "llama2/kernels/vector_math.h"
+#include "llama2/parallel/layers.h"
+#include "llama2/util/phases.h"
 
 namespace llama2 {
 namespace {

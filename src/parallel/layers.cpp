@@ -1,11 +1,11 @@
 // Column-/row-parallel linear and vocab-parallel embedding, composed from the TP/SP mappings.
-#include "llama2/layers.h"
+#include "llama2/parallel/layers.h"
 
 #include <ATen/ATen.h>
 
-#include "llama2/communicator.h"
-#include "llama2/mappings.h"
-#include "llama2/matmul.h"
+#include "llama2/dist/communicator.h"
+#include "llama2/kernels/matmul.h"
+#include "llama2/parallel/mappings.h"
 
 namespace llama2 {
 

@@ -1,10 +1,10 @@
 // The five TP/SP communication functions as autograd Functions; each backward is the conjugate collective.
-#include "llama2/mappings.h"
+#include "llama2/parallel/mappings.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "llama2/communicator.h"
+#include "llama2/dist/communicator.h"
 
 namespace llama2 {
 namespace {

@@ -1,5 +1,5 @@
 // Full ↔ TP-shard mapping of parameters, including fused (q|k|v, gate|up) and vocab-padded ones.
-#include "llama2/sharding.h"
+#include "llama2/parallel/sharding.h"
 
 #include <ATen/ATen.h>
 

@@ -1,5 +1,5 @@
 // Measured GEMM and memory rates for the step estimate.
-#include "llama2/machine_rates.h"
+#include "llama2/plan/machine_rates.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,7 +7,7 @@
 
 #include <ATen/ATen.h>
 
-#include "llama2/matmul.h"
+#include "llama2/kernels/matmul.h"
 
 namespace llama2 {
 namespace {

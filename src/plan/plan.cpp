@@ -1,13 +1,13 @@
 // Parameter, FLOP and memory arithmetic for `plan` and the start-up summary.
-#include "llama2/plan.h"
+#include "llama2/plan/plan.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
 
-#include "llama2/attention.h"
-#include "llama2/layers.h"
+#include "llama2/model/attention.h"
+#include "llama2/parallel/layers.h"
 
 namespace llama2 {
 namespace {

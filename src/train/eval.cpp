@@ -1,5 +1,5 @@
 // eval: loss and perplexity of a model on a text, windows spread over DP ranks.
-#include "llama2/eval.h"
+#include "llama2/train/eval.h"
 
 #include <cmath>
 #include <fstream>
@@ -10,12 +10,12 @@
 #include <c10/core/GradMode.h>
 #include <fmt/format.h>
 
-#include "llama2/checkpoint.h"
-#include "llama2/communicator.h"
-#include "llama2/errors.h"
-#include "llama2/hf_interop.h"
-#include "llama2/llama.h"
-#include "llama2/tokenizer.h"
+#include "llama2/checkpoint/checkpoint.h"
+#include "llama2/checkpoint/hf_interop.h"
+#include "llama2/data/tokenizer.h"
+#include "llama2/dist/communicator.h"
+#include "llama2/model/llama.h"
+#include "llama2/util/errors.h"
 
 namespace llama2 {
 

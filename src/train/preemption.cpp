@@ -1,7 +1,11 @@
-// Async-signal-safe flag set by SIGTERM / SIGUSR1.
-#include "llama2/preemption.h"
+// Async-signal-safe flag set by SIGTERM / SIGUSR1, and the ranks' agreement on it.
+#include "llama2/train/preemption.h"
 
 #include <csignal>
+
+#include <ATen/ATen.h>
+
+#include "llama2/dist/communicator.h"
 
 namespace llama2 {
 namespace {
@@ -23,5 +27,11 @@ void install_preemption_handlers() {
 
 bool preemption_requested() { return g_signal != 0; }
 int preemption_signal() { return g_signal; }
+
+bool preemption_agreed(const DistributedContext& dist) {
+  at::Tensor flag = at::full({1}, preemption_requested() ? 1 : 0, at::kLong);
+  dist.world().all_reduce(flag, ReduceOp::Max);
+  return flag.item<int64_t>() != 0;
+}
 
 }  // namespace llama2

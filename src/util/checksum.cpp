@@ -1,5 +1,5 @@
 // CRC-32C (table-driven, 8 bytes at a time) and SHA-256 (FIPS 180-4).
-#include "llama2/checksum.h"
+#include "llama2/util/checksum.h"
 
 #include <array>
 #include <cstring>
@@ -7,7 +7,7 @@
 #include <iterator>
 #include <vector>
 
-#include "llama2/errors.h"
+#include "llama2/util/errors.h"
 
 namespace llama2 {
 namespace {

@@ -1,5 +1,5 @@
 // Write-to-temporary, fsync, rename.
-#include "llama2/file_io.h"
+#include "llama2/util/file_io.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -9,9 +9,17 @@
 #include <cstring>
 #include <filesystem>
 
-#include "llama2/errors.h"
+#include "llama2/util/errors.h"
 
 namespace llama2 {
+
+void ensure_directory(const std::string& dir, const std::string& flag) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir))
+    throw BadInput(flag + " = " + dir + ": cannot create the directory (" + (ec ? ec.message() : "not a directory") +
+                   "); expected a writable path");
+}
 namespace {
 
 [[noreturn]] void io_error(const std::string& what, const std::string& path) {

@@ -1,5 +1,5 @@
 // Phase timers: thread-local nesting depth, process-wide totals (the main thread is the only timer).
-#include "llama2/phases.h"
+#include "llama2/util/phases.h"
 
 namespace llama2 {
 namespace {

@@ -1,7 +1,7 @@
 // Fuzzes a checkpoint's meta.json through CheckpointReader (config, layout, training state, shard lookup).
 // The directory holds no shard files, so reading weights must end in BadInput ("shard is missing").
 #include "fuzz_input.h"
-#include "llama2/checkpoint.h"
+#include "llama2/checkpoint/checkpoint.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace llama2;

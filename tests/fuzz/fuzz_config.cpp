@@ -1,6 +1,6 @@
 // Fuzzes the Hugging Face config.json reader; an accepted config must survive its own round trip.
 #include "fuzz_input.h"
-#include "llama2/config.h"
+#include "llama2/config/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace llama2;

@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "fuzz_input.h"
-#include "llama2/token_shard.h"
+#include "llama2/data/token_shard.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace llama2;

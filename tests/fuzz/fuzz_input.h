@@ -10,7 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "llama2/errors.h"
+#include "llama2/util/errors.h"
 
 namespace llama2::fuzz {
 

@@ -3,7 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "fuzz_input.h"
-#include "llama2/safetensors.h"
+#include "llama2/checkpoint/safetensors.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace llama2;

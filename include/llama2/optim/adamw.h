@@ -7,8 +7,8 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "llama2/grad_buckets.h"
-#include "llama2/llama.h"
+#include "llama2/model/llama.h"
+#include "llama2/optim/grad_buckets.h"
 
 namespace llama2 {
 

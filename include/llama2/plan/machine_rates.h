@@ -3,8 +3,8 @@
 #pragma once
 #include <cstdint>
 
-#include "llama2/config.h"
-#include "llama2/plan.h"
+#include "llama2/config/config.h"
+#include "llama2/plan/plan.h"
 
 namespace llama2 {
 

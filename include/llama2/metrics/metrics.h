@@ -7,8 +7,8 @@
 #include <memory>
 #include <string>
 
-#include "llama2/phases.h"
-#include "llama2/tensorboard.h"
+#include "llama2/metrics/tensorboard.h"
+#include "llama2/util/phases.h"
 
 namespace llama2 {
 
@@ -44,8 +44,5 @@ class MetricsLog {
   std::ofstream jsonl_;
   std::unique_ptr<TensorBoardWriter> tensorboard_;
 };
-
-// Creates `dir` and its parents; throws BadInput naming the directory and the reason.
-void ensure_directory(const std::string& dir, const std::string& flag);
 
 }  // namespace llama2

@@ -1,5 +1,5 @@
 // CLI11 subcommands: parse, call, map errors to exit status.
-#include "llama2/cli.h"
+#include "llama2/cli/cli.h"
 
 #include <cstdio>
 #include <functional>
@@ -8,17 +8,17 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "llama2/communicator.h"
-#include "llama2/errors.h"
-#include "llama2/checkpoint.h"
-#include "llama2/eval.h"
-#include "llama2/hf_interop.h"
-#include "llama2/layout.h"
-#include "llama2/matmul.h"
-#include "llama2/machine_rates.h"
-#include "llama2/plan.h"
-#include "llama2/prepare_data.h"
-#include "llama2/trainer.h"
+#include "llama2/checkpoint/checkpoint.h"
+#include "llama2/checkpoint/hf_interop.h"
+#include "llama2/data/prepare_data.h"
+#include "llama2/dist/communicator.h"
+#include "llama2/dist/layout.h"
+#include "llama2/kernels/matmul.h"
+#include "llama2/plan/machine_rates.h"
+#include "llama2/plan/plan.h"
+#include "llama2/train/eval.h"
+#include "llama2/train/trainer.h"
+#include "llama2/util/errors.h"
 
 namespace llama2 {
 namespace {

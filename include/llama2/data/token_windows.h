@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "llama2/samples.h"
-#include "llama2/token_shard.h"
+#include "llama2/data/samples.h"
+#include "llama2/data/token_shard.h"
 
 namespace llama2 {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "llama2/config.h"
+#include "llama2/config/config.h"
 
 namespace llama2 {
 

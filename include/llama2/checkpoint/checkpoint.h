@@ -9,7 +9,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "llama2/config.h"
+#include "llama2/config/config.h"
 
 namespace llama2 {
 

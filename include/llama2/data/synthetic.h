@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "llama2/samples.h"
+#include "llama2/data/samples.h"
 
 namespace llama2 {
 

@@ -4,9 +4,9 @@
 #include <cstdint>
 #include <memory>
 
-#include "llama2/config.h"
-#include "llama2/samples.h"
-#include "llama2/train_options.h"
+#include "llama2/config/config.h"
+#include "llama2/config/train_options.h"
+#include "llama2/data/samples.h"
 
 namespace llama2 {
 

@@ -4,11 +4,16 @@
 
 namespace llama2 {
 
+class DistributedContext;
+
 // Exit status of a run stopped by SIGTERM or SIGUSR1 after saving a checkpoint: requeue it to continue.
 inline constexpr int kExitPreempted = 3;
 
 void install_preemption_handlers();
 bool preemption_requested();  // this process has received SIGTERM or SIGUSR1
 int preemption_signal();      // which one (0 if none)
+
+// True on every rank when any rank has received SIGTERM or SIGUSR1 (a collective over the world).
+bool preemption_agreed(const DistributedContext& dist);
 
 }  // namespace llama2

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "llama2/config.h"
+#include "llama2/config/config.h"
 
 namespace llama2 {
 

@@ -8,10 +8,10 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "llama2/config.h"
-#include "llama2/layers.h"
-#include "llama2/rotary.h"
-#include "llama2/sharding.h"
+#include "llama2/config/config.h"
+#include "llama2/model/rotary.h"
+#include "llama2/parallel/layers.h"
+#include "llama2/parallel/sharding.h"
 
 namespace llama2 {
 

@@ -7,7 +7,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "llama2/communicator.h"
+#include "llama2/dist/communicator.h"
 
 namespace llama2 {
 

@@ -1,5 +1,5 @@
-// Owns durable file writes: a file is written to "<path>.tmp", fsynced, renamed over <path>, and its
-// directory fsynced, so a crash at any instant leaves either the old file or the complete new one.
+// Owns output files on disk: output directories created with a clear error, and durable writes (a file goes to
+// "<path>.tmp", is fsynced, renamed over <path>, its directory fsynced: a crash leaves the old file or the new one).
 #pragma once
 #include <cstddef>
 #include <string>
@@ -20,6 +20,9 @@ class AtomicFile {
   std::string path_, tmp_;
   int fd_ = -1;
 };
+
+// Creates `dir` and its parents; throws BadInput naming the directory and the reason.
+void ensure_directory(const std::string& dir, const std::string& flag);
 
 // fsync of a directory, so that renames and creations inside it are durable.
 void sync_directory(const std::string& dir);

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "llama2/layout.h"
+#include "llama2/dist/layout.h"
 
 namespace at {
 class Tensor;
