@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Throughput benchmark, all ratios measured in ONE run on this machine:
-#   1. the machine's fp32 GEMM peak: oneDNN on the 58M model's own GEMM shapes, all cores (gemm-peak), measured
-#      right before and right after every training run: a run's MFU is over the mean of the two around it, so
-#      that the shared machine's drift between the peak and the run (±20% here) does not skew the ratio;
+#   1. the machine's GEMM peaks, fp32 and bf16: oneDNN on the 58M model's own GEMM shapes, all cores (gemm-peak),
+#      measured right before and right after every training run: a run's MFU is over the mean of the two around
+#      it in the run's precision, so that the shared machine's drift between the peak and the run (±20% here)
+#      does not skew the ratio;
 #   2. training tokens/s and MFU of configs/llama2-58m.json (batch 4, seq 512): 1 rank x all threads and
 #      2 ranks x 1 thread at tp=2 (SP on), fp32 and bf16, each averaged over the steps after the first;
 #   3. each run's step time by phase (GEMMs, attention, loss, elementwise, communication, the exposed DP
 #      gradient reduction, optimizer, data), and dp=2 (ZeRO-1) with the reduction overlapped and not;
-#   4. `plan`'s step-time and peak-RSS predictions for the same layouts, next to the measured values.
+#   4. `plan`'s step-time and peak-RSS predictions for the same layouts, next to the measured values;
+#   5. the recipe's sequence length: seq 4096, batch 1, 1 rank, fp32 and bf16, with core attention's rate in
+#      GFLOP/s (the tiles' FLOPs as plan counts them: forward, and backward with its recompute) beside the
+#      GEMM peak, and bf16 tokens/s at 4096 over those at 512.
 # Prints a table and one JSON line (the last line). Usage: scripts/bench.sh [STEPS] (default 6).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,13 +24,16 @@ trap 'rm -rf "$work"' EXIT
 root=()
 [[ $(id -u) -eq 0 ]] && root=(--allow-run-as-root)
 
-measure_peak() {  # → the best GFLOP/s over the model's GEMM shapes, now; the full JSON in $work/peak.json
+measure_peaks() {  # appends the best fp32 and bf16 GFLOP/s over the model's GEMM shapes, now, to $peaks and $peaks_bf16
   "$bin" gemm-peak --config "$config" --batch_size 4 --seq_len 512 --threads "$cores" >"$work/peak.json"
-  grep -o '"peak_gflops": [0-9.]*' "$work/peak.json" | awk '{print $2}'
+  peaks+=" $(grep -o '"peak_gflops": [0-9.]*' "$work/peak.json" | awk '{print $2}')"
+  peaks_bf16+=" $(grep -o '"peak_gflops_bf16": [0-9.]*' "$work/peak.json" | awk '{print $2}')"
 }
-peaks=$(measure_peak)
+peaks="" peaks_bf16=""
+measure_peaks
 peak_json=$(cat "$work/peak.json")
-echo "fp32 GEMM peak (oneDNN, $cores threads, best of the model's shapes), first of 7 measurements: $peaks GFLOP/s"
+echo "GEMM peaks (oneDNN, $cores threads, best of the model's shapes), first of 9 measurements: fp32$peaks," \
+     "bf16$peaks_bf16 GFLOP/s ($(lscpu | sed -n 's/^Model name: *//p'))"
 
 plan_step() {  # RANKS_PER_NODE PLAN-ARGS... → the estimated step seconds
   local rpn=$1
@@ -36,11 +43,12 @@ plan_step() {  # RANKS_PER_NODE PLAN-ARGS... → the estimated step seconds
 }
 
 run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is the mean of the two around it)
-  local name=$1 ranks=$2 threads=$3
+  local name=$1 ranks=$2 threads=$3 seq=${SEQ:-512} batch=${BATCH:-4}
   shift 3
-  local per_rank_tflops  # for the run's own log lines: the latest peak
-  per_rank_tflops=$(awk -v p="${peaks##* }" -v r="$ranks" 'BEGIN { printf "%.6f", p / r / 1000 }')
-  local cmd=("$bin" train --config "$config" --synthetic_data --batch_size 4 --seq_len 512 --max_steps "$steps"
+  local per_rank_tflops peak="${peaks##* }"  # for the run's own log lines: the latest peak of its precision
+  [[ " $* " == *" --use_mix_precision "* ]] && peak="${peaks_bf16##* }"
+  per_rank_tflops=$(awk -v p="$peak" -v r="$ranks" 'BEGIN { printf "%.6f", p / r / 1000 }')
+  local cmd=("$bin" train --config "$config" --synthetic_data --batch_size "$batch" --seq_len "$seq" --max_steps "$steps"
              --warmup_steps 1 --checkpoint_freq 0 --threads "$threads" --peak_tflops "$per_rank_tflops"
              --output_dir "$work/$name" "$@")
   if (( ranks > 1 )); then
@@ -50,7 +58,7 @@ run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is t
   fi
   cp "$work/$name/results.json" "$work/$name.json"
   rm -rf "$work/$name"
-  peaks+=" $(measure_peak)"
+  measure_peaks
 }
 run r1_fp32 1 "$cores"
 run r1_bf16 1 "$cores" --use_mix_precision
@@ -58,27 +66,35 @@ run tp2_fp32 2 1 --tensor_parallel_size 2
 run tp2_bf16 2 1 --tensor_parallel_size 2 --use_mix_precision
 run dp2_overlap 2 1 --overlap_grad_reduce=true
 run dp2_blocking 2 1 --overlap_grad_reduce=false
+SEQ=4096 BATCH=1 run s4096_fp32 1 "$cores"
+SEQ=4096 BATCH=1 run s4096_bf16 1 "$cores" --use_mix_precision
 echo "plan's estimates (measuring its own rates now)"
 plan_r1=$(plan_step 1)
+plan_r1_bf16=$(plan_step 1 --use_mix_precision)
 plan_tp2=$(plan_step 2 --tensor_parallel_size 2)
 plan_dp2=$(plan_step 2)
 
-/usr/bin/python3 - "$work" "$peaks" "$cores" "$peak_json" "$plan_r1" "$plan_tp2" "$plan_dp2" <<'PY'
+/usr/bin/python3 - "$work" "$peaks" "$cores" "$peak_json" "$plan_r1" "$plan_tp2" "$plan_dp2" "$peaks_bf16" "$plan_r1_bf16" <<'PY'
 import json, os, sys
 work, cores, peak_json = sys.argv[1], int(sys.argv[3]), json.loads(sys.argv[4])
-peaks = [float(p) for p in sys.argv[2].split()]
-plan = {"r1_fp32": float(sys.argv[5]), "tp2_fp32": float(sys.argv[6]), "dp2_overlap": float(sys.argv[7])}
-names = ("r1_fp32", "r1_bf16", "tp2_fp32", "tp2_bf16", "dp2_overlap", "dp2_blocking")
+peaks = {"fp32": [float(p) for p in sys.argv[2].split()], "bf16": [float(p) for p in sys.argv[8].split()]}
+plan = {"r1_fp32": float(sys.argv[5]), "r1_bf16": float(sys.argv[9]), "tp2_fp32": float(sys.argv[6]),
+        "dp2_overlap": float(sys.argv[7])}
+names = ("r1_fp32", "r1_bf16", "tp2_fp32", "tp2_bf16", "dp2_overlap", "dp2_blocking", "s4096_fp32", "s4096_bf16")
 runs = {n: json.load(open(os.path.join(work, n + ".json"))) for n in names}
-for i, (name, r) in enumerate(runs.items()):  # MFU over the mean of the peaks measured just before and after
-    r["peak_gflops"] = (peaks[i] + peaks[i + 1]) / 2
-    r["mfu"] *= peaks[i] / r["peak_gflops"]  # the run computed it over peaks[i], the peak it was given
-print("fp32 GEMM peak measured around the runs: %.1f to %.1f GFLOP/s" % (min(peaks), max(peaks)))
+for i, (name, r) in enumerate(runs.items()):  # MFU over the mean of its precision's peaks just before and after
+    p = peaks["bf16" if "bf16" in name else "fp32"]
+    r["peak_gflops"] = (p[i] + p[i + 1]) / 2
+    r["mfu"] *= p[i] / r["peak_gflops"]  # the run computed it over p[i], the peak it was given
+for precision, p in peaks.items():
+    print("%s GEMM peak measured around the runs: %.1f to %.1f GFLOP/s" % (precision, min(p), max(p)))
 labels = {"r1_fp32": "1 rank x %d threads, fp32" % cores, "r1_bf16": "1 rank x %d threads, bf16" % cores,
           "tp2_fp32": "2 ranks x 1 thread, tp=2 SP, fp32", "tp2_bf16": "2 ranks x 1 thread, tp=2 SP, bf16",
-          "dp2_overlap": "2 ranks x 1 thread, dp=2, overlapped", "dp2_blocking": "2 ranks x 1 thread, dp=2, blocking"}
+          "dp2_overlap": "2 ranks x 1 thread, dp=2, overlapped", "dp2_blocking": "2 ranks x 1 thread, dp=2, blocking",
+          "s4096_fp32": "seq 4096 x 1, 1 rank x %d threads, fp32" % cores,
+          "s4096_bf16": "seq 4096 x 1, 1 rank x %d threads, bf16" % cores}
 phases = ["gemm", "attention", "loss", "elementwise", "communication", "grad_reduce", "optimizer", "data"]
-print("\n%-38s %8s %6s %6s %7s %7s %9s %9s  %s" % ("llama2-58m, batch 4, seq 512", "tokens/s", "peak", "MFU", "step s",
+print("\n%-38s %8s %6s %6s %7s %7s %9s %9s  %s" % ("llama2-58m (batch 4, seq 512 unless said)", "tokens/s", "peak", "MFU", "step s",
       "plan s", "peak RSS", "plan RSS", "  ".join("%-6s" % p[:6] for p in phases)))
 for name, r in runs.items():
     share = r["phase_seconds_per_step"]
@@ -87,14 +103,28 @@ for name, r in runs.items():
           r["planned_rss_bytes"] / 2**30, "  ".join("%5.1f%%" % (100 * share[p] / r["step_seconds"]) for p in phases)))
 ratio = runs["tp2_fp32"]["tokens_per_s"] / runs["r1_fp32"]["tokens_per_s"]
 exposed = {n: runs[n]["phase_seconds_per_step"]["grad_reduce"] for n in ("dp2_overlap", "dp2_blocking")}
-print("\ntp=2 on 2 ranks / 1 rank (fp32): %.1f%% of the tokens/s; bf16 / fp32 on 1 rank: %.2fx the step time" %
-      (100 * ratio, runs["r1_bf16"]["step_seconds"] / runs["r1_fp32"]["step_seconds"]))
+bf16_ratio = runs["tp2_bf16"]["tokens_per_s"] / runs["r1_bf16"]["tokens_per_s"]
+print("\ntp=2 on 2 ranks / 1 rank: %.1f%% of the tokens/s in fp32, %.1f%% in bf16; bf16 / fp32 on 1 rank: %.2fx the "
+      "tokens/s" % (100 * ratio, 100 * bf16_ratio, runs["r1_bf16"]["tokens_per_s"] / runs["r1_fp32"]["tokens_per_s"]))
 print("dp=2 exposed gradient reduction per step: %.3f s overlapped vs %.3f s blocking" %
       (exposed["dp2_overlap"], exposed["dp2_blocking"]))
+config = json.load(open("configs/llama2-58m.json"))
+s, h, layers = 4096, config["hidden_size"], config["num_hidden_layers"]
+tiles = -(-s // 128)  # kAttentionBlockRows: causal tiles compute (n+1)/2n of the full rows
+attention_flops = (tiles + 1) / (2 * tiles) * 4.0 * s * s * h * 3.5 * layers
+for name in ("s4096_fp32", "s4096_bf16"):
+    r = runs[name]
+    r["attention_gflops"] = attention_flops / r["phase_seconds_per_step"]["attention"] / 1e9
+    print("%s: core attention %.2f s per step, %.1f GFLOP/s (GEMM peak %.1f)" % (
+          labels[name], r["phase_seconds_per_step"]["attention"], r["attention_gflops"], r["peak_gflops"]))
+long_ratio = runs["s4096_bf16"]["tokens_per_s"] / runs["r1_bf16"]["tokens_per_s"]
+print("bf16 tokens/s at seq 4096 / at seq 512: %.1f%%" % (100 * long_ratio))
 print("measured / plan: step time %s; peak RSS %s" % (
       ", ".join("%s %.2f" % (n, runs[n]["step_seconds"] / plan[n]) for n in plan),
       ", ".join("%s %.2f" % (n, r["peak_rss_bytes"] / r["planned_rss_bytes"]) for n, r in runs.items())))
 print(json.dumps({"peak_gflops_measured": peaks, "gemm_shapes": peak_json["shapes"], "tp2_over_1rank": ratio,
+                  "bf16_seq4096_over_seq512": long_ratio,
+                  "attention_gflops": {n: runs[n]["attention_gflops"] for n in ("s4096_fp32", "s4096_bf16")},
                   "plan_step_seconds": plan, "exposed_grad_reduce_seconds": exposed,
                   "runs": {n: {k: r[k] for k in ("tokens_per_s", "peak_gflops", "mfu", "step_seconds", "peak_rss_bytes",
                                                  "planned_rss_bytes", "phase_seconds_per_step")}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every row of the hostile-input table against the binary: each must exit with its status, print its
-# message fragment on stderr, and leave no core dump. Usage: run_bad_inputs.sh BINARY TABLE
+# message fragment on stderr (a row expecting status 0 checks a warning: stdout, the log, counts too), and leave
+# no core dump. Usage: run_bad_inputs.sh BINARY TABLE
 set -u
 export BIN=$(realpath "$1")
 table=$(realpath "$2")
@@ -18,7 +19,9 @@ while IFS=$'\t' read -r name status fragment setup args; do
   read -r -a argv <<<"$(envsubst '$W $BIN' <<<"$args")"
   (ulimit -c 0 && timeout 120 "$BIN" "${argv[@]}" >"$W/.stdout" 2>"$W/.stderr")
   got=$?
-  if [[ $got -eq $status ]] && grep -qF -- "$fragment" "$W/.stderr" && ! ls "$W"/core* >/dev/null 2>&1; then
+  output=("$W/.stderr")
+  [[ $status -eq 0 ]] && output+=("$W/.stdout")
+  if [[ $got -eq $status ]] && cat "${output[@]}" | grep -qF -- "$fragment" && ! ls "$W"/core* >/dev/null 2>&1; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))

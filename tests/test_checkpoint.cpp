@@ -92,7 +92,7 @@ TEST(Safetensors, HeadersThatLieAreRejected) {
 // A trained-looking tiny checkpoint (random weights, a few optimizer steps) saved by this process.
 std::string make_checkpoint(const Scratch& dir, const ModelConfig& c) {
   context().set_tensor_parallel(1, 1);
-  Llama model(c, {&context().tp(), false}, {8, 5, false, at::kFloat});
+  Llama model(c, {&context().tp(), false}, {8, 5, at::kFloat});
   ShardedAdamW optimizer(model.parameters(), context().tp(), context().dp(), AdamWOptions{});
   for (int step = 0; step < 3; ++step) {
     optimizer.zero_grad();
@@ -120,7 +120,7 @@ TEST(HuggingFace, ExportedModelMatchesIndependentReferenceAndRoundTripsBitwise) 
 
   c10::AutoGradMode no_grad(false);
   for (const std::string& source : {dir / "hf", dir / "hf_sharded"}) {
-    Llama loaded(c, {&Communicator::self(), false}, {8, 999, false, at::kFloat});
+    Llama loaded(c, {&Communicator::self(), false}, {8, 999, at::kFloat});
     load_hf_weights(source, loaded, 0);
     const at::Tensor tokens = random_tokens(2, 8, c.vocab_size, 42);
     const at::Tensor ours = loaded.logits(tokens).permute({1, 0, 2});
@@ -137,7 +137,7 @@ TEST(HuggingFace, WrongShapeOrDtypeIsBadInput) {
   export_hf(make_checkpoint(dir, c), dir / "hf", 1 << 30);
   ModelConfig wider = c;
   wider.intermediate_size = 64;
-  Llama model(wider, {&Communicator::self(), false}, {8, 1, false, at::kFloat});
+  Llama model(wider, {&Communicator::self(), false}, {8, 1, at::kFloat});
   try {
     load_hf_weights(dir / "hf", model, 0);
     FAIL() << "no error";

@@ -1,9 +1,12 @@
-// The vectorised kernels against libm and libtorch: exp, SwiGLU, and the fused QKV split with rotary embedding.
+// The vectorised kernels against libm and libtorch: exp, bf16 conversions, SwiGLU, RMSNorm and the fused QKV split
+// with rotary embedding, in fp32 and bf16.
 #include <cmath>
 
 #include <ATen/ATen.h>
 
+#include "llama2/kernels/accumulate.h"
 #include "llama2/kernels/vector_math.h"
+#include "llama2/model/rmsnorm.h"
 #include "llama2/model/rotary.h"
 #include "llama2/model/swiglu.h"
 #include "test_support.h"
@@ -24,48 +27,97 @@ TEST(VectorMath, ExpMatchesLibmOverFp32Range) {
   for (const float x : {-87.5f, -100.0f, -1e4f, -INFINITY}) EXPECT_EQ(vector_exp(x), 0.0f) << x;
 }
 
+// The kernels' bit-level bf16 conversions against c10::BFloat16's: every bf16 value widens exactly, and fp32 values
+// (random ones, exact ties, values that round up into the next binade, ±0, the extremes) narrow to the same bits.
+TEST(Bf16, ConversionsEqualC10s) {
+  for (uint32_t bits = 0; bits <= 0xFFFF; ++bits) {
+    const c10::BFloat16 b(static_cast<uint16_t>(bits), c10::BFloat16::from_bits());
+    if (std::isnan(static_cast<float>(b))) continue;
+    EXPECT_EQ(to_acc(b), static_cast<float>(b)) << bits;
+  }
+  at::manual_seed(13);
+  const at::Tensor random = at::randn({100000}) * at::exp(at::randn({100000}) * 10);
+  std::vector<float> values(random.data_ptr<float>(), random.data_ptr<float>() + random.numel());
+  for (const float x : {0.0f, -0.0f, 1.0f + 1.0f / 256, 1.0f + 3.0f / 256, 1.99999988f, -3.3895314e38f, 1e-40f})
+    values.push_back(x);
+  for (const float x : values) EXPECT_EQ(from_acc<c10::BFloat16>(x).x, c10::BFloat16(x).x) << x;
+}
+
+// The inputs of a kernel test in `dtype`, and the same values in fp64 for the reference.
+at::Tensor in_dtype(const at::Tensor& x, at::ScalarType dtype) { return x.to(dtype).set_requires_grad(true); }
+at::Tensor as_f64(const at::Tensor& x) { return x.detach().to(at::kDouble).set_requires_grad(true); }
+
+// Tolerance relative to the reference's scale: fp32 rounding 1e-6; bf16 (8-bit mantissa, outputs rounded once
+// more than the reference) 1e-2.
+double kernel_tolerance(at::ScalarType dtype) { return dtype == at::kFloat ? 1e-6 : 1e-2; }
+
 // silu(g)·u and its gradients by libtorch autograd in fp64, on a row length that is not a multiple of any vector
-// width and on gates out to ±100 (exp's clamps). Tolerance: fp32 rounding, 1e-6 relative to the scale.
+// width and on gates out to ±100 (exp's clamps), fp32 and bf16.
 TEST(SwiGlu, EqualsSiluTimesUpAndItsGradients) {
   at::manual_seed(11);
   const int64_t f = 37;
-  const at::Tensor gate_up = (at::randn({3, 5, 2 * f}) * 20).clamp(-100, 100).set_requires_grad(true);
-  const at::Tensor dy = at::randn({3, 5, f});
-  const at::Tensor y = swiglu(gate_up);
-  y.backward(dy);
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    const at::Tensor gate_up = in_dtype((at::randn({3, 5, 2 * f}) * 20).clamp(-100, 100), dtype);
+    const at::Tensor dy = at::randn({3, 5, f}).to(dtype);
+    const at::Tensor y = swiglu(gate_up);
+    y.backward(dy);
 
-  const at::Tensor g64 = gate_up.detach().to(at::kDouble).set_requires_grad(true);
-  const at::Tensor ref = at::silu(g64.narrow(-1, 0, f)) * g64.narrow(-1, f, f);
-  ref.backward(dy.to(at::kDouble));
-  EXPECT_TRUE(close_to_scale(y, ref.to(at::kFloat), 1e-6));
-  EXPECT_TRUE(close_to_scale(gate_up.grad(), g64.grad().to(at::kFloat), 1e-6));
+    const at::Tensor g64 = as_f64(gate_up);
+    const at::Tensor ref = at::silu(g64.narrow(-1, 0, f)) * g64.narrow(-1, f, f);
+    ref.backward(dy.to(at::kDouble));
+    EXPECT_TRUE(close_to_scale(y, ref, kernel_tolerance(dtype))) << dtype;
+    EXPECT_TRUE(close_to_scale(gate_up.grad(), g64.grad(), kernel_tolerance(dtype))) << dtype;
+  }
+}
+
+// RMSNorm against HF's formula w·x/√(mean(x²) + eps) in fp64 with libtorch autograd: output and the gradients of x
+// and w, rows of odd length (37), fp32 and bf16.
+TEST(RmsNorm, EqualsHfFormulaAndItsGradients) {
+  at::manual_seed(14);
+  const int64_t h = 37;
+  const double eps = 1e-5;
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    const at::Tensor x = in_dtype(at::randn({3, 5, h}) * 3, dtype), w = in_dtype(at::rand({h}) + 0.5, dtype);
+    const at::Tensor dy = at::randn({3, 5, h}).to(dtype);
+    rms_norm(x, w, eps).backward(dy);
+    const at::Tensor x64 = as_f64(x), w64 = as_f64(w);
+    const at::Tensor ref = w64 * x64 * (x64.pow(2).mean(-1, true) + eps).rsqrt();
+    ref.backward(dy.to(at::kDouble));
+    EXPECT_TRUE(close_to_scale(rms_norm(x, w, eps), ref, kernel_tolerance(dtype))) << dtype;
+    EXPECT_TRUE(close_to_scale(x.grad(), x64.grad(), kernel_tolerance(dtype))) << dtype;
+    EXPECT_TRUE(close_to_scale(w.grad(), w64.grad(), kernel_tolerance(dtype))) << dtype;
+  }
 }
 
 // rotary_qkv against Hugging Face's formula on the split projection (q·cos + rotate_half(q)·sin, v untouched),
-// with GQA (4 query heads, 2 kv heads), forward and gradient by libtorch autograd in fp64. Tolerance 1e-6.
+// with GQA (4 query heads, 2 kv heads), forward and gradient by libtorch autograd in fp64, fp32 and bf16; v is
+// copied bit for bit.
 TEST(Rotary, FusedQkvSplitEqualsRotateHalfAndItsGradient) {
   const int64_t s = 9, b = 2, nq = 4, nkv = 2, d = 8;
   at::manual_seed(12);
   const RotaryTables tables = RotaryTables::make(16, d, 10000.0);
-  const at::Tensor qkv = at::randn({s, b, (nq + 2 * nkv) * d}).set_requires_grad(true);
-  const QkvHeads heads = rotary_qkv(qkv, nq, nkv, tables);
-  const at::Tensor dq = at::randn({s, b, nq, d}), dk = at::randn({s, b, nkv, d}), dv = at::randn({s, b, nkv, d});
-  ((heads.q * dq).sum() + (heads.k * dk).sum() + (heads.v * dv).sum()).backward();
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    const at::Tensor qkv = in_dtype(at::randn({s, b, (nq + 2 * nkv) * d}), dtype);
+    const QkvHeads heads = rotary_qkv(qkv, nq, nkv, tables);
+    const at::Tensor dq = at::randn({s, b, nq, d}).to(dtype), dk = at::randn({s, b, nkv, d}).to(dtype);
+    const at::Tensor dv = at::randn({s, b, nkv, d}).to(dtype);
+    ((heads.q * dq).sum() + (heads.k * dk).sum() + (heads.v * dv).sum()).backward();
 
-  const at::Tensor x64 = qkv.detach().to(at::kDouble).set_requires_grad(true);
-  const auto parts = x64.split_with_sizes({nq * d, nkv * d, nkv * d}, -1);
-  const at::Tensor cos = tables.cos.narrow(0, 0, s).to(at::kDouble).view({s, 1, 1, d});
-  const at::Tensor sin = tables.sin.narrow(0, 0, s).to(at::kDouble).view({s, 1, 1, d});
-  const auto rotate = [&](const at::Tensor& t, int64_t n) {
-    const at::Tensor x = t.reshape({s, b, n, d});
-    return x * cos + at::cat({-x.narrow(3, d / 2, d / 2), x.narrow(3, 0, d / 2)}, 3) * sin;
-  };
-  const at::Tensor q = rotate(parts[0], nq), k = rotate(parts[1], nkv), v = parts[2].reshape({s, b, nkv, d});
-  ((q * dq.to(at::kDouble)).sum() + (k * dk.to(at::kDouble)).sum() + (v * dv.to(at::kDouble)).sum()).backward();
-  EXPECT_TRUE(close_to_scale(heads.q, q.to(at::kFloat), 1e-6));
-  EXPECT_TRUE(close_to_scale(heads.k, k.to(at::kFloat), 1e-6));
-  EXPECT_TRUE(at::equal(heads.v, v.to(at::kFloat)));
-  EXPECT_TRUE(close_to_scale(qkv.grad(), x64.grad().to(at::kFloat), 1e-6));
+    const at::Tensor x64 = as_f64(qkv);
+    const auto parts = x64.split_with_sizes({nq * d, nkv * d, nkv * d}, -1);
+    const at::Tensor cos = tables.cos.narrow(0, 0, s).to(at::kDouble).view({s, 1, 1, d});
+    const at::Tensor sin = tables.sin.narrow(0, 0, s).to(at::kDouble).view({s, 1, 1, d});
+    const auto rotate = [&](const at::Tensor& t, int64_t n) {
+      const at::Tensor x = t.reshape({s, b, n, d});
+      return x * cos + at::cat({-x.narrow(3, d / 2, d / 2), x.narrow(3, 0, d / 2)}, 3) * sin;
+    };
+    const at::Tensor q = rotate(parts[0], nq), k = rotate(parts[1], nkv), v = parts[2].reshape({s, b, nkv, d});
+    ((q * dq.to(at::kDouble)).sum() + (k * dk.to(at::kDouble)).sum() + (v * dv.to(at::kDouble)).sum()).backward();
+    EXPECT_TRUE(close_to_scale(heads.q, q, kernel_tolerance(dtype))) << dtype;
+    EXPECT_TRUE(close_to_scale(heads.k, k, kernel_tolerance(dtype))) << dtype;
+    EXPECT_TRUE(at::equal(heads.v, v.to(dtype))) << dtype;
+    EXPECT_TRUE(close_to_scale(qkv.grad(), x64.grad(), kernel_tolerance(dtype))) << dtype;
+  }
 }
 
 }  // namespace

@@ -21,8 +21,8 @@ TEST_P(TensorParallelism, LogitsLossAndGradientsEqualOneProcess) {
   const int64_t seq = 8, batch = 2;
   const at::Tensor tokens = random_tokens(batch, seq, c.vocab_size, 21);
   const at::Tensor targets = random_tokens(batch, seq, c.vocab_size, 22);
-  const Llama full(c, kNoTp(), {seq, 5, false, at::kFloat});
-  const Llama part(c, {&tp, GetParam()}, {seq, 5, true, at::kFloat});
+  const Llama full(c, kNoTp(), {seq, 5, at::kFloat});
+  const Llama part(c, {&tp, GetParam()}, {seq, 5, at::kFloat});
 
   const at::Tensor full_loss = full.loss(tokens, targets), part_loss = part.loss(tokens, targets);
   EXPECT_TRUE(all_close(part_loss, full_loss, 1e-5, 0));
@@ -54,7 +54,7 @@ struct TrainingRun {
   Llama model;
   ShardedAdamW optimizer;
   TrainingRun(const ModelConfig& c, const Communicator& tp, const Communicator& dp, bool zero_1, int64_t seq)
-      : model(c, {&tp, c.sequence_parallel_enabled && tp.size() > 1}, {seq, 3, false, at::kFloat}),
+      : model(c, {&tp, c.sequence_parallel_enabled && tp.size() > 1}, {seq, 3, at::kFloat}),
         optimizer(model.parameters(), tp, dp, [&] {
           AdamWOptions o;
           o.zero_1 = zero_1;
@@ -116,7 +116,7 @@ TEST(ZeroOne, OptimizerStateBytesAreTwelvePerParamOverDpInMixedPrecision) {
   const int64_t dp = data_parallel_layout();
   const ModelConfig c = small_config(97, 32, 2);
   for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
-    Llama model(c, {&context().tp(), false}, {8, 3, false, dtype});
+    Llama model(c, {&context().tp(), false}, {8, 3, dtype});
     int64_t local = 0;
     for (const Parameter& p : model.parameters()) local += p.value.numel();
     ShardedAdamW optimizer(model.parameters(), context().tp(), context().dp(), AdamWOptions{});
@@ -136,7 +136,7 @@ TEST(Clipping, GlobalNormCountsReplicatedNormWeightsOnce) {
   ModelConfig c = small_config(97, 32, 2);
   c.tie_word_embeddings = true;
   for (const bool sp : {false, true}) {
-    Llama model(c, {&context().tp(), sp}, {8, 3, false, at::kFloat});
+    Llama model(c, {&context().tp(), sp}, {8, 3, at::kFloat});
     AdamWOptions o;
     o.sequence_parallel = sp;
     ShardedAdamW optimizer(model.parameters(), context().tp(), context().dp(), o);

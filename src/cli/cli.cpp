@@ -10,6 +10,7 @@
 
 #include "llama2/checkpoint/checkpoint.h"
 #include "llama2/checkpoint/hf_interop.h"
+#include "llama2/cli/flag_checks.h"
 #include "llama2/data/prepare_data.h"
 #include "llama2/dist/communicator.h"
 #include "llama2/dist/layout.h"
@@ -41,85 +42,88 @@ void add_override(CLI::App* app, const std::string& name, std::optional<bool>& t
 void add_model_options(CLI::App* app, TrainOptions& o, std::vector<std::function<void()>>& finalizers) {
   app->add_option("--config", o.config_path, "Hugging Face LlamaConfig config.json");
   app->add_option("--tensor_parallel_size", o.tensor_parallel_size, "TP degree (ranks per TP group)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(integer_at_least(1))->capture_default_str();
   app->add_option("--batch_size", o.batch_size, "micro-batch size per DP rank")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(integer_at_least(1))->capture_default_str();
   app->add_option("--grad_accum_usteps", o.grad_accum_usteps, "micro-steps accumulated per optimizer step")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(integer_at_least(1))->capture_default_str();
   app->add_option("--global_batch_size", o.global_batch_size,
                   "if > 0: derive --grad_accum_usteps = GBS / batch_size / dp")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  app->add_option("--seq_len", o.seq_len, "tokens per sample")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+      ->check(integer_at_least(0))->capture_default_str();
+  app->add_option("--seq_len", o.seq_len, "tokens per sample")->check(integer_in(1, 1 << 20))->capture_default_str();
   app->add_option("--num_layers", o.num_layers, "if > 0: override num_hidden_layers")
-      ->check(CLI::Range(0, 4096))->capture_default_str();
+      ->check(integer_in(0, 4096))->capture_default_str();
   add_bool(app, "use_mix_precision", o.use_mix_precision, "bf16 params/activations/grads, fp32 master params");
   add_bool(app, "use_zero_1", o.use_zero_1, "shard fp32 master params and Adam moments over DP (ZeRO-1)");
   add_bool(app, "overlap_grad_reduce", o.overlap_grad_reduce,
            "reduce DP gradient buckets non-blocking during backward (else all after it)");
   app->add_option("--ddp_bucket_size", o.ddp_bucket_size, "elements per DP gradient bucket")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(integer_at_least(1))->capture_default_str();
   add_override(app, "sequence_parallel_enabled", o.sequence_parallel_enabled, "sequence parallelism", finalizers);
   add_override(app, "selective_checkpoint_enabled", o.selective_checkpoint_enabled,
-               "recompute core attention in backward", finalizers);
+               "the recipe's flag, no effect: core attention always recomputes its scores in backward", finalizers);
 }
 
 void add_train_options(CLI::App* app, TrainOptions& o) {
-  app->add_option("--max_steps", o.max_steps, "optimizer steps")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--max_steps", o.max_steps, "optimizer steps")->check(integer_at_least(1))->capture_default_str();
   app->add_option("--steps_this_run", o.steps_this_run,
                   "stop after this many steps of this invocation, with a checkpoint (0: run to --max_steps)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(integer_at_least(0))->capture_default_str();
   app->add_option("--warmup_steps", o.warmup_steps, "linear warmup steps")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  app->add_option("--lr", o.lr, "peak learning rate")->check(CLI::Range(0.0, 10.0))->capture_default_str();
-  app->add_option("--min_lr", o.min_lr, "final learning rate")->check(CLI::Range(0.0, 10.0))->capture_default_str();
+      ->check(integer_at_least(0))->capture_default_str();
+  app->add_option("--lr", o.lr, "peak learning rate")->check(number_in(0.0, 10.0))->capture_default_str();
+  app->add_option("--min_lr", o.min_lr, "final learning rate")->check(number_in(0.0, 10.0))->capture_default_str();
   app->add_option("--lr_schedule", o.lr_schedule, "decay after warmup")
       ->check(CLI::IsMember({"linear", "cosine"}))->capture_default_str();
-  app->add_option("--seed", o.seed, "seed of initialization and data order")->capture_default_str();
+  app->add_option("--seed", o.seed, "seed of initialization and data order")
+      ->check(integer_at_least(0))->capture_default_str();
   app->add_option("--weight_decay", o.weight_decay, "AdamW decoupled weight decay")
-      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  app->add_option("--beta1", o.beta1, "AdamW beta1")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
-  app->add_option("--beta2", o.beta2, "AdamW beta2")->check(CLI::Range(0.0, 0.999999))->capture_default_str();
-  app->add_option("--adam_eps", o.adam_eps, "AdamW epsilon")->check(CLI::Range(1e-30, 1.0))->capture_default_str();
+      ->check(number_in(0.0, 1.0))->capture_default_str();
+  app->add_option("--beta1", o.beta1, "AdamW beta1")->check(number_in(0.0, 0.999999))->capture_default_str();
+  app->add_option("--beta2", o.beta2, "AdamW beta2")->check(number_in(0.0, 0.999999))->capture_default_str();
+  app->add_option("--adam_eps", o.adam_eps, "AdamW epsilon")->check(number_in(1e-30, 1.0))->capture_default_str();
   app->add_option("--max_grad_norm", o.max_grad_norm, "global gradient-norm clip (0: off)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(number_at_least(0))->capture_default_str();
   add_bool(app, "weight_decay_norms", o.weight_decay_norms, "apply weight decay to RMSNorm weights too");
   app->add_option("--output_dir", o.output_dir, "where metrics and checkpoints go")->capture_default_str();
   app->add_option("--model_path", o.model_path,
                   "Hugging Face Llama directory to start from (continued pretraining; its config.json unless --config)");
   app->add_option("--checkpoint_freq", o.checkpoint_freq,
                   "steps between checkpoints (0: only at the end and on SIGTERM/SIGUSR1)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(integer_at_least(0))->capture_default_str();
   app->add_option("--keep_last", o.keep_last, "checkpoints to keep (0: all)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(integer_at_least(0))->capture_default_str();
   app->add_option("--resume_ckpt", o.resume_ckpt,
                   "checkpoint (or checkpoints directory) to resume from (default: <output_dir>/checkpoints/latest)");
   add_bool(app, "synthetic_data", o.synthetic_data, "train on the seeded synthetic token stream");
   app->add_option("--data_dir", o.data_dir, "token shards written by prepare-data");
   app->add_option("--tokenizer", o.tokenizer, "if given: refuse data prepared with another tokenizer.model");
   app->add_option("--eval_interval", o.eval_interval, "validation loss every N steps and at the end (0: never)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(integer_at_least(0))->capture_default_str();
   app->add_option("--eval_iters", o.eval_iters, "micro-batches per DP rank per evaluation")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(integer_at_least(1))->capture_default_str();
   app->add_option("--threads", o.threads, "intra-op threads per rank (0: cores per node / ranks per node)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(integer_at_least(0))->capture_default_str();
   app->add_option("--log_interval", o.log_interval, "steps between log lines")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(integer_at_least(1))->capture_default_str();
+  add_bool(app, "skip_memory_check", o.skip_memory_check,
+           "train even where the predicted peak RSS exceeds what the node can give (else: exit 2 before allocating)");
   add_bool(app, "skip_nonfinite", o.skip_nonfinite,
            "skip a step whose loss or gradient norm is NaN/inf and go on (else: exit 1, saving nothing new)");
   add_bool(app, "log_all_ranks", o.log_all_ranks, "every rank logs, prefixed with its rank (debugging)");
   app->add_option("--peak_tflops", o.peak_tflops,
-                  "per-rank peak TFLOP/s for MFU (0: measure oneDNN fp32 GEMMs on the model's shapes at start-up)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+                  "per-rank peak TFLOP/s for MFU (0: measure oneDNN GEMMs of the run's precision at start-up)")
+      ->check(number_at_least(0))->capture_default_str();
 }
 
 void add_plan_options(CLI::App* app, TrainOptions& o) {
-  app->add_option("--nodes", o.nodes, "nodes in the job")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--nodes", o.nodes, "nodes in the job")->check(integer_at_least(1))->capture_default_str();
   app->add_option("--ranks_per_node", o.ranks_per_node, "MPI ranks per node (0: tensor_parallel_size)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(integer_at_least(0))->capture_default_str();
   app->add_option("--threads", o.threads, "threads of one rank for the measurements (0: cores / ranks_per_node)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(integer_at_least(0))->capture_default_str();
   const auto rate = [&](const char* name, double& value, const char* what) {
-    app->add_option(name, value, what)->check(CLI::NonNegativeNumber)->capture_default_str();
+    app->add_option(name, value, what)->check(number_at_least(0))->capture_default_str();
   };
   rate("--gemm_gflops", o.gemm_gflops, "per-rank GEMM rate, also the MFU peak (0: measure oneDNN on the model's shapes)");
   rate("--attention_gflops", o.attention_gflops, "per-rank rate of the attention matmuls (0: measure)");
@@ -134,10 +138,11 @@ void add_prepare_options(CLI::App* app, PrepareOptions& o) {
       ->required();
   app->add_option("--output_dir", o.output_dir, "where shards and index.json go")->required();
   app->add_option("--val_fraction", o.val_fraction, "share of documents held out for validation")
-      ->check(CLI::Range(0.0, 0.999))->capture_default_str();
-  app->add_option("--seed", o.seed, "which documents are held out")->capture_default_str();
+      ->check(number_in(0.0, 0.999))->capture_default_str();
+  app->add_option("--seed", o.seed, "which documents are held out")
+      ->check(integer_at_least(0))->capture_default_str();
   app->add_option("--threads", o.threads, "encoding threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(integer_at_least(0))->capture_default_str();
 }
 
 int run_prepare(const PrepareOptions& o) {
@@ -149,23 +154,27 @@ int run_prepare(const PrepareOptions& o) {
   return 0;
 }
 
-// GFLOP/s of oneDNN fp32 GEMMs on the model's own shapes with this process's threads; the best is the
-// machine's peak that scripts/bench.sh divides by.
+// GFLOP/s of oneDNN GEMMs on the model's own shapes with this process's threads, fp32 and with bf16 inputs; the
+// best of each is the machine's peak that scripts/bench.sh divides that precision's runs by.
 int run_gemm_peak(const TrainOptions& o) {
   if (o.config_path.empty()) throw BadInput("--config FILE is required; expected a Hugging Face config.json");
   const ModelConfig config = load_model_config(o.config_path);
   ParallelLayout layout;
   layout.threads = default_threads(o.threads, 1);
   const std::string threads = apply_threads(layout);
-  double best = 0;
+  double best = 0, best_bf16 = 0;
   std::string shapes;
   for (const GemmShape& g : model_gemm_shapes(config, o.batch_size * o.seq_len, o.tensor_parallel_size)) {
     const double gflops = measure_gemm_flops(g.m, g.k, g.n, 5) / 1e9;
+    const double gflops_bf16 = measure_gemm_flops(g.m, g.k, g.n, 5, true) / 1e9;
     best = std::max(best, gflops);
-    shapes += fmt::format("{}{{\"name\": \"{}\", \"m\": {}, \"k\": {}, \"n\": {}, \"gflops\": {:.1f}}}",
-                          shapes.empty() ? "" : ", ", g.name, g.m, g.k, g.n, gflops);
+    best_bf16 = std::max(best_bf16, gflops_bf16);
+    shapes += fmt::format("{}{{\"name\": \"{}\", \"m\": {}, \"k\": {}, \"n\": {}, \"gflops\": {:.1f}, "
+                          "\"gflops_bf16\": {:.1f}}}",
+                          shapes.empty() ? "" : ", ", g.name, g.m, g.k, g.n, gflops, gflops_bf16);
   }
-  std::printf("{\"peak_gflops\": %.1f, \"threads\": %d, \"shapes\": [%s]}\n", best, layout.threads, shapes.c_str());
+  std::printf("{\"peak_gflops\": %.1f, \"peak_gflops_bf16\": %.1f, \"threads\": %d, \"shapes\": [%s]}\n", best,
+              best_bf16, layout.threads, shapes.c_str());
   return 0;
 }
 
@@ -177,7 +186,7 @@ int run_local(const std::function<int()>& body) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return kExitBadInput;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    std::fprintf(stderr, "error: %s\n", one_line(e).c_str());
     return kExitRuntimeFailure;
   }
 }
@@ -187,11 +196,11 @@ void add_eval_options(CLI::App* app, EvalOptions& o) {
   app->add_option("--checkpoint", o.checkpoint, "a checkpoint directory (or checkpoints directory with 'latest')");
   app->add_option("--tokenizer", o.tokenizer, "sentencepiece tokenizer.model")->required();
   app->add_option("--text", o.text, "text file, encoded as one document")->required();
-  app->add_option("--seq_len", o.seq_len, "window length")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  app->add_option("--seq_len", o.seq_len, "window length")->check(integer_in(1, 1 << 20))->capture_default_str();
   app->add_option("--tensor_parallel_size", o.tensor_parallel_size, "TP degree")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(integer_at_least(1))->capture_default_str();
   app->add_option("--threads", o.threads, "intra-op threads per rank (0: cores per node / ranks per node)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(integer_at_least(0))->capture_default_str();
 }
 
 int run_plan(TrainOptions o) {
@@ -207,7 +216,8 @@ int run_plan(TrainOptions o) {
   apply_threads(layout);
   MachineRates rates;
   if (o.gemm_gflops == 0 || o.attention_gflops == 0 || o.memory_gb_s == 0)
-    rates = measure_machine_rates(config, o.batch_size * o.seq_len, o.seq_len, o.tensor_parallel_size);
+    rates = measure_machine_rates(config, o.batch_size * o.seq_len, o.seq_len, o.tensor_parallel_size,
+                                  o.use_mix_precision);
   rates.network_bytes_per_s = o.network_gb_s * 1e9;
   if (o.gemm_gflops > 0) rates.gemm_flops = rates.peak_flops = o.gemm_gflops * 1e9;
   if (o.attention_gflops > 0) rates.attention_flops = o.attention_gflops * 1e9;
@@ -215,6 +225,12 @@ int run_plan(TrainOptions o) {
   rates.intra_node_bytes_per_s = o.intra_node_gb_s > 0 ? o.intra_node_gb_s * 1e9 : rates.memory_bytes_per_s / 2;
   const StepPlanInput step{o.grad_accum_usteps, o.nodes, ranks_per_node, o.overlap_grad_reduce};
   std::fputs(format_plan(config, in, step, &rates).c_str(), stdout);
+  if (o.use_mix_precision && o.gemm_gflops == 0) {  // both precisions, for CPUs without a bf16 matrix engine
+    const double fp32 = measure_machine_rates(config, o.batch_size * o.seq_len, o.seq_len, o.tensor_parallel_size,
+                                              false).gemm_flops;
+    std::printf("GEMMs per rank        bf16 %.1f GFLOP/s, fp32 %.1f GFLOP/s%s\n", rates.gemm_flops / 1e9, fp32 / 1e9,
+                rates.gemm_flops < fp32 ? ": bf16 is slower on this CPU (no bf16 matrix engine); fp32 runs faster" : "");
+  }
   std::printf("measured with %d threads per rank\n", layout.threads);
   return 0;
 }
@@ -238,14 +254,15 @@ int run_cli(int argc, char** argv) {
   CLI::App* prepare = app.add_subcommand("prepare-data", "tokenize .txt/.jsonl documents into token shards");
   add_prepare_options(prepare, prepare_opts);
   TrainOptions gemm_opts;
-  CLI::App* gemm_peak = app.add_subcommand("gemm-peak", "GFLOP/s of oneDNN fp32 GEMMs on the model's shapes (JSON)");
+  CLI::App* gemm_peak =
+      app.add_subcommand("gemm-peak", "GFLOP/s of oneDNN fp32 and bf16 GEMMs on the model's shapes (JSON)");
   gemm_peak->add_option("--config", gemm_opts.config_path, "Hugging Face LlamaConfig config.json")->required();
-  gemm_peak->add_option("--batch_size", gemm_opts.batch_size, "micro-batch")->check(CLI::PositiveNumber)->capture_default_str();
-  gemm_peak->add_option("--seq_len", gemm_opts.seq_len, "tokens per sample")->check(CLI::PositiveNumber)->capture_default_str();
+  gemm_peak->add_option("--batch_size", gemm_opts.batch_size, "micro-batch")->check(integer_at_least(1))->capture_default_str();
+  gemm_peak->add_option("--seq_len", gemm_opts.seq_len, "tokens per sample")->check(integer_at_least(1))->capture_default_str();
   gemm_peak->add_option("--tensor_parallel_size", gemm_opts.tensor_parallel_size, "TP degree of the shapes")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(integer_at_least(1))->capture_default_str();
   gemm_peak->add_option("--threads", gemm_opts.threads, "threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(integer_at_least(0))->capture_default_str();
   EvalOptions eval_opts;
   CLI::App* eval = app.add_subcommand("eval", "loss and perplexity of a model on a text (any ranks / TP degree)");
   add_eval_options(eval, eval_opts);
@@ -255,7 +272,7 @@ int run_cli(int argc, char** argv) {
   exporter->add_option("--checkpoint", export_checkpoint, "checkpoint directory (or one with 'latest')")->required();
   exporter->add_option("--output", export_output, "output directory")->required();
   exporter->add_option("--max_shard_mib", export_shard_mib, "largest safetensors file before sharding")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(integer_at_least(1))->capture_default_str();
 
   if (argc > 1 && argv[1][0] != '-') {
     std::string names;
@@ -275,6 +292,9 @@ int run_cli(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
+  } catch (const CLI::ValidationError& e) {
+    std::fprintf(stderr, "error: %s\n", flag_error(e.what()).c_str());
+    return kExitBadInput;
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "error: %s (see --help)\n", e.what());
     return kExitBadInput;

@@ -18,6 +18,26 @@ void require_divisible(const std::string& key, int64_t value, int64_t tp) {
 
 }  // namespace
 
+void check_flag_combinations(const TrainOptions& o) {
+  if (o.synthetic_data && !o.data_dir.empty())
+    throw BadInput(fmt::format("--data_dir = {} and --synthetic_data contradict each other (synthetic data reads no "
+                               "directory); expected one of them",
+                               o.data_dir));
+  if (o.synthetic_data && !o.tokenizer.empty())
+    throw BadInput(fmt::format("--tokenizer = {} has no effect with --synthetic_data (it checks the tokenizer "
+                               "--data_dir was prepared with); expected --data_dir, or no --tokenizer",
+                               o.tokenizer));
+  if (o.global_batch_size > 0 && o.grad_accum_usteps != 1)
+    throw BadInput(fmt::format("--grad_accum_usteps = {} and --global_batch_size = {} both set the accumulation "
+                               "(GBS / batch_size / dp); expected one of them",
+                               o.grad_accum_usteps, o.global_batch_size));
+  if (o.min_lr > o.lr)
+    throw BadInput(fmt::format("--min_lr = {} is above --lr = {}; expected min_lr <= lr", o.min_lr, o.lr));
+  if (o.warmup_steps > o.max_steps)
+    spdlog::warn("--warmup_steps = {} exceeds --max_steps = {}: the learning rate never reaches --lr = {}",
+                 o.warmup_steps, o.max_steps, o.lr);
+}
+
 ModelConfig apply_options(ModelConfig config, const TrainOptions& o) {
   if (o.num_layers > 0) config.num_hidden_layers = o.num_layers;
   if (o.sequence_parallel_enabled) config.sequence_parallel_enabled = *o.sequence_parallel_enabled;

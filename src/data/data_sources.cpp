@@ -38,7 +38,11 @@ DataSources open_data(const ModelConfig& c, const TrainOptions& o, int64_t globa
   spdlog::info("data: {} train tokens = {} windows of {} + 1 ({} global batches per epoch), {} validation tokens",
                train->tokens(), train->windows(), o.seq_len, train->windows() / global_batch, index.validation.tokens);
   d.train = std::move(train);
-  if (o.eval_interval > 0)
+  if (o.eval_interval > 0 && index.validation.tokens <= o.seq_len)
+    spdlog::warn("--eval_interval = {}: --data_dir = {} holds {} validation tokens, no window of --seq_len {} + 1; "
+                 "no validation loss (prepare-data --val_fraction sets the split)",
+                 o.eval_interval, o.data_dir, index.validation.tokens, o.seq_len);
+  else if (o.eval_interval > 0)
     d.validation = std::make_unique<TokenWindows>(o.data_dir, index.validation, o.seq_len, c.vocab_size, o.seed, false);
   return d;
 }

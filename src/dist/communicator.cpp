@@ -254,7 +254,7 @@ int run_on_all_ranks(int* argc, char*** argv, const std::function<int(Distribute
   } catch (const BadInput& e) {
     dist.abort(kExitBadInput, "error: " + who + e.what());
   } catch (const std::exception& e) {
-    dist.abort(kExitRuntimeFailure, "error: " + who + e.what());
+    dist.abort(kExitRuntimeFailure, "error: " + who + one_line(e));
   }
 }
 

@@ -4,10 +4,12 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <tuple>
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <dnnl.hpp>
 #include <fmt/format.h>
@@ -53,26 +55,37 @@ Operand operand(const at::Tensor& x, bool transpose) {
   return {{batch, c, r}, {batch_stride, 1, ld}};
 }
 
-// Key of a cached primitive: shapes, strides, dtypes and accumulation fully determine it.
-using Key = std::tuple<Dims, Dims, Dims, Dims, Dims, int, int, bool>;
+// Key of a cached primitive: shapes, strides, dtypes, accumulation, and whether it runs inside a parallel
+// region (oneDNN then runs it on the calling thread alone, and plans its work for one thread when created there).
+using Key = std::tuple<Dims, Dims, Dims, Dims, Dims, int, int, bool, bool>;
 
-dnnl::matmul& primitive(const Operand& a, const Operand& b, const Operand& c, memory::data_type dt,
-                        memory::data_type c_dt, bool accumulate) {
-  static std::map<Key, dnnl::matmul> cache;
+// A primitive and the scratchpad it needs. The caller provides the scratchpad (oneDNN's user mode): a
+// primitive's own would be shared by every thread that runs it at once (core attention does).
+struct Primitive {
+  dnnl::matmul matmul;
+  memory::desc scratchpad;
+};
+
+const Primitive& primitive(const Operand& a, const Operand& b, const Operand& c, memory::data_type dt,
+                           memory::data_type c_dt, bool accumulate) {
+  static std::map<Key, Primitive> cache;
+  static std::mutex cache_mutex;  // core attention runs GEMMs from several threads
   const Key key{a.dims, a.strides, b.dims, b.strides, c.strides, static_cast<int>(dt), static_cast<int>(c_dt),
-                accumulate};
+                accumulate, at::in_parallel_region()};
+  const std::lock_guard<std::mutex> lock(cache_mutex);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   const memory::desc a_md(a.dims, dt, a.strides), b_md(b.dims, dt, b.strides);
   const memory::desc c_md(c.dims, c_dt, c.strides);
   dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   if (accumulate) {  // c += a·b: oneDNN's sum post-op
     dnnl::post_ops ops;
     ops.append_sum(1.0f);
     attr.set_post_ops(ops);
   }
   dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, cpu_engine());
-  return cache.emplace(key, dnnl::matmul(pd)).first->second;
+  return cache.emplace(key, Primitive{dnnl::matmul(pd), pd.scratchpad_desc()}).first->second;
 }
 
 class LinearFunction : public torch::autograd::Function<LinearFunction> {
@@ -126,12 +139,15 @@ void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, boo
   if (oc.dims != Dims{oa.dims[0], oa.dims[1], ob.dims[2]})
     throw RuntimeFailure(fmt::format("matmul_into: destination {} does not fit the product", c10::str(c.sizes())));
   const memory::data_type dt = dnnl_type(a), c_dt = dnnl_type(c);
-  dnnl::matmul& mm = primitive(oa, ob, oc, dt, c_dt, accumulate);
+  const Primitive& mm = primitive(oa, ob, oc, dt, c_dt, accumulate);
+  thread_local std::vector<char> scratch;  // this thread's scratchpad, grown to the largest asked for
+  scratch.resize(std::max(scratch.size(), mm.scratchpad.get_size()));
   memory am({oa.dims, dt, oa.strides}, cpu_engine(), a.data_ptr());
   memory bm({ob.dims, dt, ob.strides}, cpu_engine(), b.data_ptr());
   memory cm({oc.dims, c_dt, oc.strides}, cpu_engine(), c.data_ptr());
   dnnl::stream stream(cpu_engine());
-  mm.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  mm.matmul.execute(stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm},
+                             {DNNL_ARG_SCRATCHPAD, memory(mm.scratchpad, cpu_engine(), scratch.data())}});
   stream.wait();
 }
 
@@ -156,17 +172,21 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w) {
   return LinearFunction::apply(x.contiguous(), w);
 }
 
-double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, int64_t batch) {
+double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, bool bf16, double min_seconds,
+                          int64_t batch) {
   const auto shape = [&](int64_t rows, int64_t cols) {
     return batch > 1 ? std::vector<int64_t>{batch, rows, cols} : std::vector<int64_t>{rows, cols};
   };
-  const at::Tensor a = at::randn(shape(m, k)), b = at::randn(shape(n, k));
+  const auto dtype = bf16 ? at::kBFloat16 : at::kFloat;
+  const at::Tensor a = at::randn(shape(m, k)).to(dtype), b = at::randn(shape(n, k)).to(dtype);
   llama2::matmul(a, false, b, true);  // warm-up: primitive creation, page faults
-  double best_s = 1e30;
-  for (int i = 0; i < repeats; ++i) {
+  double best_s = 1e30, total_s = 0;
+  for (int i = 0; i < repeats || total_s < min_seconds; ++i) {
     const auto start = std::chrono::steady_clock::now();
     llama2::matmul(a, false, b, true);
-    best_s = std::min(best_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best_s = std::min(best_s, seconds);
+    total_s += seconds;
   }
   return 2.0 * batch * m * k * n / best_s;
 }

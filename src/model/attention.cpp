@@ -1,9 +1,11 @@
-// Core attention on oneDNN batched matmuls, GQA without repeating k/v, optional recompute of the probabilities.
+// Core attention, flash-attention style: causal tiles of queries × keys on oneDNN with an online softmax, so
+// scores live in a per-thread tile and never in memory; the backward recomputes them from the saved
+// log-sum-exp. GQA without repeating k/v.
 #include "llama2/model/attention.h"
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
+#include <type_traits>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -20,125 +22,255 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// Queries are grouped by their kv head: q3 [b·nkv, rep·s, d] against k3, v3 [b·nkv, s, d], so one
-// batched matmul serves all `rep` query heads of a kv head and k/v are never repeated in memory.
-// Causal blocks: query rows [r0, r0 + rows) of a head see keys [0, r0 + rows) only; the rest of their row
-// is masked (exp(-10000) is 0 in fp32 and bf16), so it is never computed: about half the work of full
-// rows at s = 512.
-
-struct Block {
-  int64_t head, row, r0, rows, keys;  // query head within its kv group; q3 row of the block's first query;
-                                      // its position, row count and key count
+// Layouts. q3 [B, rep·s, d] and k3, v3 [B, s, d] with B = b·nkv: the rep query heads of kv group g = batch·nkv
+// + kv are rows [h·s, (h+1)·s) of q3[g], so k and v are never repeated. The output and its gradient are
+// [s, b, nq·d], written and read in place (head_rows).
+// Tiles: query rows [r0, r0 + rows) of one head (kAttentionBlockRows) against keys [j0, j0 + keys)
+// (kAttentionBlockKeys). Query rows [r0, r0 + rows) see keys [0, r0 + rows) only: tiles beyond are skipped,
+// and in tiles that cross the diagonal the keys after a row's position get the causal mask's value
+// kMaskedScore added, computed from the positions rather than read from an [s, s] matrix.
+struct Geometry {
+  int64_t groups, rep, s, d;  // groups = b·nkv
+  int64_t query_blocks() const { return (s + kAttentionBlockRows - 1) / kAttentionBlockRows; }
+  int64_t key_blocks() const { return (s + kAttentionBlockKeys - 1) / kAttentionBlockKeys; }
 };
 
-std::vector<Block> causal_blocks(int64_t s, int64_t rep) {
-  std::vector<Block> blocks;
-  for (int64_t head = 0; head < rep; ++head)
-    for (int64_t r0 = 0; r0 < s; r0 += kAttentionBlockRows) {
-      const int64_t rows = std::min(kAttentionBlockRows, s - r0);
-      blocks.push_back({head, head * s + r0, r0, rows, r0 + rows});
-    }
-  return blocks;
-}
-
-// The rows of `blk` in x [s, b, nq·d] as [B = b·nkv, rows, d]: batch (batch, kv head) is rep·d apart since
-// nq = nkv·rep, positions are b·nq·d apart. Core attention writes its output and reads its gradient here.
-at::Tensor block_rows(const at::Tensor& x, const Block& blk, int64_t rep, int64_t d) {
+// Rows [r0, r0 + rows) of query head h of group g in x [s, b, nq·d] as [rows, d] (positions b·nq·d apart).
+at::Tensor head_rows(const at::Tensor& x, const Geometry& geo, int64_t g, int64_t h, int64_t r0, int64_t rows) {
   const int64_t position_stride = x.size(1) * x.size(2);
-  return x.as_strided({position_stride / (rep * d), blk.rows, d}, {rep * d, position_stride, 1},
-                      x.storage_offset() + blk.head * d + blk.r0 * position_stride);
+  return x.as_strided({rows, geo.d}, {position_stride, 1},
+                      x.storage_offset() + r0 * position_stride + (g * geo.rep + h) * geo.d);
 }
 
-// Rows [begin, end) of z [·, keys] in place: z ← softmax(z·scale + mask), row r taking mask row r mod `rows`
-// (mask rows mask_ld apart). In Acc<T>; e holds one row of exponentials.
+// The first rows × cols of worker w's tile buffer [workers, kAttentionBlockRows, ≥ cols], contiguous.
+at::Tensor tile(const at::Tensor& buffer, int64_t w, int64_t rows, int64_t cols) {
+  return buffer[w].view({-1}).narrow(0, 0, rows * cols).view({rows, cols});
+}
+
+// Row r of a tile sees its keys [0, visible(r)): `diagonal` = r0 − j0, the tile's query offset from its keys.
+LLAMA2_INLINE int64_t visible_keys(int64_t r, int64_t diagonal, int64_t keys) {
+  return std::clamp<int64_t>(r + diagonal + 1, 0, keys);
+}
+
+// z ← z·scale over a row, plus the causal mask's value after its visible keys.
+template <typename A>
+LLAMA2_INLINE void scale_and_mask(A* z, int64_t visible, int64_t keys, A scale) {
+  for (int64_t i = 0; i < visible; ++i) z[i] *= scale;
+  for (int64_t i = visible; i < keys; ++i) z[i] = z[i] * scale + kMaskedScore;
+}
+
+// Runs task(t, w) for every t in [0, tasks) on the intra-op threads, w < workers naming the caller's per-worker
+// buffers. Worker w takes tasks w, 2W−1−w, 2W+w, ... (W = workers): a snake over tasks that callers order
+// largest first (causal tasks differ in cost), so the shares come out even, and the same in every run, so sums
+// over per-worker buffers are reproducible.
+template <typename F>
+void for_each_task(int64_t tasks, int64_t workers, const F& task) {
+  at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t w = begin; w < end; ++w)
+      for (int64_t round = 0; round * workers < tasks; ++round) {
+        const int64_t t = round * workers + (round % 2 == 0 ? w : workers - 1 - w);
+        if (t < tasks) task(t, w);
+      }
+  });
+}
+
+int64_t workers_for(int64_t tasks) { return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), tasks)); }
+
+// The row kernels below are compiled per ISA for each storage type (LLAMA2_CPU_CLONES).
+
+// One score tile z [rows, keys] (q·kᵀ), in place, folded into the online softmax of its rows: z·scale (+ mask),
+// running max m and sum l per row, the row's unnormalised output o [rows, d] rescaled to the new max, and
+// p = exp(z − max) into p (may be z itself). `first`: the row's first key tile (m, l, o not yet set).
 template <typename T>
-LLAMA2_INLINE void softmax_rows(T* z, const float* mask, int64_t mask_ld, int64_t rows, int64_t keys, Acc<T> scale,
-                                int64_t begin, int64_t end) {
-  std::vector<Acc<T>> row(static_cast<size_t>(keys));
-  Acc<T>* e = row.data();
-  for (int64_t r = begin; r < end; ++r) {
-    T* zr = z + r * keys;
-    const float* mr = mask + (r % rows) * mask_ld;
-    for (int64_t i = 0; i < keys; ++i) e[i] = static_cast<Acc<T>>(zr[i]) * scale + mr[i];
-    Acc<T> max = e[0], sum = 0;
+LLAMA2_CPU_CLONES void online_softmax_rows(Acc<T>* z, T* p, int64_t rows, int64_t keys, int64_t diagonal,
+                                       Acc<T> scale, bool first, Acc<T>* m, Acc<T>* l, Acc<T>* o, int64_t d) {
+  using A = Acc<T>;
+  for (int64_t r = 0; r < rows; ++r) {
+    A* zr = z + r * keys;
+    T* pr = p + r * keys;
+    scale_and_mask(zr, visible_keys(r, diagonal, keys), keys, scale);
+    A max = first ? zr[0] : m[r], sum = 0;
 #pragma omp simd reduction(max : max)
-    for (int64_t i = 1; i < keys; ++i) max = max > e[i] ? max : e[i];
+    for (int64_t i = 0; i < keys; ++i) max = max > zr[i] ? max : zr[i];
 #pragma omp simd reduction(+ : sum)
     for (int64_t i = 0; i < keys; ++i) {
-      e[i] = vector_exp(e[i] - max);
-      sum += e[i];
+      const A e = vector_exp(zr[i] - max);
+      pr[i] = from_acc<T>(e);
+      sum += e;
     }
-    const Acc<T> inv = 1 / sum;
-    for (int64_t i = 0; i < keys; ++i) zr[i] = static_cast<T>(e[i] * inv);
+    if (first) {
+      l[r] = sum;
+    } else {
+      const A alpha = vector_exp(m[r] - max);
+      l[r] = l[r] * alpha + sum;
+      A* orow = o + r * d;
+      for (int64_t k = 0; k < d; ++k) orow[k] *= alpha;
+    }
+    m[r] = max;
   }
 }
 
-// Rows [begin, end) of p, dp [·, keys]: dp ← scale·p·(dp − Σ p·dp), the gradient of the softmax's input.
+// The backward's tile: z [rows, keys] (q·kᵀ) in place → p = exp(z·scale (+ mask) − lse), into z and into p_t
+// (may be z itself) in the inputs' type for the GEMMs.
 template <typename T>
-LLAMA2_INLINE void softmax_backward_rows(const T* p, T* dp, int64_t keys, Acc<T> scale, int64_t begin, int64_t end) {
-  for (int64_t r = begin; r < end; ++r) {
-    const T* pr = p + r * keys;
-    T* dr = dp + r * keys;
-    Acc<T> dot = 0;
-#pragma omp simd reduction(+ : dot)
-    for (int64_t i = 0; i < keys; ++i) dot += static_cast<Acc<T>>(pr[i]) * static_cast<Acc<T>>(dr[i]);
-    for (int64_t i = 0; i < keys; ++i)
-      dr[i] = static_cast<T>(scale * static_cast<Acc<T>>(pr[i]) * (static_cast<Acc<T>>(dr[i]) - dot));
+LLAMA2_CPU_CLONES void probabilities_rows(Acc<T>* z, T* p_t, int64_t rows, int64_t keys, int64_t diagonal,
+                                      Acc<T> scale, const Acc<T>* lse) {
+  using A = Acc<T>;
+  for (int64_t r = 0; r < rows; ++r) {
+    A* zr = z + r * keys;
+    T* pr = p_t + r * keys;
+    scale_and_mask(zr, visible_keys(r, diagonal, keys), keys, scale);
+    const A shift = lse[r];
+#pragma omp simd
+    for (int64_t i = 0; i < keys; ++i) {
+      const A e = vector_exp(zr[i] - shift);
+      zr[i] = e;
+      pr[i] = from_acc<T>(e);
+    }
   }
 }
 
-// fp32, the hot path: compiled per ISA (overload resolution prefers these to the templates).
-LLAMA2_CPU_CLONES void softmax_rows(float* z, const float* mask, int64_t mask_ld, int64_t rows, int64_t keys,
-                                    float scale, int64_t begin, int64_t end) {
-  softmax_rows<float>(z, mask, mask_ld, rows, keys, scale, begin, end);
-}
-LLAMA2_CPU_CLONES void softmax_backward_rows(const float* p, float* dp, int64_t keys, float scale, int64_t begin,
-                                             int64_t end) {
-  softmax_backward_rows<float>(p, dp, keys, scale, begin, end);
-}
-
-// softmax(q·kᵀ·scale + mask) of one block → [B, rows, keys]
-at::Tensor probabilities(const at::Tensor& q3, const at::Tensor& k3, const at::Tensor& mask, double scale,
-                         const Block& blk) {
-  at::Tensor p = llama2::matmul(q3.narrow(1, blk.row, blk.rows), false, k3.narrow(1, 0, blk.keys), true);
-  const float* m = mask.data_ptr<float>() + blk.r0 * mask.stride(0);
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, p.scalar_type(), "attention_softmax", [&] {
-    scalar_t* z = p.data_ptr<scalar_t>();
-    at::parallel_for(0, p.size(0) * blk.rows, 16, [&](int64_t begin, int64_t end) {
-      softmax_rows(z, m, mask.stride(0), blk.rows, blk.keys, static_cast<Acc<scalar_t>>(scale), begin, end);
-    });
-  });
-  return p;
+// The gradient of the scores: ds = p·(dp − D)·scale per row (D = Σ dO·O of the row), into ds_t (may be dp).
+template <typename T>
+LLAMA2_CPU_CLONES void scores_gradient_rows(const Acc<T>* p, Acc<T>* dp, T* ds_t, int64_t rows, int64_t keys,
+                                        Acc<T> scale, const Acc<T>* D) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const Acc<T>* pr = p + r * keys;
+    Acc<T>* dr = dp + r * keys;
+    T* sr = ds_t + r * keys;
+    const Acc<T> dot = D[r];
+#pragma omp simd
+    for (int64_t i = 0; i < keys; ++i) sr[i] = from_acc<T>(pr[i] * (dr[i] - dot) * scale);
+  }
 }
 
-// d_p [B, rows, keys] in place → the gradient of the scores q·kᵀ (the softmax's and the scale's backward).
-void scores_gradient(const at::Tensor& p, at::Tensor& d_p, double scale) {
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, p.scalar_type(), "attention_softmax_backward", [&] {
-    const scalar_t* pp = p.data_ptr<scalar_t>();
-    scalar_t* dp = d_p.data_ptr<scalar_t>();
-    at::parallel_for(0, p.size(0) * p.size(1), 16, [&](int64_t begin, int64_t end) {
-      softmax_backward_rows(pp, dp, p.size(2), static_cast<Acc<scalar_t>>(scale), begin, end);
-    });
+// Per-worker tile buffers: z (scores, then probabilities) in Acc, and their copy in the inputs' type for the
+// GEMMs (z itself when that type is Acc).
+template <typename T>
+struct Tiles {
+  at::Tensor z, z_t;
+  Tiles(int64_t workers, const at::TensorOptions& inputs) {
+    z = at::empty({workers, kAttentionBlockRows, kAttentionBlockKeys}, inputs.dtype(c10::CppTypeToScalarType<Acc<T>>()));
+    z_t = std::is_same_v<T, Acc<T>> ? z : at::empty(z.sizes(), inputs);
+  }
+};
+
+// out [s, b, nq·d] ← softmax(q·kᵀ·scale + causal mask)·v; lse [groups, rep·s] ← each query row's log-sum-exp.
+template <typename T>
+void attention_forward(const Geometry& geo, const at::Tensor& q3, const at::Tensor& k3, const at::Tensor& v3,
+                       Acc<T> scale, at::Tensor& out, at::Tensor& lse) {
+  using A = Acc<T>;
+  const int64_t heads = geo.groups * geo.rep, tasks = heads * geo.query_blocks(), workers = workers_for(tasks);
+  const Tiles<T> tiles(workers, q3.options());
+  const at::Tensor o = at::empty({workers, kAttentionBlockRows, geo.d}, lse.options());  // unnormalised output
+  const at::Tensor stats = at::empty({workers, 2, kAttentionBlockRows}, lse.options());  // running max and sum
+  for_each_task(tasks, workers, [&](int64_t t, int64_t w) {
+    const int64_t block = geo.query_blocks() - 1 - t / heads, g = t % heads / geo.rep, h = t % geo.rep;
+    const int64_t r0 = block * kAttentionBlockRows, rows = std::min(kAttentionBlockRows, geo.s - r0);
+    const at::Tensor q = q3[g].narrow(0, h * geo.s + r0, rows);  // [rows, d]
+    at::Tensor o_w = o[w].narrow(0, 0, rows);                   // [rows, d]
+    A* m = stats[w][0].data_ptr<A>();
+    A* l = stats[w][1].data_ptr<A>();
+    for (int64_t j0 = 0; j0 < r0 + rows; j0 += kAttentionBlockKeys) {
+      const int64_t keys = std::min(kAttentionBlockKeys, r0 + rows - j0);
+      at::Tensor z = tile(tiles.z, w, rows, keys), p = tile(tiles.z_t, w, rows, keys);  // [rows, keys]
+      matmul_into(q, false, k3[g].narrow(0, j0, keys), true, z, false);
+      online_softmax_rows(z.data_ptr<A>(), p.data_ptr<T>(), rows, keys, r0 - j0, scale, j0 == 0, m, l,
+                          o_w.data_ptr<A>(), geo.d);
+      matmul_into(p, false, v3[g].narrow(0, j0, keys), false, o_w, j0 > 0);  // o (+)= p·v
+    }
+    const at::Tensor out_rows = head_rows(out, geo, g, h, r0, rows);
+    T* y = out_rows.data_ptr<T>();
+    const A* x = o_w.data_ptr<A>();
+    A* lse_rows = lse[g].data_ptr<A>() + h * geo.s + r0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const A inv = 1 / l[r];
+      for (int64_t k = 0; k < geo.d; ++k) y[r * out_rows.stride(0) + k] = from_acc<T>(x[r * geo.d + k] * inv);
+      lse_rows[r] = m[r] + std::log(l[r]);
+    }
   });
+}
+
+// D [groups, rep·s]: Σ over d of d_out·out per query row (the softmax backward's row term).
+template <typename T>
+at::Tensor output_dots(const Geometry& geo, const at::Tensor& out, const at::Tensor& d_out,
+                       const at::TensorOptions& acc) {
+  using A = Acc<T>;
+  at::Tensor D = at::empty({geo.groups, geo.rep * geo.s}, acc);
+  at::parallel_for(0, geo.groups * geo.rep, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t gh = begin; gh < end; ++gh) {
+      const int64_t g = gh / geo.rep, h = gh % geo.rep;
+      const at::Tensor o = head_rows(out, geo, g, h, 0, geo.s), d_o = head_rows(d_out, geo, g, h, 0, geo.s);
+      const T *op = o.data_ptr<T>(), *dp = d_o.data_ptr<T>();
+      A* Dp = D[g].data_ptr<A>() + h * geo.s;
+      for (int64_t r = 0; r < geo.s; ++r) {
+        A dot = 0;
+        for (int64_t k = 0; k < geo.d; ++k)
+          dot += to_acc(op[r * o.stride(0) + k]) * to_acc(dp[r * o.stride(0) + k]);
+        Dp[r] = dot;
+      }
+    }
+  });
+  return D;
+}
+
+// Gradients of q3, k3, v3. A task owns one key tile of one group: it walks every query tile that sees it (all
+// rep heads), so d_k and d_v need no synchronisation; d_q sums into a buffer per worker.
+template <typename T>
+void attention_backward(const Geometry& geo, const at::Tensor& q3, const at::Tensor& k3, const at::Tensor& v3,
+                        const at::Tensor& out, const at::Tensor& lse,
+                        const at::Tensor& d_out, Acc<T> scale, at::Tensor& d_q, at::Tensor& d_k, at::Tensor& d_v) {
+  using A = Acc<T>;
+  const at::Tensor D = output_dots<T>(geo, out, d_out, lse.options());
+  const int64_t tasks = geo.groups * geo.key_blocks(), workers = workers_for(tasks);
+  const Tiles<T> tiles(workers, q3.options()), d_tiles(workers, q3.options());  // p; dp, then ds
+  const at::Tensor d_kv = at::empty({workers, 2, kAttentionBlockKeys, geo.d}, lse.options());
+  const at::Tensor d_q_parts = at::zeros({workers, geo.groups, geo.rep * geo.s, geo.d}, lse.options());
+  for_each_task(tasks, workers, [&](int64_t t, int64_t w) {
+    const int64_t j0 = t / geo.groups * kAttentionBlockKeys, g = t % geo.groups;
+    const int64_t keys = std::min(kAttentionBlockKeys, geo.s - j0);
+    at::Tensor d_k_w = d_kv[w][0].narrow(0, 0, keys).zero_(), d_v_w = d_kv[w][1].narrow(0, 0, keys).zero_();
+    for (int64_t h = 0; h < geo.rep; ++h)
+      for (int64_t r0 = j0 / kAttentionBlockRows * kAttentionBlockRows; r0 < geo.s; r0 += kAttentionBlockRows) {
+        const int64_t rows = std::min(kAttentionBlockRows, geo.s - r0), seen = std::min(keys, r0 + rows - j0);
+        const at::Tensor k = k3[g].narrow(0, j0, seen), v = v3[g].narrow(0, j0, seen);  // [seen, d]
+        const at::Tensor q = q3[g].narrow(0, h * geo.s + r0, rows);                     // [rows, d]
+        const at::Tensor d_o = head_rows(d_out, geo, g, h, r0, rows);                   // [rows, d]
+        at::Tensor z = tile(tiles.z, w, rows, seen), p = tile(tiles.z_t, w, rows, seen);
+        at::Tensor dp = tile(d_tiles.z, w, rows, seen), ds = tile(d_tiles.z_t, w, rows, seen);
+        matmul_into(q, false, k, true, z, false);
+        probabilities_rows(z.data_ptr<A>(), p.data_ptr<T>(), rows, seen, r0 - j0, scale,
+                           lse[g].data_ptr<A>() + h * geo.s + r0);
+        at::Tensor d_v_seen = d_v_w.narrow(0, 0, seen), d_k_seen = d_k_w.narrow(0, 0, seen);
+        matmul_into(p, true, d_o, false, d_v_seen, true);  // d_v += pᵀ·d_out
+        matmul_into(d_o, false, v, true, dp, false);       // dp = d_out·vᵀ
+        scores_gradient_rows(z.data_ptr<A>(), dp.data_ptr<A>(), ds.data_ptr<T>(), rows, seen, scale,
+                             D[g].data_ptr<A>() + h * geo.s + r0);
+        matmul_into(ds, true, q, false, d_k_seen, true);  // d_k += dsᵀ·q
+        at::Tensor d_q_rows = d_q_parts[w][g].narrow(0, h * geo.s + r0, rows);
+        matmul_into(ds, false, k, false, d_q_rows, true);  // d_q += ds·k
+      }
+    d_k[g].narrow(0, j0, keys).copy_(d_k_w);
+    d_v[g].narrow(0, j0, keys).copy_(d_v_w);
+  });
+  d_q.copy_(d_q_parts.sum(0));
 }
 
 class CoreAttention : public torch::autograd::Function<CoreAttention> {
  public:
   // q3 [B, rep·s, d], k3, v3 [B, s, d] with B = b·nkv → [s, b, nq·d]
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q3, const at::Tensor& k3, const at::Tensor& v3,
-                            const at::Tensor& mask, int64_t b, bool recompute) {
+                            int64_t b) {
     ScopedPhase phase(Phase::Attention);
-    const int64_t s = k3.size(1), d = q3.size(2), rep = q3.size(1) / s;
-    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-    at::Tensor out = at::empty({s, b, q3.size(0) / b * rep * d}, q3.options());
-    std::vector<at::Tensor> saved{q3, k3, v3, mask};
-    for (const Block& blk : causal_blocks(s, rep)) {
-      const at::Tensor p = probabilities(q3, k3, mask, scale, blk);      // [B, rows, keys]
-      at::Tensor out_rows = block_rows(out, blk, rep, d);
-      matmul_into(p, false, v3.narrow(1, 0, blk.keys), false, out_rows, false);
-      if (!recompute) saved.push_back(p);
-    }
-    ctx->save_for_backward(saved);
+    const Geometry geo{k3.size(0), q3.size(1) / k3.size(1), k3.size(1), q3.size(2)};
+    const double scale = 1.0 / std::sqrt(static_cast<double>(geo.d));
+    at::Tensor out = at::empty({geo.s, b, geo.groups / b * geo.rep * geo.d}, q3.options());
+    at::Tensor lse;
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, q3.scalar_type(), "attention_forward", [&] {
+      lse = at::empty({geo.groups, geo.rep * geo.s}, q3.options().dtype(c10::CppTypeToScalarType<Acc<scalar_t>>()));
+      attention_forward<scalar_t>(geo, q3, k3, v3, static_cast<Acc<scalar_t>>(scale), out, lse);
+    });
+    ctx->save_for_backward({q3, k3, v3, out, lse});
     ctx->saved_data["scale"] = scale;
     return out;
   }
@@ -146,40 +278,21 @@ class CoreAttention : public torch::autograd::Function<CoreAttention> {
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     ScopedPhase phase(Phase::Attention);
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor &q3 = saved[0], &k3 = saved[1], &v3 = saved[2], &mask = saved[3];
-    const double scale = ctx->saved_data["scale"].toDouble();
-    const int64_t s = k3.size(1), d = q3.size(2), rep = q3.size(1) / s;
-    const at::Tensor d_out = grads[0].contiguous();                      // [s, b, nq·d]
-    // d_k and d_v sum over blocks: in fp32 for bf16 inputs.
-    const auto acc = q3.scalar_type() == at::kBFloat16 ? at::kFloat : q3.scalar_type();
-    at::Tensor d_q = at::empty_like(q3), d_k = at::zeros(k3.sizes(), k3.options().dtype(acc));
-    at::Tensor d_v = at::zeros(v3.sizes(), v3.options().dtype(acc));
-    const std::vector<Block> blocks = causal_blocks(s, rep);
-    for (size_t i = 0; i < blocks.size(); ++i) {
-      const Block& blk = blocks[i];
-      const at::Tensor p = saved.size() > 4 ? saved[4 + i] : probabilities(q3, k3, mask, scale, blk);
-      const at::Tensor d_out_rows = block_rows(d_out, blk, rep, d);      // [B, rows, d]
-      const at::Tensor q_rows = q3.narrow(1, blk.row, blk.rows);
-      at::Tensor d_v_keys = d_v.narrow(1, 0, blk.keys), d_k_keys = d_k.narrow(1, 0, blk.keys);
-      at::Tensor d_q_rows = d_q.narrow(1, blk.row, blk.rows);
-      matmul_into(p, true, d_out_rows, false, d_v_keys, true);                                    // d_v += pᵀ·d_out
-      at::Tensor d_scores = llama2::matmul(d_out_rows, false, v3.narrow(1, 0, blk.keys), true);  // d_p [B, rows, keys]
-      scores_gradient(p, d_scores, scale);
-      matmul_into(d_scores, false, k3.narrow(1, 0, blk.keys), false, d_q_rows, false);  // d_q = d_s·k
-      matmul_into(d_scores, true, q_rows, false, d_k_keys, true);                        // d_k += d_sᵀ·q
-    }
-    return {d_q, d_k.to(k3.scalar_type()), d_v.to(v3.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor()};
+    const at::Tensor &q3 = saved[0], &k3 = saved[1], &v3 = saved[2], &out = saved[3], &lse = saved[4];
+    const Geometry geo{k3.size(0), q3.size(1) / k3.size(1), k3.size(1), q3.size(2)};
+    const at::Tensor d_out = grads[0].contiguous();  // [s, b, nq·d]
+    at::Tensor d_q = at::empty_like(q3), d_k = at::empty_like(k3), d_v = at::empty_like(v3);
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, q3.scalar_type(), "attention_backward", [&] {
+      attention_backward<scalar_t>(geo, q3, k3, v3, out, lse, d_out,
+                                   static_cast<Acc<scalar_t>>(ctx->saved_data["scale"].toDouble()), d_q, d_k, d_v);
+    });
+    return {d_q, d_k, d_v, at::Tensor()};
   }
 };
 
 }  // namespace
 
-at::Tensor causal_mask(int64_t seq_len) {
-  return at::full({seq_len, seq_len}, -10000.0f).triu_(1);
-}
-
-at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
-                          bool recompute) {
+at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   const int64_t s = q.size(0), b = q.size(1), nq = q.size(2), nkv = k.size(2), d = q.size(3);
   const int64_t rep = nq / nkv;
   ScopedPhase phase(Phase::Attention);  // the layout copies around the kernel too (none for rotary_qkv's)
@@ -187,7 +300,7 @@ at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
   const at::Tensor q3 = q.permute({1, 2, 0, 3}).contiguous().view({b * nkv, rep * s, d});
   const at::Tensor k3 = k.permute({1, 2, 0, 3}).contiguous().view({b * nkv, s, d});
   const at::Tensor v3 = v.permute({1, 2, 0, 3}).contiguous().view({b * nkv, s, d});
-  return CoreAttention::apply(q3, k3, v3, mask, b, recompute);  // [s, b, nq·d]
+  return CoreAttention::apply(q3, k3, v3, b);  // [s, b, nq·d]
 }
 
 }  // namespace llama2

@@ -75,7 +75,6 @@ Llama::Llama(const ModelConfig& config, const TensorParallel& tp, const ModelOpt
     const at::Tensor full = initial_full_value(param, i, options.seed, config.initializer_range);
     param.value = shard(full, param.spec, t, tp.comm->rank()).to(options.dtype).set_requires_grad(true);
   }
-  mask_ = causal_mask(options.seq_len);
   rotary_ = RotaryTables::make(options.seq_len, config.head_dim(), config.rope_theta);
 }
 
@@ -85,12 +84,10 @@ at::Tensor Llama::block(const at::Tensor& x, const Layer& layer) const {
   const int64_t nq = config_.num_attention_heads / t, nkv = config_.num_key_value_heads / t;
   const double eps = config_.rms_norm_eps;
 
+  // qkv [s, b, (nq+2nkv)·d] → q, k, v [s, b, n, d] → attention [s, b, nq·d]
   const at::Tensor qkv = column_parallel_linear(rms_norm(x, p(layer.input_norm), eps), p(layer.qkv), tp_);
-  const int64_t s = qkv.size(0);                                       // qkv [s, b, (nq+2nkv)·d]
-  const QkvHeads heads = rotary_qkv(qkv, nq, nkv, rotary_);            // [s, b, n, d] each
-  const at::Tensor mask = mask_.narrow(0, 0, s).narrow(1, 0, s);
-  const at::Tensor attn =  // [s, b, nq·d]
-      core_attention(heads.q, heads.k, heads.v, mask, options_.selective_checkpoint);
+  const QkvHeads heads = rotary_qkv(qkv, nq, nkv, rotary_);
+  const at::Tensor attn = core_attention(heads.q, heads.k, heads.v);
   const at::Tensor h = x + row_parallel_linear(attn, p(layer.o), tp_);
 
   const at::Tensor gate_up = column_parallel_linear(rms_norm(h, p(layer.post_norm), eps), p(layer.gate_up), tp_);

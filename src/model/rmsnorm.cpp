@@ -3,14 +3,13 @@
 #include "llama2/model/rmsnorm.h"
 
 #include <cmath>
-#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "llama2/kernels/accumulate.h"
-
+#include "llama2/kernels/vector_math.h"
 #include "llama2/util/phases.h"
 
 namespace llama2 {
@@ -19,50 +18,42 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// y[r] = w · round_T(x[r] · inv_rms[r]); inv_rms[r] = 1 / sqrt(mean(x[r]²) + eps)
+// Rows [begin, end): y[r] = w · round_T(x[r] · inv_rms[r]); inv_rms[r] = 1 / sqrt(mean(x[r]²) + eps).
+// Compiled per ISA for each storage type.
 template <typename T>
-void forward_rows(const T* x, const T* w, T* y, Acc<T>* inv_rms, int64_t rows, int64_t h, double eps) {
-  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const T* xr = x + r * h;
-      Acc<T> sum = 0;
-      for (int64_t i = 0; i < h; ++i) sum += static_cast<Acc<T>>(xr[i]) * static_cast<Acc<T>>(xr[i]);
-      const Acc<T> inv = static_cast<Acc<T>>(1) / std::sqrt(sum / h + static_cast<Acc<T>>(eps));
-      inv_rms[r] = inv;
-      T* yr = y + r * h;
-      for (int64_t i = 0; i < h; ++i)
-        yr[i] = static_cast<T>(static_cast<Acc<T>>(w[i]) * static_cast<Acc<T>>(static_cast<T>(xr[i] * inv)));
-    }
-  });
+LLAMA2_CPU_CLONES void forward_rows(const T* x, const T* w, T* y, Acc<T>* inv_rms, int64_t h, Acc<T> eps,
+                                    int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    const T* xr = x + r * h;
+    Acc<T> sum = 0;
+    for (int64_t i = 0; i < h; ++i) sum += to_acc(xr[i]) * to_acc(xr[i]);
+    const Acc<T> inv = static_cast<Acc<T>>(1) / std::sqrt(sum / h + eps);
+    inv_rms[r] = inv;
+    T* yr = y + r * h;
+    for (int64_t i = 0; i < h; ++i) yr[i] = from_acc<T>(to_acc(w[i]) * to_acc(from_acc<T>(to_acc(xr[i]) * inv)));
+  }
 }
 
-// dx[r] = inv·(g − n·mean(g·n)) with n = x·inv, g = dy·w;  dw = Σ_r dy[r]·n[r]
+// Rows [begin, end): dx[r] = inv·(g − n·mean(g·n)) with n = x·inv, g = dy·w; dw += Σ_r dy[r]·n[r].
 template <typename T>
-void backward_rows(const T* x, const T* w, const T* dy, const Acc<T>* inv_rms, T* dx, Acc<T>* dw, int64_t rows,
-                   int64_t h) {
-  const int threads = at::get_num_threads();
-  std::vector<Acc<T>> partial(static_cast<size_t>(threads * h), 0);
-  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-    Acc<T>* my_dw = partial.data() + at::get_thread_num() * h;
-    for (int64_t r = begin; r < end; ++r) {
-      const T *xr = x + r * h, *dyr = dy + r * h;
-      const Acc<T> inv = inv_rms[r];
-      Acc<T> dot = 0;
-      for (int64_t i = 0; i < h; ++i) {
-        const Acc<T> n = static_cast<Acc<T>>(xr[i]) * inv, g = static_cast<Acc<T>>(dyr[i]) * static_cast<Acc<T>>(w[i]);
-        dot += g * n;
-        my_dw[i] += static_cast<Acc<T>>(dyr[i]) * n;
-      }
-      const Acc<T> mean = dot / h;
-      T* dxr = dx + r * h;
-      for (int64_t i = 0; i < h; ++i) {
-        const Acc<T> n = static_cast<Acc<T>>(xr[i]) * inv, g = static_cast<Acc<T>>(dyr[i]) * static_cast<Acc<T>>(w[i]);
-        dxr[i] = static_cast<T>(inv * (g - n * mean));
-      }
+LLAMA2_CPU_CLONES void backward_rows(const T* x, const T* w, const T* dy, const Acc<T>* inv_rms, T* dx, Acc<T>* dw,
+                                     int64_t h, int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) {
+    const T *xr = x + r * h, *dyr = dy + r * h;
+    const Acc<T> inv = inv_rms[r];
+    Acc<T> dot = 0;
+    for (int64_t i = 0; i < h; ++i) {
+      const Acc<T> n = to_acc(xr[i]) * inv, g = to_acc(dyr[i]) * to_acc(w[i]);
+      dot += g * n;
+      dw[i] += to_acc(dyr[i]) * n;
     }
-  });
-  for (int t = 0; t < threads; ++t)
-    for (int64_t i = 0; i < h; ++i) dw[i] += partial[static_cast<size_t>(t * h + i)];
+    const Acc<T> mean = dot / h;
+    T* dxr = dx + r * h;
+    for (int64_t i = 0; i < h; ++i) {
+      const Acc<T> n = to_acc(xr[i]) * inv, g = to_acc(dyr[i]) * to_acc(w[i]);
+      dxr[i] = from_acc<T>(inv * (g - n * mean));
+    }
+  }
 }
 
 at::ScalarType acc_type(const at::Tensor& x) { return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
@@ -74,8 +65,10 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     at::Tensor y = at::empty_like(x);
     at::Tensor inv_rms = at::empty({rows}, x.options().dtype(acc_type(x)));
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "rms_norm_forward", [&] {
-      forward_rows<scalar_t>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
-                             inv_rms.data_ptr<Acc<scalar_t>>(), rows, h, eps);
+      at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+        forward_rows<scalar_t>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                               inv_rms.data_ptr<Acc<scalar_t>>(), h, static_cast<Acc<scalar_t>>(eps), begin, end);
+      });
     });
     ctx->save_for_backward({x, w, inv_rms});
     return y;
@@ -87,13 +80,16 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const at::Tensor dy = grads[0].contiguous();
     const int64_t h = x.size(-1), rows = x.numel() / h;
     at::Tensor dx = at::empty_like(x);
-    at::Tensor dw = at::zeros({h}, x.options().dtype(acc_type(x)));
+    // dw: one partial sum per thread, added in thread order (reproducible for a given thread count).
+    at::Tensor dw_parts = at::zeros({at::get_num_threads(), h}, x.options().dtype(acc_type(x)));
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "rms_norm_backward", [&] {
-      backward_rows<scalar_t>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), dy.data_ptr<scalar_t>(),
-                              inv_rms.data_ptr<Acc<scalar_t>>(), dx.data_ptr<scalar_t>(), dw.data_ptr<Acc<scalar_t>>(),
-                              rows, h);
+      at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+        backward_rows<scalar_t>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), dy.data_ptr<scalar_t>(),
+                                inv_rms.data_ptr<Acc<scalar_t>>(), dx.data_ptr<scalar_t>(),
+                                dw_parts[at::get_thread_num()].data_ptr<Acc<scalar_t>>(), h, begin, end);
+      });
     });
-    return {dx, dw.to(w.scalar_type()), at::Tensor()};
+    return {dx, dw_parts.sum(0).to(w.scalar_type()), at::Tensor()};
   }
 };
 

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "llama2/kernels/accumulate.h"
+#include "llama2/kernels/vector_math.h"
 #include "llama2/util/errors.h"
 
 namespace llama2 {
@@ -21,11 +22,11 @@ using torch::autograd::tensor_list;
 // y = x rotated by sign·θ: y[i] = x[i]·cos − sign·x[i+h]·sin, y[i+h] = x[i+h]·cos + sign·x[i]·sin
 // (i < h = d/2; the tables repeat their first half). sign −1 is the transpose, i.e. the backward.
 template <typename T>
-void rotate(const T* x, T* y, const float* cos, const float* sin, int64_t h, Acc<T> sign) {
+LLAMA2_INLINE void rotate(const T* x, T* y, const float* cos, const float* sin, int64_t h, Acc<T> sign) {
   for (int64_t i = 0; i < h; ++i) {
-    const Acc<T> a = x[i], b = x[i + h], c = cos[i], s = sign * static_cast<Acc<T>>(sin[i]);
-    y[i] = static_cast<T>(a * c - b * s);
-    y[i + h] = static_cast<T>(b * c + a * s);
+    const Acc<T> a = to_acc(x[i]), b = to_acc(x[i + h]), c = cos[i], s = sign * static_cast<Acc<T>>(sin[i]);
+    y[i] = from_acc<T>(a * c - b * s);
+    y[i + h] = from_acc<T>(b * c + a * s);
   }
 }
 
@@ -34,9 +35,9 @@ struct Shape {
 };
 
 // Moves (s, b) rows [begin, end) between qkv [s, b, (nq + 2nkv)·d] and q [b, nq, s, d], k, v [b, nkv, s, d]:
-// forward qkv → heads rotated by +θ; otherwise heads → qkv rotated by −θ.
+// forward qkv → heads rotated by +θ; otherwise heads → qkv rotated by −θ. Compiled per ISA for each type.
 template <typename T>
-void exchange_rows(T* qkv, T* q, T* k, T* v, const float* cos, const float* sin, const Shape& x, bool forward,
+LLAMA2_CPU_CLONES void exchange_rows(T* qkv, T* q, T* k, T* v, const float* cos, const float* sin, const Shape& x, bool forward,
                    int64_t begin, int64_t end) {
   const int64_t d = x.d, h = d / 2, heads = x.nq + 2 * x.nkv;
   struct Group {

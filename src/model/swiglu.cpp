@@ -15,45 +15,36 @@ using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
 template <typename T>
-Acc<T> sigmoid(Acc<T> x) {
+LLAMA2_INLINE Acc<T> sigmoid(Acc<T> x) {
   return static_cast<Acc<T>>(1) / (static_cast<Acc<T>>(1) + vector_exp(-x));
 }
 
-// Rows [begin, end) of gate_up [rows, 2f] → y [rows, f]
+// Rows [begin, end) of gate_up [rows, 2f] → y [rows, f]. Compiled per ISA for each storage type.
 template <typename T>
-LLAMA2_INLINE void forward_rows(const T* gate_up, T* y, int64_t f, int64_t begin, int64_t end) {
+LLAMA2_CPU_CLONES void forward_rows(const T* gate_up, T* y, int64_t f, int64_t begin, int64_t end) {
   for (int64_t r = begin; r < end; ++r) {
     const T *g = gate_up + r * 2 * f, *u = g + f;
     T* yr = y + r * f;
     for (int64_t i = 0; i < f; ++i) {
-      const Acc<T> gi = g[i];
-      yr[i] = static_cast<T>(gi * sigmoid<T>(gi) * static_cast<Acc<T>>(u[i]));
+      const Acc<T> gi = to_acc(g[i]);
+      yr[i] = from_acc<T>(gi * sigmoid<T>(gi) * to_acc(u[i]));
     }
   }
 }
 
 // Rows [begin, end) of gate_up [rows, 2f] and dy [rows, f] → d [rows, 2f]
 template <typename T>
-LLAMA2_INLINE void backward_rows(const T* gate_up, const T* dy, T* d, int64_t f, int64_t begin, int64_t end) {
+LLAMA2_CPU_CLONES void backward_rows(const T* gate_up, const T* dy, T* d, int64_t f, int64_t begin, int64_t end) {
   for (int64_t r = begin; r < end; ++r) {
     const T *g = gate_up + r * 2 * f, *u = g + f, *dyr = dy + r * f;
     T *dg = d + r * 2 * f, *du = dg + f;
     for (int64_t i = 0; i < f; ++i) {
-      const Acc<T> gi = g[i], ui = u[i], dyi = dyr[i];
+      const Acc<T> gi = to_acc(g[i]), ui = to_acc(u[i]), dyi = to_acc(dyr[i]);
       const Acc<T> s = sigmoid<T>(gi);
-      dg[i] = static_cast<T>(dyi * ui * s * (1 + gi * (1 - s)));
-      du[i] = static_cast<T>(dyi * gi * s);
+      dg[i] = from_acc<T>(dyi * ui * s * (1 + gi * (1 - s)));
+      du[i] = from_acc<T>(dyi * gi * s);
     }
   }
-}
-
-// fp32, the hot path: compiled per ISA (overload resolution prefers these to the templates).
-LLAMA2_CPU_CLONES void forward_rows(const float* gate_up, float* y, int64_t f, int64_t begin, int64_t end) {
-  forward_rows<float>(gate_up, y, f, begin, end);
-}
-LLAMA2_CPU_CLONES void backward_rows(const float* gate_up, const float* dy, float* d, int64_t f, int64_t begin,
-                                     int64_t end) {
-  backward_rows<float>(gate_up, dy, d, f, begin, end);
 }
 
 class SwiGluFunction : public torch::autograd::Function<SwiGluFunction> {

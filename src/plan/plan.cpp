@@ -57,19 +57,21 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   m.reduce_bytes = (in.bf16 ? m.local_params * 4 : 0) + (in.zero_1 && in.dp > 1 ? shard * 4 : 0);
   // Tensors backward keeps per layer and token (elements): both norm outputs as the projections read them
   // (gathered with SP), q/k/v in attention's layout and its output, the two residual-stream tensors (s/tp
-  // with SP), SwiGLU's input and output; without selective checkpointing also the probabilities.
+  // with SP), SwiGLU's input and output. Core attention keeps no probabilities (flash attention: one fp32
+  // log-sum-exp per query row), with selective checkpointing on or off.
   const double tokens = static_cast<double>(in.seq_len) * in.micro_batch, td = static_cast<double>(t);
   const double hd = static_cast<double>(h), sp = c.sequence_parallel_enabled ? td : 1;
   const double q = static_cast<double>(c.num_attention_heads) * c.head_dim();
   const double qkv = q + 2.0 * c.num_key_value_heads * c.head_dim();
   const double per_token = 2 * hd + (qkv + q) / td + 2 * hd / sp + 3.0 * c.intermediate_size / td;
-  const double probs = static_cast<double>(in.micro_batch) * c.num_attention_heads / td * in.seq_len * in.seq_len;
-  const double per_layer = tokens * per_token * elem + (c.selective_checkpoint_enabled ? 0 : probs * elem);
+  const double per_layer = tokens * per_token * elem + tokens * c.num_attention_heads / td * 4;
   // The heap holds more than the live tensors (freed blocks between kept ones are reused only by smaller
-  // ones): kHeapOverhead was measured on the 58M model (peak RSS per layer over the bytes above). Backward adds
-  // one layer's probabilities, scores and their gradient while attention is recomputed.
-  constexpr double kHeapOverhead = 1.2;
-  m.activation_bytes = static_cast<int64_t>(kHeapOverhead * per_layer * c.num_hidden_layers + 3 * probs * 4);
+  // ones): kHeapOverhead was measured on the 58M model (peak RSS per layer over the bytes above). Attention's
+  // backward adds q's gradient in fp32 per thread (kAttentionThreads, the layouts' usual 1 or 2) and the
+  // gradients of q, k and v.
+  constexpr double kHeapOverhead = 1.2, kAttentionThreads = 2;
+  const double attention_backward = tokens / td * ((kAttentionThreads * 4 + elem) * q + elem * (qkv - q));
+  m.activation_bytes = static_cast<int64_t>(kHeapOverhead * per_layer * c.num_hidden_layers + attention_backward);
   // The fused loss: one chunk of fp32 logits (≤ 32 MiB), dw [V/t, h] fp32, dx [tokens, h].
   const double vocab_local = static_cast<double>(vocab) / td;
   const double chunk_rows =
@@ -95,13 +97,12 @@ StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, cons
   for (size_t i = 0; i < shapes.size(); ++i)
     flops += 6.0 * shapes[i].m * shapes[i].k * shapes[i].n * (i + 1 < shapes.size() ? layers : 1.0);
   e.gemm = micro * flops / r.gemm_flops;
-  // Attention: scores and values are 4·b·s²·h/t FLOPs forward over full rows, twice that backward, once more
-  // when recomputed; causal blocks of kAttentionBlockRows rows compute (n+1)/2n of it (n blocks). The probabilities
-  // [b, heads/t, s, s] (that fraction of them) stream about 12 times (mask, softmax, backward, recompute).
+  // Attention: scores and values are 4·b·s²·h/t FLOPs forward over full rows; backward recomputes the scores
+  // and takes four more products (dv, dp, dk, dq): 3.5 times the forward in all. Causal tiles compute
+  // (n+1)/2n of the full rows (n query tiles of kAttentionBlockRows); their softmax runs in cache.
   const double blocks = std::ceil(s / static_cast<double>(kAttentionBlockRows)), causal = (blocks + 1) / (2 * blocks);
-  const double probs = causal * b * c.num_attention_heads / t * s * s * 4;
-  const double attn_flops = causal * 4.0 * b * s * s * h / t * (c.selective_checkpoint_enabled ? 4 : 3);
-  e.attention = micro * layers * (attn_flops / r.attention_flops + 12 * probs / r.memory_bytes_per_s);
+  const double attn_flops = causal * 4.0 * b * s * s * h / t * 3.5;
+  e.attention = micro * layers * attn_flops / r.attention_flops;
   // Loss: each chunk of logits streams about 4 times (the max, the exponentials in place, the gradient in
   // place: fused row passes, measured); dw is read and written once per chunk.
   const double chunks = std::ceil(tokens / static_cast<double>(cross_entropy_chunk_rows(static_cast<int64_t>(vocab_local))));
@@ -174,9 +175,8 @@ std::string format_plan(const ModelConfig& c, const MemoryPlanInput& in, const S
   out += fmt::format("  optimizer state     {}  ({} bytes/param / {})\n", format_bytes(m.optimizer_bytes),
                      in.bf16 ? 12 : 8, in.zero_1 ? fmt::format("dp {}", in.dp) : std::string("1 (not sharded)"));
   out += fmt::format("  reduction buffers   {}\n", format_bytes(m.reduce_bytes));
-  out += fmt::format("  activations         {}  (per micro-batch; SP {}, selective checkpoint {})\n",
-                     format_bytes(m.activation_bytes), c.sequence_parallel_enabled ? "on" : "off",
-                     c.selective_checkpoint_enabled ? "on" : "off");
+  out += fmt::format("  activations         {}  (per micro-batch; SP {}; attention keeps no probabilities)\n",
+                     format_bytes(m.activation_bytes), c.sequence_parallel_enabled ? "on" : "off");
   out += fmt::format("  loss                {}  (chunked logits, dw, dx)\n", format_bytes(m.loss_bytes));
   out += fmt::format("  runtime             {}  (libtorch, oneDNN, Open MPI)\n", format_bytes(m.runtime_bytes));
   out += fmt::format("  total (peak RSS)    {}\n", format_bytes(m.total()));
@@ -185,9 +185,9 @@ std::string format_plan(const ModelConfig& c, const MemoryPlanInput& in, const S
   const double tokens = static_cast<double>(in.micro_batch * grad_accum * in.dp * in.seq_len);
   const double peak_flops = rates->peak_flops;
   const double mfu = flops_per_token(c, in.seq_len) * tokens / (e.total() * peak_flops * in.tp * in.dp);
-  out += fmt::format("rates per rank        GEMM {:.1f} GFLOP/s, attention {:.1f} GFLOP/s, memory {:.1f} GB/s, "
+  out += fmt::format("rates per rank        {} GEMM {:.1f} GFLOP/s, attention {:.1f} GFLOP/s, memory {:.1f} GB/s, "
                      "intra-node {:.1f} GB/s, network {:.1f} GB/s per node\n",
-                     rates->gemm_flops / 1e9, rates->attention_flops / 1e9, rates->memory_bytes_per_s / 1e9,
+                     in.bf16 ? "bf16" : "fp32", rates->gemm_flops / 1e9, rates->attention_flops / 1e9, rates->memory_bytes_per_s / 1e9,
                      rates->intra_node_bytes_per_s / 1e9, rates->network_bytes_per_s / 1e9);
   out += fmt::format("step time estimate    {:.3f} s  ({:.0f} tokens/s, MFU {:.1f}% of {:.1f} GFLOP/s per rank)\n",
                      e.total(), tokens / e.total(), 100 * mfu, peak_flops / 1e9);

@@ -45,7 +45,7 @@ EvalResult run_eval(const EvalOptions& o, DistributedContext& dist) {
   dist.set_tensor_parallel(static_cast<int>(o.tensor_parallel_size), o.threads);
   apply_threads(dist.layout());
   const ParallelLayout& l = dist.layout();
-  Llama model(config, {&dist.tp(), false}, {o.seq_len, 0, false, at::kFloat});
+  Llama model(config, {&dist.tp(), false}, {o.seq_len, 0, at::kFloat});
   if (checkpoint) load_weights(*checkpoint, model, l.tp_rank);
   else load_hf_weights(o.model_path, model, l.tp_rank);
 

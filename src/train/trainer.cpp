@@ -23,8 +23,11 @@
 #include "llama2/optim/adamw.h"
 #include "llama2/optim/lr_schedule.h"
 #include "llama2/plan/plan.h"
+#include "llama2/train/memory_guard.h"
 #include "llama2/train/preemption.h"
+#include "llama2/train/run_lock.h"
 #include "llama2/util/errors.h"
+#include "llama2/util/file_io.h"
 #include "llama2/util/phases.h"
 
 namespace llama2 {
@@ -81,6 +84,7 @@ ModelConfig configure(TrainOptions& o, DistributedContext& dist) {
     spdlog::set_level(spdlog::level::info);
     spdlog::set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S] [%l] [rank {}] %v", dist.world().rank()));
   }
+  check_flag_combinations(o);
   const ModelConfig config = apply_options(training_config(o), o);
   validate_model_config(config, o.config_path.empty() ? o.model_path : o.config_path);
   resolve_batch_and_parallelism(config, o, dist.world().size());
@@ -91,20 +95,49 @@ ModelConfig configure(TrainOptions& o, DistributedContext& dist) {
 void log_startup(const ModelConfig& c, const TrainOptions& o, const ParallelLayout& l, const std::string& threads) {
   spdlog::info("layout: {}", l.describe());
   spdlog::info("threads: {}", threads);
-  spdlog::info("model: {} layers, hidden {}, heads {} (kv {}), vocab {}; SP {}, selective checkpoint {}, {}",
-               c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.vocab_size,
-               c.sequence_parallel_enabled ? "on" : "off", c.selective_checkpoint_enabled ? "on" : "off",
-               o.use_mix_precision ? "bf16 mixed precision" : "fp32");
+  spdlog::info("model: {} layers, hidden {}, heads {} (kv {}), vocab {}; SP {}, {}", c.num_hidden_layers,
+               c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.vocab_size,
+               c.sequence_parallel_enabled ? "on" : "off", o.use_mix_precision ? "bf16 mixed precision" : "fp32");
   std::string plan = format_plan(c, memory_plan_input(o, l), {o.grad_accum_usteps, 1, 1, o.overlap_grad_reduce});
   for (size_t pos; (pos = plan.find('\n')) != std::string::npos; plan.erase(0, pos + 1))
     spdlog::info("plan: {}", plan.substr(0, pos));
 }
 
-// Per-rank peak FLOP/s for MFU: the flag, or the best oneDNN fp32 GEMM on the model's widest shape.
-double peak_flops_per_rank(const ModelConfig& c, const TrainOptions& o, const ParallelLayout& l) {
-  if (o.peak_tflops > 0) return o.peak_tflops * 1e12;
+// Per-rank peak FLOP/s for MFU, in the precision the GEMMs run in: --peak_tflops, or oneDNN's best on the
+// model's widest GEMM (the MLP's), timed for about a second on every rank at once, the largest over all ranks
+// taken (a rank that started in a noisy moment gets its node's value). bf16 runs measure fp32 too and warn
+// where bf16 is the slower (a CPU without a bf16 matrix engine).
+double peak_flops_per_rank(const ModelConfig& c, const TrainOptions& o, const DistributedContext& dist) {
+  if (o.peak_tflops > 0) {
+    spdlog::info("MFU denominator: {} TFLOP/s per rank (--peak_tflops)", o.peak_tflops);
+    return o.peak_tflops * 1e12;
+  }
   const int64_t tokens = std::min<int64_t>(o.batch_size * o.seq_len, 4096);
-  return measure_gemm_flops(tokens, c.hidden_size, 2 * c.intermediate_size / l.tp, 5);
+  const auto measure = [&](bool bf16, double seconds) {
+    at::Tensor best = at::full({1}, measure_gemm_flops(tokens, c.hidden_size, 2 * c.intermediate_size / dist.layout().tp,
+                                                       5, bf16, seconds), at::kDouble);
+    dist.world().all_reduce(best, ReduceOp::Max);
+    return best.item<double>();
+  };
+  const double peak = measure(o.use_mix_precision, 1.0);
+  spdlog::info("MFU denominator: {:.1f} GFLOP/s per rank (measured: oneDNN {} GEMM on the model's MLP shape, best "
+               "over 1 s, largest over the ranks)",
+               peak / 1e9, o.use_mix_precision ? "bf16" : "fp32");
+  if (o.use_mix_precision) {
+    const double fp32 = measure(false, 0.3);
+    if (fp32 > peak)
+      spdlog::warn("bf16 GEMMs run at {:.1f} GFLOP/s per rank here, fp32 at {:.1f}: this CPU has no bf16 matrix "
+                   "engine; training without --use_mix_precision is faster",
+                   peak / 1e9, fp32 / 1e9);
+  }
+  return peak;
+}
+
+// Rank 0 holds the run lock of --output_dir (created first, if need be); other ranks hold none.
+std::unique_ptr<RunLock> lock_output_dir(const std::string& output_dir, const ParallelLayout& layout) {
+  if (layout.rank != 0) return nullptr;
+  ensure_directory(output_dir, "--output_dir");
+  return std::make_unique<RunLock>(output_dir);
 }
 
 class Trainer {
@@ -119,6 +152,7 @@ class Trainer {
   StepMetrics train_step();                 // micro-batches with accumulation, then one AdamW step
   at::Tensor micro_step(int64_t micro);     // forward and backward of one micro-batch → its loss / accum
   double optimizer_step(const StepMetrics& m);  // → the gradient norm; refuses or skips non-finite steps
+  void correct_peak(StepMetrics& m);        // an MFU above 100%: the step's rate becomes the peak
   void evaluate(StepMetrics& m);            // the validation loss, when due
   void report(const StepMetrics& m);        // metrics.jsonl, TensorBoard, phase tally, the log line
   void maybe_save(int64_t step);            // at --checkpoint_freq and at the last step
@@ -130,6 +164,7 @@ class Trainer {
   DistributedContext& dist_;
   const ModelConfig config_;
   const ParallelLayout& layout_;
+  std::unique_ptr<RunLock> lock_;  // rank 0's, before anything is written to --output_dir
   MetricsLog metrics_;
   const std::string checkpoints_;
   double peak_flops_ = 0;
@@ -150,16 +185,16 @@ Trainer::Trainer(TrainOptions options, DistributedContext& dist)
       dist_(dist),
       config_(configure(o_, dist)),
       layout_(dist.layout()),
+      lock_(lock_output_dir(o_.output_dir, layout_)),
       metrics_(o_.output_dir, layout_.rank == 0),
       checkpoints_(o_.output_dir + "/checkpoints") {
   log_startup(config_, o_, layout_, apply_threads(layout_));
-  peak_flops_ = peak_flops_per_rank(config_, o_, layout_);
-  spdlog::info("MFU denominator: {:.1f} GFLOP/s per rank ({})", peak_flops_ / 1e9,
-               o_.peak_tflops > 0 ? "--peak_tflops" : "measured: oneDNN fp32 GEMM on the model's MLP shape");
+  if (!o_.skip_memory_check && layout_.local_rank == 0)
+    check_memory_fits(plan_memory(config_, memory_plan_input(o_, layout_)), layout_.local_size);
+  peak_flops_ = peak_flops_per_rank(config_, o_, dist_);
   const TensorParallel tp{&dist_.tp(), config_.sequence_parallel_enabled && layout_.tp > 1};
-  const ModelOptions model_options{o_.seq_len, o_.seed, config_.selective_checkpoint_enabled,
-                                   o_.use_mix_precision ? at::kBFloat16 : at::kFloat};
-  model_ = std::make_unique<Llama>(config_, tp, model_options);
+  model_ = std::make_unique<Llama>(config_, tp, ModelOptions{o_.seq_len, o_.seed,
+                                                             o_.use_mix_precision ? at::kBFloat16 : at::kFloat});
   const std::string resume_dir = resolve_checkpoint(o_.resume_ckpt, checkpoints_);
   if (resume_dir.empty() && !o_.model_path.empty()) {
     load_hf_weights(o_.model_path, *model_, layout_.tp_rank);
@@ -219,6 +254,7 @@ StepMetrics Trainer::train_step() {
   m.seq_per_s = step_samples_ / m.step_time_s;
   m.tokens_per_s = m.seq_per_s * o_.seq_len;
   m.mfu = step_flops_ / m.step_time_s / (peak_flops_ * layout_.world);
+  if (m.mfu > 1 && summary_.steps_this_run > 0) correct_peak(m);
   m.peak_rss_bytes = peak_rss_bytes();
   m.consumed_tokens = state_.consumed_tokens;
   return m;
@@ -239,6 +275,17 @@ at::Tensor Trainer::micro_step(int64_t micro) {
   model_->set_gradients_ready_hook(nullptr);  // the forward has registered its hooks
   loss.backward();
   return loss.detach().to(at::kDouble);
+}
+
+// A steady step faster than the peak allows: the peak was under-measured (the machine was busy at start-up).
+// The step's own rate per rank becomes the peak, so no MFU above 100% is reported.
+void Trainer::correct_peak(StepMetrics& m) {
+  const double achieved = step_flops_ / m.step_time_s / layout_.world;
+  spdlog::warn("step {}: MFU {:.1f}% of {:.1f} GFLOP/s per rank: that peak was under-measured; MFU is now over "
+               "{:.1f} GFLOP/s per rank, this step's rate",
+               m.step, 100 * m.mfu, peak_flops_ / 1e9, achieved / 1e9);
+  peak_flops_ = achieved;
+  m.mfu = 1;
 }
 
 double Trainer::optimizer_step(const StepMetrics& m) {

@@ -45,14 +45,19 @@ struct TrainOptions {
   int threads = 0;                 // 0: cores per node / ranks per node
   int64_t log_interval = 1;
   bool skip_nonfinite = false;     // a non-finite loss/grad norm skips the step instead of ending the run
+  bool skip_memory_check = false;  // train even where plan's predicted peak RSS exceeds what the node has
   bool log_all_ranks = false;      // every rank logs (prefixed with its rank), not only rank 0
-  double peak_tflops = 0;          // per-rank peak for MFU; 0: measure oneDNN fp32 GEMMs at start-up
+  double peak_tflops = 0;          // per-rank peak for MFU; 0: measure oneDNN GEMMs (the run's precision)
   // Parallel layout for `plan` (train reads it from MPI), and the rates its step estimate divides by
   // (0: measured here, on the model's shapes, with the threads one rank would have).
   int64_t nodes = 1, ranks_per_node = 0;
   double gemm_gflops = 0, attention_gflops = 0, memory_gb_s = 0, intra_node_gb_s = 0;
   double network_gb_s = 100;  // per node: trn1.32xlarge's 8 × 100 Gbit/s EFA
 };
+
+// Flags that contradict each other or have no effect together: BadInput naming both (e.g. --data_dir with
+// --synthetic_data); one warning line where the combination is legitimate but surprising.
+void check_flag_combinations(const TrainOptions& options);
 
 // The config with the flags applied: --num_layers, the SP/selective overrides, and
 // max_position_embeddings raised to --seq_len when shorter (as the recipe does; logged).

@@ -1,10 +1,42 @@
-// Owns the accumulation type of the hand-written kernels: fp32 for fp32 and bf16 data, fp64 for fp64.
+// Owns the accumulation type of the hand-written kernels (fp32 for fp32 and bf16 data, fp64 for fp64) and the
+// conversions between storage and it: bf16 by bit operations, which vectorise where c10::BFloat16's do not.
 #pragma once
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
+
+#include <c10/util/BFloat16.h>
 
 namespace llama2 {
 
 template <typename T>
 using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+// Storage → accumulation: bf16 is the high half of an fp32.
+template <typename T>
+inline Acc<T> to_acc(T x) {
+  if constexpr (std::is_same_v<T, c10::BFloat16>) {
+    const uint32_t bits = static_cast<uint32_t>(x.x) << 16;
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+  } else {
+    return x;
+  }
+}
+
+// Accumulation → storage: bf16 rounded to nearest even (finite values and the default quiet NaN, the only ones
+// the kernels produce, convert exactly as c10::BFloat16 does).
+template <typename T>
+inline T from_acc(Acc<T> x) {
+  if constexpr (std::is_same_v<T, c10::BFloat16>) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    bits += 0x7FFF + ((bits >> 16) & 1);
+    return c10::BFloat16(static_cast<uint16_t>(bits >> 16), c10::BFloat16::from_bits());
+  } else {
+    return static_cast<T>(x);
+  }
+}
 
 }  // namespace llama2

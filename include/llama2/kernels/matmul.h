@@ -23,8 +23,10 @@ void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, boo
 // both on oneDNN). The linear layer of every projection.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w);
 
-// The best FLOP/s of this process's threads over a few m×k·k×n fp32 GEMMs on oneDNN (the MFU denominator);
-// `batch` > 1: that many in one batched call.
-double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, int64_t batch = 1);
+// The best FLOP/s of this process's threads over m×k·k×n GEMMs on oneDNN (the MFU denominator), fp32 or with
+// bf16 inputs (fp32 accumulation, as mixed precision runs them): at least `repeats` timed calls, and more until
+// `min_seconds` have passed, so that a noisy moment is outlasted; `batch` > 1: that many in one batched call.
+double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, bool bf16 = false, double min_seconds = 0,
+                          int64_t batch = 1);
 
 }  // namespace llama2

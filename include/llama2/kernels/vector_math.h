@@ -7,8 +7,10 @@
 #include <cstring>
 
 // The loops vectorise at -O3 with -fno-trapping-math (CMakeLists.txt). A clone compiles per ISA only what is
-// inlined into it: a kernel body it calls is LLAMA2_INLINE.
-#if defined(__x86_64__)
+// inlined into it: a kernel body it calls is LLAMA2_INLINE. Kernel templates are cloned per instantiation (fp32
+// and bf16 alike) by GCC; clang, which builds only the sanitizer and fuzz builds here, clones no templates, so
+// they get none.
+#if defined(__x86_64__) && !defined(__clang__)
 #define LLAMA2_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define LLAMA2_CPU_CLONES

@@ -1,5 +1,5 @@
-// Owns core attention: softmax(q·kᵀ/√d + causal mask)·v with GQA, and its selective recompute.
-// Does not own the projections (llama.cpp) or rotary embedding (rotary.h).
+// Owns core attention: softmax(q·kᵀ/√d + causal mask)·v with GQA, flash-attention style (tiles, online
+// softmax, scores recomputed in backward). Does not own the projections (llama.cpp) or rotary (rotary.h).
 #pragma once
 #include <cstdint>
 
@@ -7,20 +7,22 @@
 
 namespace llama2 {
 
-// Query rows per causal block of core attention: a block sees only the keys up to its last row.
+// Query rows and keys per tile of core attention: a tile's scores [rows, keys] live in a per-thread buffer
+// (256 KiB in fp32), and query rows [r0, r0 + rows) visit key tiles up to their last row only.
 inline constexpr int64_t kAttentionBlockRows = 128;
+inline constexpr int64_t kAttentionBlockKeys = 512;
 
-// The constant causal mask [s, s]: 0 on and below the diagonal, -10000 above (the recipe's value).
-// Built once per sequence length by the model and reused every step.
-at::Tensor causal_mask(int64_t seq_len);
+// The causal mask's value, added to the scores of keys after a query's position (the recipe's constant
+// triangular mask: 0 on and below the diagonal, -10000 above; exp of it is 0 in fp32 and bf16).
+inline constexpr float kMaskedScore = -10000.0f;
 
 // q [s, b, nq, d], k and v [s, b, nkv, d] with nq a multiple of nkv (query head j uses kv head
 // j / (nq / nkv), as HF's repeat_kv) → [s, b, nq·d]. Inputs stored head-major ([b, n, s, d], as rotary_qkv
-// makes them) are read in place, and the output is written in place: no layout copies. Computed in causal
-// blocks of query rows that skip the fully masked keys; softmax, mask and scale fused, vectorised. With
-// `recompute`, the attention probabilities (about half of [b, nq, s, s]) are not kept for backward but
-// recomputed from q and k (selective checkpointing).
-at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
-                          bool recompute);
+// makes them) are read in place, and the output is written in place: no layout copies. Causal: query i sees
+// keys j ≤ i, later ones get kMaskedScore. Each query tile runs an online softmax over its key tiles (scale,
+// mask and softmax fused, vectorised; tiles past the diagonal skipped), so the probabilities [b, nq, s, s] never exist in memory. Backward keeps only q, k, v, the output
+// and each row's log-sum-exp, and recomputes each tile's probabilities from them: core attention is always
+// selectively checkpointed, at the cost of one more q·kᵀ.
+at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 }  // namespace llama2

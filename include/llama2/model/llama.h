@@ -24,9 +24,8 @@ struct Parameter {
 };
 
 struct ModelOptions {
-  int64_t seq_len = 0;        // longest sequence the model will see (mask and rotary tables)
+  int64_t seq_len = 0;        // longest sequence the model will see (rotary tables)
   uint64_t seed = 0;          // same seed ⇒ same full model at any TP degree
-  bool selective_checkpoint = false;
   at::ScalarType dtype = at::kFloat;  // parameters and activations: fp32, bf16 (mixed precision) or fp64 (tests)
 };
 
@@ -69,7 +68,6 @@ class Llama {
   std::vector<Parameter> params_;
   std::vector<Layer> layers_;
   size_t embed_ = 0, norm_ = 0, lm_head_ = 0;
-  at::Tensor mask_;       // [seq_len, seq_len], constant
   RotaryTables rotary_;   // [seq_len, head_dim] each
   GradientsReadyHook ready_hook_;
 };

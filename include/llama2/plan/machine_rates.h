@@ -8,9 +8,9 @@
 
 namespace llama2 {
 
-// `tokens` per micro-batch and TP degree `tp` give the shapes. Intra-node collectives are taken at half the
-// memory bandwidth (shared-memory transports copy into and out of a shared segment); the network bandwidth is
-// left 0 (one process cannot measure it).
-MachineRates measure_machine_rates(const ModelConfig& config, int64_t tokens, int64_t seq_len, int64_t tp);
+// `tokens` per micro-batch and TP degree `tp` give the shapes; `bf16`: the GEMMs with bf16 inputs (mixed
+// precision). Intra-node collectives are taken at half the memory bandwidth (shared-memory transports copy into
+// and out of a shared segment); the network bandwidth is left 0 (one process cannot measure it).
+MachineRates measure_machine_rates(const ModelConfig& config, int64_t tokens, int64_t seq_len, int64_t tp, bool bf16);
 
 }  // namespace llama2

@@ -1,4 +1,4 @@
-// Owns the two error kinds of the program and their exit statuses; nothing else.
+// Owns the two error kinds of the program, their exit statuses, and how any error is said in one line.
 // BadInput (exit 2): the user's config, flags or data are wrong. RuntimeFailure (exit 1): the run failed.
 #pragma once
 #include <stdexcept>
@@ -18,5 +18,8 @@ struct BadInput : std::runtime_error {
 struct RuntimeFailure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// The error's message without the C++ stack trace libtorch and oneDNN errors carry (c10::Error's backtrace).
+std::string one_line(const std::exception& error);
 
 }  // namespace llama2
