@@ -7,7 +7,7 @@
 #   2. training tokens/s and MFU of configs/llama2-58m.json (batch 4, seq 512): 1 rank x all threads and
 #      2 ranks x 1 thread at tp=2 (SP on), fp32 and bf16, each averaged over the steps after the first;
 #   3. each run's step time by phase (GEMMs, attention, loss, elementwise, communication, the exposed DP
-#      gradient reduction, optimizer, data), and dp=2 (ZeRO-1) with the reduction overlapped and not;
+#      gradient reduction, optimizer, data), and dp=2 (ZeRO-1) with the reduction overlapped and not, and in bf16;
 #   4. `plan`'s step-time and peak-RSS predictions for the same layouts, next to the measured values;
 #   5. the recipe's sequence length: seq 4096, batch 1, 1 rank, fp32 and bf16, with core attention's rate in
 #      GFLOP/s (the tiles' FLOPs as plan counts them: forward, and backward with its recompute) beside the
@@ -32,7 +32,7 @@ measure_peaks() {  # appends the best fp32 and bf16 GFLOP/s over the model's GEM
 peaks="" peaks_bf16=""
 measure_peaks
 peak_json=$(cat "$work/peak.json")
-echo "GEMM peaks (oneDNN, $cores threads, best of the model's shapes), first of 9 measurements: fp32$peaks," \
+echo "GEMM peaks (oneDNN, $cores threads, best of the model's shapes), first of 10 measurements: fp32$peaks," \
      "bf16$peaks_bf16 GFLOP/s ($(lscpu | sed -n 's/^Model name: *//p'))"
 
 plan_step() {  # RANKS_PER_NODE PLAN-ARGS... → the estimated step seconds
@@ -66,6 +66,7 @@ run tp2_fp32 2 1 --tensor_parallel_size 2
 run tp2_bf16 2 1 --tensor_parallel_size 2 --use_mix_precision
 run dp2_overlap 2 1 --overlap_grad_reduce=true
 run dp2_blocking 2 1 --overlap_grad_reduce=false
+run dp2_bf16 2 1 --use_mix_precision
 SEQ=4096 BATCH=1 run s4096_fp32 1 "$cores"
 SEQ=4096 BATCH=1 run s4096_bf16 1 "$cores" --use_mix_precision
 echo "plan's estimates (measuring its own rates now)"
@@ -80,7 +81,8 @@ work, cores, peak_json = sys.argv[1], int(sys.argv[3]), json.loads(sys.argv[4])
 peaks = {"fp32": [float(p) for p in sys.argv[2].split()], "bf16": [float(p) for p in sys.argv[8].split()]}
 plan = {"r1_fp32": float(sys.argv[5]), "r1_bf16": float(sys.argv[9]), "tp2_fp32": float(sys.argv[6]),
         "dp2_overlap": float(sys.argv[7])}
-names = ("r1_fp32", "r1_bf16", "tp2_fp32", "tp2_bf16", "dp2_overlap", "dp2_blocking", "s4096_fp32", "s4096_bf16")
+names = ("r1_fp32", "r1_bf16", "tp2_fp32", "tp2_bf16", "dp2_overlap", "dp2_blocking", "dp2_bf16", "s4096_fp32",
+         "s4096_bf16")
 runs = {n: json.load(open(os.path.join(work, n + ".json"))) for n in names}
 for i, (name, r) in enumerate(runs.items()):  # MFU over the mean of its precision's peaks just before and after
     p = peaks["bf16" if "bf16" in name else "fp32"]
@@ -91,6 +93,7 @@ for precision, p in peaks.items():
 labels = {"r1_fp32": "1 rank x %d threads, fp32" % cores, "r1_bf16": "1 rank x %d threads, bf16" % cores,
           "tp2_fp32": "2 ranks x 1 thread, tp=2 SP, fp32", "tp2_bf16": "2 ranks x 1 thread, tp=2 SP, bf16",
           "dp2_overlap": "2 ranks x 1 thread, dp=2, overlapped", "dp2_blocking": "2 ranks x 1 thread, dp=2, blocking",
+          "dp2_bf16": "2 ranks x 1 thread, dp=2 ZeRO-1, bf16",
           "s4096_fp32": "seq 4096 x 1, 1 rank x %d threads, fp32" % cores,
           "s4096_bf16": "seq 4096 x 1, 1 rank x %d threads, bf16" % cores}
 phases = ["gemm", "attention", "loss", "elementwise", "communication", "grad_reduce", "optimizer", "data"]

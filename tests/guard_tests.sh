@@ -9,19 +9,15 @@
 #                    model at batch 8 x 2048 tokens (6.2 GiB) is refused, status 2;
 #   alloc_failure:   the same limit with --skip_memory_check fails in an allocation: status 1, one error line, no
 #                    C++ stack trace.
-set -u
-case=$1 bin=$2 repo=$3
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
-fail() { echo "FAIL $case: $*"; exit 1; }
-tiny=(train --config "$repo/configs/tiny.json" --synthetic_data --seq_len 32 --batch_size 2 --warmup_steps 2)
+source "$(dirname "$0")/script_lib.sh"
+tiny=(train --config "$root/configs/tiny.json" --synthetic_data --seq_len 32 --batch_size 2 --warmup_steps 2)
 
-case $case in
-lock_concurrent)
+lock_concurrent() {
   "$bin" "${tiny[@]}" --max_steps 60 --checkpoint_freq 20 --output_dir "$work/run" >"$work/first.log" 2>&1 &
-  first=$!
+  local first=$!
   for _ in $(seq 100); do [[ -s "$work/run/metrics.jsonl" ]] && break; sleep 0.1; done
   [[ -s "$work/run/metrics.jsonl" ]] || fail "the first run wrote no metrics"
+  local start status elapsed_ms
   start=$(date +%s%N)
   "$bin" "${tiny[@]}" --max_steps 60 --output_dir "$work/run" >"$work/second.log" 2>&1
   status=$? elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
@@ -30,6 +26,7 @@ lock_concurrent)
     fail "second run does not name the first: $(tail -2 "$work/second.log")"
   (( elapsed_ms < 10000 )) || fail "second run took $elapsed_ms ms to refuse"
   wait $first || fail "the first run failed: $(tail -3 "$work/first.log")"
+  local steps
   steps=$(grep -o '"step":[0-9]*' "$work/run/metrics.jsonl" | cut -d: -f2)
   [[ "$steps" == "$(seq 60)" ]] || fail "metrics.jsonl does not hold steps 1..60 once each"
   [[ ! -e "$work/run/run.lock" ]] || fail "the lock outlived its run"
@@ -37,42 +34,48 @@ lock_concurrent)
     fail "its checkpoint does not resume: $(tail -2 "$work/resume.log")"
   grep -q "resumed from .*step-00000060: step 60" "$work/resume.log" || fail "did not resume from step 60"
   echo "ok: second run refused in $elapsed_ms ms: $(grep -o 'error: .*' "$work/second.log" | cut -c1-160)"
-  ;;
-lock_stale)
+}
+
+lock_stale() {
   mkdir -p "$work/run"
-  sleep 0 & dead=$!
+  sleep 0 &
+  local dead=$!
   wait $dead
   printf '{"host": "%s", "pid": %d, "slurm_job_id": "", "slurm_restart_count": "", "started": "2026-01-01T00:00:00Z"}\n' \
     "$(hostname)" "$dead" >"$work/run/run.lock"
   "$bin" "${tiny[@]}" --max_steps 3 --output_dir "$work/run" >"$work/run.log" 2>&1 || fail "$(tail -3 "$work/run.log")"
   grep -q "taking over .*run.lock .*its process $dead no longer runs" "$work/run.log" || fail "no takeover warning"
   echo "ok: $(grep -o 'taking over.*' "$work/run.log")"
-  ;;
-memory_7b)
+}
+
+memory_7b() {
+  local start status elapsed_ms
   start=$(date +%s%N)
-  "$bin" train --config "$repo/configs/llama2-7b.json" --synthetic_data --seq_len 512 --batch_size 1 \
+  "$bin" train --config "$root/configs/llama2-7b.json" --synthetic_data --seq_len 512 --batch_size 1 \
     --output_dir "$work/run" >"$work/run.log" 2>&1
   status=$? elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
   [[ $status -eq 2 ]] || fail "status $status, expected 2"
   grep -q "this layout does not fit in memory" "$work/run.log" || fail "$(tail -2 "$work/run.log")"
   echo "ok: refused in $elapsed_ms ms: $(grep -o 'error: .*' "$work/run.log" | cut -c1-200)"
-  ;;
-memory_rlimit)
-  (ulimit -v 4000000 && exec "$bin" train --config "$repo/configs/llama2-58m.json" --synthetic_data --seq_len 2048 \
+}
+
+memory_rlimit() {
+  (ulimit -v 4000000 && exec "$bin" train --config "$root/configs/llama2-58m.json" --synthetic_data --seq_len 2048 \
     --batch_size 8 --max_steps 1 --output_dir "$work/run") >"$work/run.log" 2>&1
-  status=$?
+  local status=$?
   [[ $status -eq 2 ]] || fail "status $status, expected 2: $(tail -3 "$work/run.log")"
   grep -q "allowed by RLIMIT_AS" "$work/run.log" || fail "$(tail -2 "$work/run.log")"
   echo "ok: $(grep -o 'error: .*' "$work/run.log" | cut -c1-160)"
-  ;;
-alloc_failure)
-  (ulimit -v 4000000 && exec "$bin" train --config "$repo/configs/llama2-58m.json" --synthetic_data --seq_len 2048 \
+}
+
+alloc_failure() {
+  (ulimit -v 4000000 && exec "$bin" train --config "$root/configs/llama2-58m.json" --synthetic_data --seq_len 2048 \
     --batch_size 8 --max_steps 1 --skip_memory_check --output_dir "$work/run") >"$work/run.log" 2>&1
-  status=$?
+  local status=$?
   [[ $status -eq 1 ]] || fail "status $status, expected 1: $(tail -3 "$work/run.log")"
   grep -q "frame #" "$work/run.log" && fail "a stack trace was printed"
   [[ $(grep -c "^error: " "$work/run.log") -eq 1 ]] || fail "expected one error line: $(tail -3 "$work/run.log")"
   echo "ok: $(grep '^error: ' "$work/run.log" | cut -c1-200)"
-  ;;
-*) fail "unknown case" ;;
-esac
+}
+
+"$case"

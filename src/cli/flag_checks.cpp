@@ -39,7 +39,8 @@ std::string integer_words(int64_t min, int64_t max) {
 }
 
 std::string number_words(double min, double max) {
-  return std::isinf(max) ? fmt::format("a finite number ≥ {}", min) : fmt::format("a finite number from {} to {}", min, max);
+  return std::isinf(max) ? fmt::format("a finite number ≥ {}", min)
+                         : fmt::format("a finite number from {} to {}", min, max);
 }
 
 // Accepts text that `parse` reads as a value in [min, max]; else "must be <words>; got <text>".

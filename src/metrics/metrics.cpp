@@ -29,6 +29,10 @@ void MetricsLog::write(const StepMetrics& m) {
                             {"mfu", m.mfu},             {"peak_rss_bytes", m.peak_rss_bytes},
                             {"step_time_s", m.step_time_s}, {"consumed_tokens", m.consumed_tokens}};
   if (std::isfinite(m.val_loss)) j["val_loss"] = m.val_loss;
+  if (std::isfinite(m.compute_s_max)) {
+    j["compute_s_min"] = m.compute_s_min;
+    j["compute_s_max"] = m.compute_s_max;
+  }
   jsonl_ << j.dump() << '\n';
   jsonl_.flush();
   for (const char* key : {"loss", "lr", "grad_norm", "tokens_per_s", "seq_per_s", "mfu", "val_loss"})

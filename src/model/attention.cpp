@@ -83,7 +83,7 @@ int64_t workers_for(int64_t tasks) { return std::max<int64_t>(1, std::min<int64_
 // p = exp(z − max) into p (may be z itself). `first`: the row's first key tile (m, l, o not yet set).
 template <typename T>
 LLAMA2_CPU_CLONES void online_softmax_rows(Acc<T>* z, T* p, int64_t rows, int64_t keys, int64_t diagonal,
-                                       Acc<T> scale, bool first, Acc<T>* m, Acc<T>* l, Acc<T>* o, int64_t d) {
+                                           Acc<T> scale, bool first, Acc<T>* m, Acc<T>* l, Acc<T>* o, int64_t d) {
   using A = Acc<T>;
   for (int64_t r = 0; r < rows; ++r) {
     A* zr = z + r * keys;
@@ -114,7 +114,7 @@ LLAMA2_CPU_CLONES void online_softmax_rows(Acc<T>* z, T* p, int64_t rows, int64_
 // (may be z itself) in the inputs' type for the GEMMs.
 template <typename T>
 LLAMA2_CPU_CLONES void probabilities_rows(Acc<T>* z, T* p_t, int64_t rows, int64_t keys, int64_t diagonal,
-                                      Acc<T> scale, const Acc<T>* lse) {
+                                          Acc<T> scale, const Acc<T>* lse) {
   using A = Acc<T>;
   for (int64_t r = 0; r < rows; ++r) {
     A* zr = z + r * keys;
@@ -133,7 +133,7 @@ LLAMA2_CPU_CLONES void probabilities_rows(Acc<T>* z, T* p_t, int64_t rows, int64
 // The gradient of the scores: ds = p·(dp − D)·scale per row (D = Σ dO·O of the row), into ds_t (may be dp).
 template <typename T>
 LLAMA2_CPU_CLONES void scores_gradient_rows(const Acc<T>* p, Acc<T>* dp, T* ds_t, int64_t rows, int64_t keys,
-                                        Acc<T> scale, const Acc<T>* D) {
+                                            Acc<T> scale, const Acc<T>* D) {
   for (int64_t r = 0; r < rows; ++r) {
     const Acc<T>* pr = p + r * keys;
     Acc<T>* dr = dp + r * keys;
@@ -150,7 +150,8 @@ template <typename T>
 struct Tiles {
   at::Tensor z, z_t;
   Tiles(int64_t workers, const at::TensorOptions& inputs) {
-    z = at::empty({workers, kAttentionBlockRows, kAttentionBlockKeys}, inputs.dtype(c10::CppTypeToScalarType<Acc<T>>()));
+    const auto acc = inputs.dtype(c10::CppTypeToScalarType<Acc<T>>());
+    z = at::empty({workers, kAttentionBlockRows, kAttentionBlockKeys}, acc);
     z_t = std::is_same_v<T, Acc<T>> ? z : at::empty(z.sizes(), inputs);
   }
 };

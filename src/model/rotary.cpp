@@ -37,8 +37,8 @@ struct Shape {
 // Moves (s, b) rows [begin, end) between qkv [s, b, (nq + 2nkv)·d] and q [b, nq, s, d], k, v [b, nkv, s, d]:
 // forward qkv → heads rotated by +θ; otherwise heads → qkv rotated by −θ. Compiled per ISA for each type.
 template <typename T>
-LLAMA2_CPU_CLONES void exchange_rows(T* qkv, T* q, T* k, T* v, const float* cos, const float* sin, const Shape& x, bool forward,
-                   int64_t begin, int64_t end) {
+LLAMA2_CPU_CLONES void exchange_rows(T* qkv, T* q, T* k, T* v, const float* cos, const float* sin, const Shape& x,
+                                     bool forward, int64_t begin, int64_t end) {
   const int64_t d = x.d, h = d / 2, heads = x.nq + 2 * x.nkv;
   struct Group {
     T* split;              // q, k or v

@@ -34,7 +34,8 @@ LLAMA2_CPU_CLONES void forward_rows(const T* gate_up, T* y, int64_t f, int64_t b
 
 // Rows [begin, end) of gate_up [rows, 2f] and dy [rows, f] → d [rows, 2f]
 template <typename T>
-LLAMA2_CPU_CLONES void backward_rows(const T* gate_up, const T* dy, T* d, int64_t f, int64_t begin, int64_t end) {
+LLAMA2_CPU_CLONES void backward_rows(const T* gate_up, const T* dy, T* d, int64_t f, int64_t begin,
+                                     int64_t end) {
   for (int64_t r = begin; r < end; ++r) {
     const T *g = gate_up + r * 2 * f, *u = g + f, *dyr = dy + r * f;
     T *dg = d + r * 2 * f, *du = dg + f;

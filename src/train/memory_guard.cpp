@@ -58,7 +58,8 @@ Limit cgroup_headroom() {
       continue;
     }
     const int64_t limit = read_bytes(limit_file), usage = read_bytes(usage_file);
-    if (limit > 0 && limit < (int64_t{1} << 60) && usage >= 0) return {limit - usage, "the cgroup limit (" + limit_file + ")"};
+    if (limit > 0 && limit < (int64_t{1} << 60) && usage >= 0)
+      return {limit - usage, "the cgroup limit (" + limit_file + ")"};
   }
   return {-1, ""};
 }

@@ -26,6 +26,7 @@
 #include "llama2/train/memory_guard.h"
 #include "llama2/train/preemption.h"
 #include "llama2/train/run_lock.h"
+#include "llama2/train/straggler.h"
 #include "llama2/util/errors.h"
 #include "llama2/util/file_io.h"
 #include "llama2/util/phases.h"
@@ -114,8 +115,8 @@ double peak_flops_per_rank(const ModelConfig& c, const TrainOptions& o, const Di
   }
   const int64_t tokens = std::min<int64_t>(o.batch_size * o.seq_len, 4096);
   const auto measure = [&](bool bf16, double seconds) {
-    at::Tensor best = at::full({1}, measure_gemm_flops(tokens, c.hidden_size, 2 * c.intermediate_size / dist.layout().tp,
-                                                       5, bf16, seconds), at::kDouble);
+    const int64_t n = 2 * c.intermediate_size / dist.layout().tp;
+    at::Tensor best = at::full({1}, measure_gemm_flops(tokens, c.hidden_size, n, 5, bf16, seconds), at::kDouble);
     dist.world().all_reduce(best, ReduceOp::Max);
     return best.item<double>();
   };
@@ -154,7 +155,7 @@ class Trainer {
   double optimizer_step(const StepMetrics& m);  // → the gradient norm; refuses or skips non-finite steps
   void correct_peak(StepMetrics& m);        // an MFU above 100%: the step's rate becomes the peak
   void evaluate(StepMetrics& m);            // the validation loss, when due
-  void report(const StepMetrics& m);        // metrics.jsonl, TensorBoard, phase tally, the log line
+  void report(StepMetrics& m);              // phase tally, the ranks' compute spread, metrics, the log lines
   void maybe_save(int64_t step);            // at --checkpoint_freq and at the last step
   void save();
   int preempt(int64_t step);                // a stop signal: save, then the requeue status
@@ -237,6 +238,7 @@ int Trainer::run() {
 
 StepMetrics Trainer::train_step() {
   const auto start = Clock::now();
+  const double waited_before = collective_wait_seconds();
   optimizer_->zero_grad();
   at::Tensor loss_sum = at::zeros({1}, at::kDouble);
   for (int64_t micro = 0; micro < o_.grad_accum_usteps; ++micro) loss_sum += micro_step(micro);
@@ -251,6 +253,7 @@ StepMetrics Trainer::train_step() {
   state_.consumed_samples += step_samples_;
   state_.consumed_tokens += step_samples_ * o_.seq_len;
   m.step_time_s = seconds_since(start);
+  m.compute_s = m.step_time_s - (collective_wait_seconds() - waited_before);
   m.seq_per_s = step_samples_ / m.step_time_s;
   m.tokens_per_s = m.seq_per_s * o_.seq_len;
   m.mfu = step_flops_ / m.step_time_s / (peak_flops_ * layout_.world);
@@ -317,7 +320,13 @@ void Trainer::evaluate(StepMetrics& m) {
                m.val_loss, std::exp(m.val_loss), o_.eval_iters * o_.batch_size * layout_.dp);
 }
 
-void Trainer::report(const StepMetrics& m) {
+void Trainer::report(StepMetrics& m) {
+  ComputeSpread spread;
+  if (layout_.world > 1) {
+    spread = compute_spread(m.compute_s, dist_.world());
+    m.compute_s_min = spread.min_s;
+    m.compute_s_max = spread.max_s;
+  }
   metrics_.write(m);
   const PhaseSeconds phases = take_phase_seconds();
   if (++summary_.steps_this_run > 1) {  // the run's first step pays start-up costs: not timed
@@ -328,12 +337,14 @@ void Trainer::report(const StepMetrics& m) {
   summary_.final_loss = m.loss;
   if (std::isfinite(m.val_loss)) summary_.final_val_loss = m.val_loss;
   summary_.seconds = seconds_since(run_start_);
-  if (m.step % o_.log_interval == 0 || m.step == stop_step_)
-    spdlog::info("step {}/{} loss {:.4f} lr {:.3e} grad_norm {:.3f} tokens/s {:.0f} MFU {:.1f}% step {:.3f} s "
-                 "peak_rss {} ETA {}",
-                 m.step, o_.max_steps, m.loss, m.lr, m.grad_norm, m.tokens_per_s, 100 * m.mfu, m.step_time_s,
-                 format_bytes(m.peak_rss_bytes),
-                 format_duration(summary_.seconds / summary_.steps_this_run * (stop_step_ - m.step)));
+  if (m.step % o_.log_interval != 0 && m.step != stop_step_) return;
+  spdlog::info("step {}/{} loss {:.4f} lr {:.3e} grad_norm {:.3f} tokens/s {:.0f} MFU {:.1f}% step {:.3f} s "
+               "peak_rss {} ETA {}",
+               m.step, o_.max_steps, m.loss, m.lr, m.grad_norm, m.tokens_per_s, 100 * m.mfu, m.step_time_s,
+               format_bytes(m.peak_rss_bytes),
+               format_duration(summary_.seconds / summary_.steps_this_run * (stop_step_ - m.step)));
+  if (const std::string straggler = spread.straggler(); !straggler.empty())
+    spdlog::warn("step {}: {}", m.step, straggler);
 }
 
 void Trainer::maybe_save(int64_t step) {

@@ -20,6 +20,10 @@ ScopedPhase::~ScopedPhase() {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
+double collective_wait_seconds() {
+  return g_seconds[static_cast<size_t>(Phase::Communication)] + g_seconds[static_cast<size_t>(Phase::GradReduce)];
+}
+
 PhaseSeconds take_phase_seconds() {
   const PhaseSeconds out = g_seconds;
   g_seconds = {};

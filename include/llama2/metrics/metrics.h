@@ -18,6 +18,8 @@ struct StepMetrics {
   double tokens_per_s = 0, seq_per_s = 0, mfu = 0, step_time_s = 0;
   int64_t peak_rss_bytes = 0, consumed_tokens = 0;
   double val_loss = std::nan("");  // set on evaluation steps only
+  double compute_s = 0;  // this rank's step time less its waits in collectives (not written)
+  double compute_s_min = std::nan(""), compute_s_max = std::nan("");  // over ranks (several ranks only)
 };
 
 struct RunSummary {

@@ -30,7 +30,11 @@ class ScopedPhase {
   std::chrono::steady_clock::time_point start_;
 };
 
-// Seconds accumulated per phase since the last call, which resets them.
+// Seconds accumulated per phase since the last take_phase_seconds(), which resets them.
 PhaseSeconds take_phase_seconds();
+
+// Seconds spent waiting in collectives (communication and the exposed gradient reduction) so far, not reset:
+// the difference over an interval is what the interval waited for other ranks.
+double collective_wait_seconds();
 
 }  // namespace llama2
