@@ -16,6 +16,7 @@ mpirun -np 2 --oversubscribe --bind-to none "${root[@]}" \
   build/llama2_pretrain train --config configs/tiny.json --tensor_parallel_size 2 \
   --data_dir data/sotu --tokenizer assets/tokenizer.model --batch_size 8 --seq_len 128 \
   --max_steps 300 --warmup_steps 30 --lr 3e-3 --log_interval 25 --eval_interval 100 --eval_iters 8 \
+  --sample_interval 100 --sample_prompt "The state of the union" \
   --output_dir "$out"
 /usr/bin/python3 scripts/plot_metrics.py "$out" >/dev/null
 echo

@@ -1,6 +1,7 @@
 # Sourced by the sbatch scripts: derives DP and accumulation from the layout as the recipe's launch script
 # does, runs the ranks with srun --mpi=pmix, and requeues the job when the binary stopped on a signal
-# after saving (exit status 3), so a preempted or timed-out job resumes by itself.
+# after saving (exit status 3), so a preempted or timed-out job resumes by itself. A hang (status 4) is said
+# as such and not requeued: the stuck node would likely be allocated again.
 # Inputs (set by the sbatch script): RANKS_PER_NODE THREADS_PER_RANK TP GBS MBS CONFIG OUT and TRAIN_ARGS (array).
 set -euo pipefail
 REPO=${REPO:-${SLURM_SUBMIT_DIR:-$PWD}}
@@ -28,5 +29,9 @@ if (( status == 3 )); then
   echo "stopped by a signal after saving a checkpoint: requeueing job $SLURM_JOB_ID"
   scontrol requeue "$SLURM_JOB_ID"
   exit 0
+fi
+if (( status == 4 )); then
+  echo "a rank hung (exit status 4): the 'error: rank R: waiting ...' line above names the stuck rank(s) and" \
+       "their node; drain or check that node, then resubmit: the job resumes from its latest checkpoint" >&2
 fi
 exit "$status"

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Independent reader of a run's TensorBoard file: TFRecord framing with masked CRC-32C, Event and Summary
-protobufs decoded from the wire format by hand. Checks the first event is the file version and that
-train/loss at every step equals metrics.jsonl's loss (as float32). Usage: check_tfevents.py OUTPUT_DIR"""
+protobufs decoded from the wire format by hand. Checks the first event is the file version, that
+train/loss at every step equals metrics.jsonl's loss (as float32), and that the text summaries (TensorBoard's text
+plugin: a string tensor) are metrics.jsonl's samples, step for step. Usage: check_tfevents.py OUTPUT_DIR"""
 import glob, json, struct, sys
 
 def crc32c(data):
@@ -60,18 +61,31 @@ files = glob.glob(out + "/tensorboard/events.out.tfevents.*")
 assert len(files) >= 1, "no event file in %s/tensorboard" % out
 all_events = list(events(sorted(files)[-1]))
 assert all_events[0][3] == b"brain.Event:2", all_events[0]
-scalars = {}
+scalars, texts = {}, {}
 for e in all_events[1:]:
     step = e.get(2, 0)
-    value = dict(fields(e[5]))[1]
-    value = dict(fields(value))
-    scalars[(value[1].decode(), step)] = struct.unpack("<f", value[2])[0]
-losses = {}
+    value = dict(fields(dict(fields(e[5]))[1]))
+    tag = value[1].decode()
+    if 2 in value:  # simple_value
+        scalars[(tag, step)] = struct.unpack("<f", value[2])[0]
+        continue
+    # A text summary: metadata.plugin_data.plugin_name == "text", a scalar DT_STRING (7) tensor's string_val.
+    plugin = dict(fields(dict(fields(value[9]))[1]))[1].decode()
+    tensor = list(fields(value[8]))
+    assert plugin == "text" and dict(tensor)[1] == 7, (plugin, tensor)
+    texts[(tag, step)] = [v for number, v in tensor if number == 8][0].decode()
+losses, samples = {}, {}
 for line in open(out + "/metrics.jsonl"):
     record = json.loads(line)
     losses[record["step"]] = record["loss"]
+    if "sample" in record:
+        samples[record["step"]] = record["sample"]
 for step, loss in losses.items():
     got = scalars[("train/loss", step)]
     assert got == struct.unpack("<f", struct.pack("<f", loss))[0], (step, got, loss)
-tags = sorted({tag for tag, _ in scalars})
-print("%d events, %d steps, tags: %s; train/loss equals metrics.jsonl at every step" % (len(all_events), len(losses), ", ".join(tags)))
+for step, sample in samples.items():
+    assert texts[("samples/greedy", step)] == sample, (step, texts.get(("samples/greedy", step)), sample)
+assert sorted(samples) == sorted(step for _, step in texts), (sorted(samples), sorted(texts))
+tags = sorted({tag for tag, _ in scalars} | {tag for tag, _ in texts})
+print("%d events, %d steps, tags: %s; train/loss equals metrics.jsonl at every step; %d text samples equal "
+      "metrics.jsonl's (steps %s)" % (len(all_events), len(losses), ", ".join(tags), len(samples), sorted(samples)))

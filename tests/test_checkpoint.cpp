@@ -2,9 +2,11 @@
 // the export → --model_path round trip bitwise.
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "llama2/checkpoint/checkpoint.h"
@@ -128,6 +130,63 @@ TEST(HuggingFace, ExportedModelMatchesIndependentReferenceAndRoundTripsBitwise) 
     CheckpointReader checkpoint(ckpt);
     for (size_t i = 0; i < loaded.parameters().size(); ++i)
       EXPECT_TRUE(at::equal(loaded.parameters()[i].value, checkpoint.full_weights(i))) << loaded.parameters()[i].name;
+  }
+}
+
+// A directory laid out as meta-llama/Llama-2-7b-hf is: two F16 shards, model.safetensors.index.json, a config
+// with "torch_dtype": "float16", and the rotary_emb.inv_freq tensors older exports carry. It loads: every
+// weight equals the F32 export's rounded to F16 exactly (F16 → fp32 is exact), the logits agree with the F32
+// export's within F16 rounding (5e-3 of their scale); the inv_freq tensors are ignored; an inf is refused.
+TEST(HuggingFace, MetaLayoutWithF16ShardsLoads) {
+  Scratch dir;
+  const ModelConfig c = small_config(96, 32, 2);
+  export_hf(make_checkpoint(dir, c), dir / "hf", 1 << 30);
+  const SafetensorsReader f32(dir / "hf/model.safetensors");
+  const auto write_meta = [&](const std::string& out, const std::string& poisoned) {
+    fs::create_directories(out);
+    SafetensorsWriter shards[2];
+    std::vector<at::Tensor> keep;
+    nlohmann::json weight_map;
+    int i = 0;
+    for (const auto& [name, entry] : f32.entries()) {
+      keep.push_back(f32.read(name).to(at::kHalf).contiguous());
+      if (name == poisoned) keep.back().view({-1})[0] = std::numeric_limits<float>::infinity();
+      const int file = i++ % 2;
+      shards[file].add(name, keep.back());
+      weight_map[name] = fmt::format("model-0000{}-of-00002.safetensors", file + 1);
+    }
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      const std::string name = fmt::format("model.layers.{}.self_attn.rotary_emb.inv_freq", l);
+      keep.push_back(at::rand({c.head_dim() / 2}));
+      shards[0].add(name, keep.back());
+      weight_map[name] = "model-00001-of-00002.safetensors";
+    }
+    for (int file = 0; file < 2; ++file) shards[file].write(out + fmt::format("/model-0000{}-of-00002.safetensors", file + 1));
+    std::ofstream(out + "/model.safetensors.index.json") << nlohmann::json{{"metadata", {{"total_size", 0}}},
+                                                                          {"weight_map", weight_map}}.dump(2);
+    nlohmann::json config = nlohmann::json::parse(bytes_of(dir / "hf/config.json"));
+    config["torch_dtype"] = "float16";
+    std::ofstream(out + "/config.json") << config.dump(2);
+  };
+  write_meta(dir / "meta", "");
+  c10::AutoGradMode no_grad(false);
+  Llama from_f16(c, {&Communicator::self(), false}, {8, 1, at::kFloat});
+  Llama from_f32(c, {&Communicator::self(), false}, {8, 2, at::kFloat});
+  load_hf_weights(dir / "meta", from_f16, 0);
+  load_hf_weights(dir / "hf", from_f32, 0);
+  for (size_t i = 0; i < from_f16.parameters().size(); ++i)
+    EXPECT_TRUE(at::equal(from_f16.parameters()[i].value, from_f32.parameters()[i].value.to(at::kHalf).to(at::kFloat)))
+        << from_f16.parameters()[i].name;
+  const at::Tensor tokens = random_tokens(2, 8, c.vocab_size, 42);
+  EXPECT_TRUE(close_to_scale(from_f16.logits(tokens), from_f32.logits(tokens), 5e-3));
+
+  write_meta(dir / "poisoned", "model.layers.1.mlp.up_proj.weight");
+  try {
+    load_hf_weights(dir / "poisoned", from_f16, 0);
+    FAIL() << "no error";
+  } catch (const BadInput& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor 'model.layers.1.mlp.up_proj.weight' holds inf or NaN"),
+              std::string::npos) << e.what();
   }
 }
 

@@ -19,28 +19,6 @@ namespace {
 
 TensorParallel single() { return {&Communicator::self(), false}; }
 
-// The model's fused tp=1 parameters, unfused into Hugging Face names and shapes.
-Weights unfused_weights(const Llama& model) {
-  const ModelConfig& c = model.config();
-  const int64_t q_rows = c.num_attention_heads * c.head_dim(), kv_rows = c.num_key_value_heads * c.head_dim();
-  Weights w;
-  for (const Parameter& p : model.parameters()) {
-    const at::Tensor v = p.value.detach();
-    const std::string base = p.name.substr(0, p.name.rfind('.', p.name.size() - 8) + 1);
-    if (p.name.find("qkv_proj") != std::string::npos) {
-      w[base + "q_proj.weight"] = v.narrow(0, 0, q_rows);
-      w[base + "k_proj.weight"] = v.narrow(0, q_rows, kv_rows);
-      w[base + "v_proj.weight"] = v.narrow(0, q_rows + kv_rows, kv_rows);
-    } else if (p.name.find("gate_up_proj") != std::string::npos) {
-      w[base + "gate_proj.weight"] = v.narrow(0, 0, c.intermediate_size);
-      w[base + "up_proj.weight"] = v.narrow(0, c.intermediate_size, c.intermediate_size);
-    } else {
-      w[p.name] = v;
-    }
-  }
-  return w;
-}
-
 at::Tensor batch_major(const at::Tensor& logits) { return logits.permute({1, 0, 2}); }  // [s,b,V] → [b,s,V]
 
 TEST(Model, FusedLogitsEqualUnfusedReference) {

@@ -53,8 +53,9 @@ int data_parallel_layout() {
 struct TrainingRun {
   Llama model;
   ShardedAdamW optimizer;
-  TrainingRun(const ModelConfig& c, const Communicator& tp, const Communicator& dp, bool zero_1, int64_t seq)
-      : model(c, {&tp, c.sequence_parallel_enabled && tp.size() > 1}, {seq, 3, at::kFloat}),
+  TrainingRun(const ModelConfig& c, const Communicator& tp, const Communicator& dp, bool zero_1, int64_t seq,
+              at::ScalarType dtype = at::kFloat)
+      : model(c, {&tp, c.sequence_parallel_enabled && tp.size() > 1}, {seq, 3, dtype}),
         optimizer(model.parameters(), tp, dp, [&] {
           AdamWOptions o;
           o.zero_1 = zero_1;
@@ -78,18 +79,24 @@ struct TrainingRun {
   }
 };
 
-TEST(DataParallelism, AveragedGradientsEqualOneProcessSeeingAllMicroBatches) {
+// fp32, and bf16 with fp32 main gradients (the DP sum of fp32 gradients vs their accumulation in one process).
+class DataParallelism : public ::testing::TestWithParam<at::ScalarType> {};
+
+TEST_P(DataParallelism, AveragedGradientsEqualOneProcessSeeingAllMicroBatches) {
   const int64_t dp = data_parallel_layout(), dp_rank = context().dp().rank(), seq = 8, batch = 2;
   const ModelConfig c = small_config(97, 32, 2);
   const SyntheticData data(c.vocab_size, seq, 17);
-  TrainingRun distributed(c, context().tp(), context().dp(), true, seq);
-  TrainingRun reference(c, context().tp(), Communicator::self(), true, seq);
+  TrainingRun distributed(c, context().tp(), context().dp(), true, seq, GetParam());
+  TrainingRun reference(c, context().tp(), Communicator::self(), true, seq, GetParam());
   distributed.micro_steps(data, 0, dp_rank, dp, 1, batch, seq);
   reference.micro_steps(data, 0, 0, 1, dp, batch, seq);  // the same global batch as `dp` micro-steps
   const at::Tensor mine = distributed.optimizer.reduce_gradients();
   const at::Tensor all = reference.optimizer.reduce_gradients();
   EXPECT_TRUE(close_to_scale(mine, all.narrow(0, distributed.optimizer.shard_offset(), mine.size(0)), 1e-6));
 }
+
+INSTANTIATE_TEST_SUITE_P(Precision, DataParallelism, ::testing::Values(at::kFloat, at::kBFloat16),
+                         [](const auto& info) { return std::string(info.param == at::kFloat ? "Fp32" : "Bf16"); });
 
 class ZeroOne : public ::testing::TestWithParam<bool> {};
 

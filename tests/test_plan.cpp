@@ -36,5 +36,20 @@ TEST(Plan, OptimizerStateIsShardedOverDp) {
   EXPECT_EQ(mixed.optimizer_bytes, 12 * ((one.local_params + 1) / 2));  // + fp32 master
 }
 
+// Gradients and the DP reduction's buffers, by hand: fp32 main gradients (4 bytes/param, the ZeRO-1 shard received
+// in fp32) or bf16 gradients (2 bytes/param, the shard received in bf16 and widened to fp32).
+TEST(Plan, GradientBytesFollowTheMainGradientDtype) {
+  const ModelConfig c = config_file("llama2-58m.json");
+  const MemoryPlan main_fp32 = plan_memory(c, {1, 2, 4, 512, true, true, true});
+  const MemoryPlan bf16 = plan_memory(c, {1, 2, 4, 512, true, true, false});
+  const int64_t n = main_fp32.local_params, shard = (n + 1) / 2;
+  EXPECT_EQ(main_fp32.grad_bytes, 4 * n);
+  EXPECT_EQ(main_fp32.reduce_bytes, 4 * shard);
+  EXPECT_EQ(bf16.grad_bytes, 2 * n);
+  EXPECT_EQ(bf16.reduce_bytes, 2 * shard + 4 * shard);
+  const MemoryPlan bf16_replicated = plan_memory(c, {1, 2, 4, 512, true, false, false});
+  EXPECT_EQ(bf16_replicated.reduce_bytes, 4 * n);  // all-reduced in place, then widened whole
+}
+
 }  // namespace
 }  // namespace llama2::testing

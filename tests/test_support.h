@@ -6,6 +6,7 @@
 #include "llama2/config/config.h"
 #include "llama2/dist/communicator.h"
 #include "llama2/model/llama.h"
+#include "reference_llama.h"
 
 namespace llama2::testing {
 
@@ -48,6 +49,28 @@ inline ::testing::AssertionResult all_close(const at::Tensor& a, const at::Tenso
 // |a - b| ≤ rtol·max|b| elementwise: relative to the tensor's scale, so tiny entries do not dominate.
 inline ::testing::AssertionResult close_to_scale(const at::Tensor& a, const at::Tensor& b, double rtol) {
   return all_close(a, b, 0.0, rtol * b.abs().max().item<double>() + 1e-30);
+}
+
+// The model's fused tp=1 parameters, unfused into Hugging Face names and shapes.
+inline Weights unfused_weights(const Llama& model) {
+  const ModelConfig& c = model.config();
+  const int64_t q_rows = c.num_attention_heads * c.head_dim(), kv_rows = c.num_key_value_heads * c.head_dim();
+  Weights w;
+  for (const Parameter& p : model.parameters()) {
+    const at::Tensor v = p.value.detach();
+    const std::string base = p.name.substr(0, p.name.rfind('.', p.name.size() - 8) + 1);
+    if (p.name.find("qkv_proj") != std::string::npos) {
+      w[base + "q_proj.weight"] = v.narrow(0, 0, q_rows);
+      w[base + "k_proj.weight"] = v.narrow(0, q_rows, kv_rows);
+      w[base + "v_proj.weight"] = v.narrow(0, q_rows + kv_rows, kv_rows);
+    } else if (p.name.find("gate_up_proj") != std::string::npos) {
+      w[base + "gate_proj.weight"] = v.narrow(0, 0, c.intermediate_size);
+      w[base + "up_proj.weight"] = v.narrow(0, c.intermediate_size, c.intermediate_size);
+    } else {
+      w[p.name] = v;
+    }
+  }
+  return w;
 }
 
 }  // namespace llama2::testing

@@ -5,12 +5,14 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "llama2/checkpoint/checkpoint.h"
 #include "llama2/checkpoint/safetensors.h"
@@ -47,6 +49,21 @@ std::vector<int64_t> piece_shape(const Parameter& p, const Piece& piece) {
   std::vector<int64_t> shape = p.full_shape;
   shape[0] = piece.rows;
   return shape;
+}
+
+// Tensors of the files that are not the model's: rotary tables (`rotary_emb.inv_freq`, recomputed from rope_theta,
+// as HF itself ignores them) in one info line; anything else in one warning naming them.
+void report_unused(const std::map<std::string, std::unique_ptr<SafetensorsReader>>& readers,
+                   const std::set<std::string>& used) {
+  std::vector<std::string> rotary, other;
+  for (const auto& [path, reader] : readers)
+    for (const auto& [name, entry] : reader->entries())
+      if (!used.count(name)) (name.find("rotary_emb.inv_freq") != std::string::npos ? rotary : other).push_back(name);
+  if (!rotary.empty())
+    spdlog::info("ignored {} rotary_emb.inv_freq tensors (recomputed from rope_theta, as Hugging Face does)",
+                 rotary.size());
+  if (!other.empty())
+    spdlog::warn("ignored {} tensors that are not this model's: {}", other.size(), fmt::join(other, ", "));
 }
 
 void write_text(const std::string& path, const std::string& text) {
@@ -130,6 +147,7 @@ void load_hf_weights(const std::string& model_dir, Llama& model, int64_t tp_rank
     return *r;
   };
   const int64_t tp = model.tensor_parallel().comm->size();
+  std::set<std::string> used;
   for (Parameter& p : model.parameters()) {
     std::vector<at::Tensor> pieces;
     for (const Piece& piece : hf_pieces(p, model.config())) {
@@ -138,13 +156,18 @@ void load_hf_weights(const std::string& model_dir, Llama& model, int64_t tp_rank
       if (e.shape != piece_shape(p, piece))
         throw BadInput(fmt::format("{}: tensor '{}' has shape [{}] but the config needs [{}]", r.path(), piece.hf_name,
                                    fmt::join(e.shape, ", "), fmt::join(piece_shape(p, piece), ", ")));
-      if (e.dtype != "F32" && e.dtype != "BF16" && e.dtype != "F64")
-        throw BadInput(fmt::format("{}: tensor '{}' has dtype {}; expected F32, BF16 or F64", r.path(), piece.hf_name,
-                                   e.dtype));
-      pieces.push_back(r.read(piece.hf_name).to(at::kFloat));
+      if (e.dtype != "F32" && e.dtype != "BF16" && e.dtype != "F16" && e.dtype != "F64")
+        throw BadInput(fmt::format("{}: tensor '{}' has dtype {}; expected F32, BF16, F16 or F64", r.path(),
+                                   piece.hf_name, e.dtype));
+      pieces.push_back(r.read(piece.hf_name).to(at::kFloat));  // F16 and BF16 are exact in fp32
+      if (!at::isfinite(pieces.back()).all().item<bool>())
+        throw BadInput(fmt::format("{}: tensor '{}' holds inf or NaN values; expected finite weights", r.path(),
+                                   piece.hf_name));
+      used.insert(piece.hf_name);
     }
     p.value.copy_(shard(at::cat(pieces, 0), p.spec, tp, tp_rank));
   }
+  report_unused(readers, used);
 }
 
 }  // namespace llama2

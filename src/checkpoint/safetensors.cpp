@@ -24,6 +24,7 @@ std::string dtype_name(at::ScalarType t) {
   switch (t) {
     case at::kFloat: return "F32";
     case at::kBFloat16: return "BF16";
+    case at::kHalf: return "F16";
     case at::kDouble: return "F64";
     case at::kLong: return "I64";
     default: throw RuntimeFailure(std::string("safetensors: unsupported dtype ") + c10::toString(t));
@@ -34,6 +35,7 @@ std::string dtype_name(at::ScalarType t) {
 std::pair<at::ScalarType, int64_t> dtype_of(const std::string& name) {
   if (name == "F32") return {at::kFloat, 4};
   if (name == "BF16") return {at::kBFloat16, 2};
+  if (name == "F16") return {at::kHalf, 2};
   if (name == "F64") return {at::kDouble, 8};
   if (name == "I64") return {at::kLong, 8};
   return {at::ScalarType::Undefined, 0};
@@ -129,7 +131,7 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
       bad("tensor '" + name + "': malformed entry (" + ex.what() + ")");
     }
     const auto [type, width] = dtype_of(e.dtype);
-    if (width == 0) bad("tensor '" + name + "': unsupported dtype " + e.dtype + "; expected F32, BF16, F64 or I64");
+    if (width == 0) bad("tensor '" + name + "': unsupported dtype " + e.dtype + "; expected F32, BF16, F16, F64 or I64");
     uint64_t numel = 1;
     for (int64_t d : e.shape) {
       if (d < 0 || (d > 0 && numel > (uint64_t{1} << 40) / static_cast<uint64_t>(d)))

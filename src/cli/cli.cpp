@@ -3,21 +3,25 @@
 
 #include <cstdio>
 #include <functional>
+#include <memory>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "llama2/checkpoint/checkpoint.h"
 #include "llama2/checkpoint/hf_interop.h"
 #include "llama2/cli/flag_checks.h"
 #include "llama2/data/prepare_data.h"
+#include "llama2/data/tokenizer.h"
 #include "llama2/dist/communicator.h"
 #include "llama2/dist/layout.h"
 #include "llama2/kernels/matmul.h"
 #include "llama2/plan/machine_rates.h"
 #include "llama2/plan/plan.h"
 #include "llama2/train/eval.h"
+#include "llama2/train/generate.h"
 #include "llama2/train/trainer.h"
 #include "llama2/util/errors.h"
 
@@ -54,6 +58,10 @@ void add_model_options(CLI::App* app, TrainOptions& o, std::vector<std::function
   app->add_option("--num_layers", o.num_layers, "if > 0: override num_hidden_layers")
       ->check(integer_in(0, 4096))->capture_default_str();
   add_bool(app, "use_mix_precision", o.use_mix_precision, "bf16 params/activations/grads, fp32 master params");
+  app->add_option("--main_grad_dtype", o.main_grad_dtype,
+                  "with --use_mix_precision: the dtype weight gradients accumulate over micro-steps and are reduced "
+                  "over DP in (fp32: Megatron's main gradients; bf16: the recipe's, half the memory and traffic)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
   add_bool(app, "use_zero_1", o.use_zero_1, "shard fp32 master params and Adam moments over DP (ZeRO-1)");
   add_bool(app, "overlap_grad_reduce", o.overlap_grad_reduce,
            "reduce DP gradient buckets non-blocking during backward (else all after it)");
@@ -97,17 +105,31 @@ void add_train_options(CLI::App* app, TrainOptions& o) {
                   "checkpoint (or checkpoints directory) to resume from (default: <output_dir>/checkpoints/latest)");
   add_bool(app, "synthetic_data", o.synthetic_data, "train on the seeded synthetic token stream");
   app->add_option("--data_dir", o.data_dir, "token shards written by prepare-data");
-  app->add_option("--tokenizer", o.tokenizer, "if given: refuse data prepared with another tokenizer.model");
+  app->add_option("--tokenizer", o.tokenizer,
+                  "if given: refuse data prepared with another tokenizer.model; decodes --sample_interval's samples");
   app->add_option("--eval_interval", o.eval_interval, "validation loss every N steps and at the end (0: never)")
       ->check(integer_at_least(0))->capture_default_str();
   app->add_option("--eval_iters", o.eval_iters, "micro-batches per DP rank per evaluation")
       ->check(integer_at_least(1))->capture_default_str();
+  app->add_option("--sample_interval", o.sample_interval,
+                  "a greedy continuation of --sample_prompt every N steps, at the start and at the end, into the "
+                  "log, metrics.jsonl and TensorBoard's text tab (needs --tokenizer; 0: never)")
+      ->check(integer_at_least(0))->capture_default_str();
+  app->add_option("--sample_prompt", o.sample_prompt, "the prompt of --sample_interval's samples")
+      ->capture_default_str();
+  app->add_option("--sample_tokens", o.sample_tokens, "tokens per sample at most (prompt + these <= --seq_len)")
+      ->check(integer_in(1, 1 << 20))->capture_default_str();
   app->add_option("--threads", o.threads, "intra-op threads per rank (0: cores per node / ranks per node)")
       ->check(integer_at_least(0))->capture_default_str();
   app->add_option("--log_interval", o.log_interval, "steps between log lines")
       ->check(integer_at_least(1))->capture_default_str();
   add_bool(app, "skip_memory_check", o.skip_memory_check,
            "train even where the predicted peak RSS exceeds what the node can give (else: exit 2 before allocating)");
+  app->add_option("--collective_timeout", o.collective_timeout,
+                  "seconds a rank may wait in one collective, or go without progress, before the job ends with "
+                  "exit status 4 naming the ranks it waited for (warned at a tenth; training steps get at least 3x "
+                  "the slowest step, setup and checkpoint saves 3x this; 0: no watchdog)")
+      ->check(number_at_least(0))->capture_default_str();
   add_bool(app, "skip_nonfinite", o.skip_nonfinite,
            "skip a step whose loss or gradient norm is NaN/inf and go on (else: exit 1, saving nothing new)");
   add_bool(app, "log_all_ranks", o.log_all_ranks, "every rank logs, prefixed with its rank (debugging)");
@@ -194,7 +216,7 @@ int run_local(const std::function<int()>& body) {
 void add_eval_options(CLI::App* app, EvalOptions& o) {
   app->add_option("--model_path", o.model_path, "Hugging Face model directory (config.json + safetensors)");
   app->add_option("--checkpoint", o.checkpoint, "a checkpoint directory (or checkpoints directory with 'latest')");
-  app->add_option("--tokenizer", o.tokenizer, "sentencepiece tokenizer.model")->required();
+  app->add_option("--tokenizer", o.tokenizer, "sentencepiece tokenizer.model (default: the model directory's)");
   app->add_option("--text", o.text, "text file, encoded as one document")->required();
   app->add_option("--seq_len", o.seq_len, "window length")->check(integer_in(1, 1 << 20))->capture_default_str();
   app->add_option("--tensor_parallel_size", o.tensor_parallel_size, "TP degree")
@@ -203,14 +225,46 @@ void add_eval_options(CLI::App* app, EvalOptions& o) {
       ->check(integer_at_least(0))->capture_default_str();
 }
 
+void add_generate_options(CLI::App* app, GenerateOptions& o, bool& json) {
+  app->add_option("--model_path", o.model_path, "Hugging Face model directory (config.json + safetensors)");
+  app->add_option("--checkpoint", o.checkpoint, "a checkpoint directory (or checkpoints directory with 'latest')");
+  app->add_option("--tokenizer", o.tokenizer, "sentencepiece tokenizer.model (default: the model directory's)");
+  app->add_option("--prompt", o.prompt, "text to continue (after BOS)")->required();
+  app->add_option("--max_new_tokens", o.max_new_tokens, "tokens to generate at most (stops earlier at EOS)")
+      ->check(integer_in(1, 1 << 20))->capture_default_str();
+  app->add_option("--temperature", o.sampling.temperature, "softmax temperature (0: greedy)")
+      ->check(number_in(0, 100))->capture_default_str();
+  app->add_option("--top_k", o.sampling.top_k, "sample among the k most likely tokens only (0: all)")
+      ->check(integer_at_least(0))->capture_default_str();
+  app->add_option("--top_p", o.sampling.top_p, "sample among the most likely tokens holding this much probability")
+      ->check(number_in(0, 1))->capture_default_str();
+  app->add_option("--seed", o.sampling.seed, "sampling seed: the same seed gives the same tokens")
+      ->capture_default_str();
+  add_bool(app, "json", json, "print one JSON line {prompt_tokens, tokens, text} instead of the text");
+  app->add_option("--tensor_parallel_size", o.tensor_parallel_size, "TP degree")
+      ->check(integer_at_least(1))->capture_default_str();
+  app->add_option("--threads", o.threads, "intra-op threads per rank (0: cores per node / ranks per node)")
+      ->check(integer_at_least(0))->capture_default_str();
+}
+
+void print_generation(const Generation& g, bool json) {
+  if (json)
+    std::printf("%s\n", nlohmann::json{{"prompt_tokens", g.prompt_tokens}, {"tokens", g.tokens}, {"text", g.text}}
+                             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  else
+    std::printf("%s\n", g.text.c_str());
+  std::fprintf(stderr, "%zu tokens in %.2f s (%.1f tokens/s, the %lld-token prompt included)\n", g.tokens.size(),
+               g.seconds, g.seconds > 0 ? static_cast<double>(g.tokens.size()) / g.seconds : 0.0,
+               static_cast<long long>(g.prompt_tokens));
+}
+
 int run_plan(TrainOptions o) {
   if (o.config_path.empty()) throw BadInput("--config FILE is required; expected a Hugging Face config.json");
   const ModelConfig config = apply_options(load_model_config(o.config_path), o);
   const int64_t ranks_per_node = o.ranks_per_node > 0 ? o.ranks_per_node : o.tensor_parallel_size;
   const int64_t world = o.nodes * ranks_per_node;
   resolve_batch_and_parallelism(config, o, world);
-  const MemoryPlanInput in{o.tensor_parallel_size, world / o.tensor_parallel_size, o.batch_size, o.seq_len,
-                           o.use_mix_precision, o.use_zero_1};
+  const MemoryPlanInput in = memory_plan_input(o, o.tensor_parallel_size, world / o.tensor_parallel_size);
   ParallelLayout layout;
   layout.threads = default_threads(o.threads, static_cast<int>(ranks_per_node));
   apply_threads(layout);
@@ -266,6 +320,10 @@ int run_cli(int argc, char** argv) {
   EvalOptions eval_opts;
   CLI::App* eval = app.add_subcommand("eval", "loss and perplexity of a model on a text (any ranks / TP degree)");
   add_eval_options(eval, eval_opts);
+  GenerateOptions generate_opts;
+  bool generate_json = false;
+  CLI::App* generate = app.add_subcommand("generate", "continue a prompt with a model (KV cache; any ranks / TP degree)");
+  add_generate_options(generate, generate_opts, generate_json);
   std::string export_checkpoint, export_output;
   int64_t export_shard_mib = 4096;
   CLI::App* exporter = app.add_subcommand("export-hf", "write a checkpoint as a Hugging Face Llama directory");
@@ -273,6 +331,10 @@ int run_cli(int argc, char** argv) {
   exporter->add_option("--output", export_output, "output directory")->required();
   exporter->add_option("--max_shard_mib", export_shard_mib, "largest safetensors file before sharding")
       ->check(integer_at_least(1))->capture_default_str();
+  std::string export_tokenizer;
+  exporter->add_option("--tokenizer", export_tokenizer,
+                       "also write this tokenizer.model with the files a Hugging Face LlamaTokenizer loads "
+                       "(tokenizer_config.json, special_tokens_map.json) and generation_config.json");
 
   if (argc > 1 && argv[1][0] != '-') {
     std::string names;
@@ -306,8 +368,27 @@ int run_cli(int argc, char** argv) {
   if (prepare->parsed()) return run_local([&] { return run_prepare(prepare_opts); });
   if (exporter->parsed())
     return run_local([&] {
-      const int files = export_hf(resolve_checkpoint(export_checkpoint, ""), export_output, export_shard_mib << 20);
-      std::printf("exported %d safetensors file(s) and config.json to %s\n", files, export_output.c_str());
+      const std::string checkpoint = resolve_checkpoint(export_checkpoint, "");
+      const ModelConfig config = CheckpointReader(checkpoint).config();
+      std::unique_ptr<Tokenizer> tokenizer;  // checked before anything is written
+      if (!export_tokenizer.empty()) {
+        tokenizer = std::make_unique<Tokenizer>(export_tokenizer);
+        if (tokenizer->vocab_size() > config.vocab_size)
+          throw BadInput(fmt::format("--tokenizer = {} has {} pieces but the model's vocab_size is {}; expected the "
+                                     "tokenizer the model was trained with",
+                                     export_tokenizer, tokenizer->vocab_size(), config.vocab_size));
+      }
+      const int files = export_hf(checkpoint, export_output, export_shard_mib << 20);
+      if (tokenizer) write_hf_tokenizer_files(*tokenizer, export_tokenizer, export_output, config.max_position_embeddings);
+      std::printf("exported %d safetensors file(s) and config.json%s to %s\n", files,
+                  export_tokenizer.empty() ? "" : ", the tokenizer files and generation_config.json",
+                  export_output.c_str());
+      return 0;
+    });
+  if (generate->parsed())
+    return run_on_all_ranks(&argc, &argv, [&](DistributedContext& dist) {
+      const Generation g = run_generate(generate_opts, dist);
+      if (dist.world().rank() == 0) print_generation(g, generate_json);
       return 0;
     });
   if (eval->parsed())

@@ -23,14 +23,23 @@ void check_flag_combinations(const TrainOptions& o) {
     throw BadInput(fmt::format("--data_dir = {} and --synthetic_data contradict each other (synthetic data reads no "
                                "directory); expected one of them",
                                o.data_dir));
-  if (o.synthetic_data && !o.tokenizer.empty())
+  if (o.synthetic_data && !o.tokenizer.empty() && o.sample_interval == 0)
     throw BadInput(fmt::format("--tokenizer = {} has no effect with --synthetic_data (it checks the tokenizer "
-                               "--data_dir was prepared with); expected --data_dir, or no --tokenizer",
+                               "--data_dir was prepared with, and decodes --sample_interval's samples); expected "
+                               "--data_dir, --sample_interval, or no --tokenizer",
                                o.tokenizer));
+  if (o.sample_interval > 0 && o.tokenizer.empty())
+    throw BadInput(fmt::format("--sample_interval = {} needs --tokenizer FILE to encode --sample_prompt and decode "
+                               "the samples; expected the tokenizer.model the data was prepared with",
+                               o.sample_interval));
   if (o.global_batch_size > 0 && o.grad_accum_usteps != 1)
     throw BadInput(fmt::format("--grad_accum_usteps = {} and --global_batch_size = {} both set the accumulation "
                                "(GBS / batch_size / dp); expected one of them",
                                o.grad_accum_usteps, o.global_batch_size));
+  if (o.main_grad_dtype != "fp32" && !o.use_mix_precision)
+    throw BadInput(fmt::format("--main_grad_dtype = {} has no effect without --use_mix_precision (fp32 training keeps "
+                               "fp32 gradients); expected --use_mix_precision, or no --main_grad_dtype",
+                               o.main_grad_dtype));
   if (o.min_lr > o.lr)
     throw BadInput(fmt::format("--min_lr = {} is above --lr = {}; expected min_lr <= lr", o.min_lr, o.lr));
   if (o.warmup_steps > o.max_steps)

@@ -59,4 +59,37 @@ long llama2_spm_encode(void* h, const char* text, size_t len, int* ids, size_t c
   }
 }
 
+// The piece of `id` ("<s>", "▁the", ...) into out[0, capacity) (NUL-terminated, truncated); its length, or -1.
+long llama2_spm_piece(void* h, int id, char* out, size_t capacity) {
+  try {
+    auto* sp = static_cast<sentencepiece::SentencePieceProcessor*>(h);
+    if (id < 0 || id >= sp->GetPieceSize() || capacity == 0) return -1;
+    const std::string& piece = sp->IdToPiece(id);
+    std::strncpy(out, piece.c_str(), capacity - 1);
+    out[capacity - 1] = '\0';
+    return static_cast<long>(piece.size());
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+// Decodes ids[0, n) into text. Returns the text's length (written only if ≤ capacity), or -1 on error (an id
+// outside the vocabulary, say).
+long llama2_spm_decode(void* h, const int* ids, size_t n, char* text, size_t capacity, char* err, size_t err_len) {
+  try {
+    auto* sp = static_cast<sentencepiece::SentencePieceProcessor*>(h);
+    std::string out;
+    const auto status = sp->Decode(std::vector<int>(ids, ids + n), &out);
+    if (!status.ok()) {
+      set_error(err, err_len, status.ToString());
+      return -1;
+    }
+    if (out.size() <= capacity) std::memcpy(text, out.data(), out.size());
+    return static_cast<long>(out.size());
+  } catch (const std::exception& e) {
+    set_error(err, err_len, e.what());
+    return -1;
+  }
+}
+
 }  // extern "C"

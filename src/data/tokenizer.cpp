@@ -6,7 +6,11 @@
 
 #include <filesystem>
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include "llama2/util/errors.h"
+#include "llama2/util/file_io.h"
 
 namespace llama2 {
 
@@ -18,6 +22,9 @@ struct Tokenizer::Library {
   int (*bos_id)(void*) = nullptr;
   int (*eos_id)(void*) = nullptr;
   long (*encode)(void*, const char*, size_t, int*, size_t, char*, size_t) = nullptr;
+  long (*decode)(void*, const int*, size_t, char*, size_t, char*, size_t) = nullptr;
+  long (*piece)(void*, int, char*, size_t) = nullptr;
+  int (*unk_id)(void*) = nullptr;
 };
 
 namespace {
@@ -53,6 +60,9 @@ std::shared_ptr<const Tokenizer::Library> library() {
     bind(l->dl, "llama2_spm_bos_id", l->bos_id);
     bind(l->dl, "llama2_spm_eos_id", l->eos_id);
     bind(l->dl, "llama2_spm_encode", l->encode);
+    bind(l->dl, "llama2_spm_decode", l->decode);
+    bind(l->dl, "llama2_spm_piece", l->piece);
+    bind(l->dl, "llama2_spm_unk_id", l->unk_id);
     return std::shared_ptr<const Tokenizer::Library>(std::move(l));
   }();
   return lib;
@@ -87,8 +97,57 @@ std::vector<int> Tokenizer::encode(std::string_view text) const {
   }
 }
 
+std::string Tokenizer::decode(const std::vector<int>& ids) const {
+  std::string text(ids.size() * 8 + 16, '\0');
+  char err[512] = {0};
+  for (;;) {
+    const long n = lib_->decode(handle_, ids.data(), ids.size(), text.data(), text.size(), err, sizeof(err));
+    if (n < 0) throw RuntimeFailure(std::string("sentencepiece decode failed: ") + err);
+    const bool fits = static_cast<size_t>(n) <= text.size();
+    text.resize(static_cast<size_t>(n));
+    if (fits) return text;
+  }
+}
+
+std::string Tokenizer::piece(int id) const {
+  char out[256] = {0};
+  if (lib_->piece(handle_, id, out, sizeof(out)) < 0)
+    throw RuntimeFailure(fmt::format("tokenizer: no piece for id {}", id));
+  return out;
+}
+
+void write_hf_tokenizer_files(const Tokenizer& t, const std::string& tokenizer_path, const std::string& dir,
+                              int64_t max_positions) {
+  const std::string bos = t.piece(t.bos_id()), eos = t.piece(t.eos_id()), unk = t.piece(t.unk_id());
+  std::filesystem::copy_file(tokenizer_path, dir + "/tokenizer.model", std::filesystem::copy_options::overwrite_existing);
+  const auto write = [&](const std::string& name, const nlohmann::json& j) {
+    AtomicFile file(dir + "/" + name);
+    const std::string text = j.dump(2) + "\n";
+    file.write(text.data(), text.size());
+    file.commit();
+  };
+  write("special_tokens_map.json", {{"bos_token", bos}, {"eos_token", eos}, {"unk_token", unk}});
+  write("tokenizer_config.json", {{"tokenizer_class", "LlamaTokenizer"}, {"bos_token", bos}, {"eos_token", eos},
+                                  {"unk_token", unk}, {"pad_token", nullptr}, {"add_bos_token", true},
+                                  {"add_eos_token", false}, {"clean_up_tokenization_spaces", false},
+                                  {"legacy", false}, {"model_max_length", max_positions},
+                                  {"padding_side", "right"}, {"sp_model_kwargs", nlohmann::json::object()}});
+  write("generation_config.json", {{"bos_token_id", t.bos_id()}, {"eos_token_id", t.eos_id()},
+                                   {"do_sample", true}, {"temperature", 0.6}, {"top_p", 0.9},
+                                   {"max_length", max_positions}});
+}
+
+void check_token_ids(const std::vector<int>& ids, const std::string& tokenizer_path, int64_t vocab_size) {
+  for (int id : ids)
+    if (id >= vocab_size)
+      throw BadInput(fmt::format("--tokenizer = {}: token id {} >= the model's vocab_size {}; expected the tokenizer "
+                                 "the model was trained with",
+                                 tokenizer_path, id, vocab_size));
+}
+
 int Tokenizer::vocab_size() const { return lib_->vocab_size(handle_); }
 int Tokenizer::bos_id() const { return lib_->bos_id(handle_); }
 int Tokenizer::eos_id() const { return lib_->eos_id(handle_); }
+int Tokenizer::unk_id() const { return lib_->unk_id(handle_); }
 
 }  // namespace llama2

@@ -83,7 +83,30 @@ int count_of(const at::Tensor& t) {
   return static_cast<int>(t.numel());
 }
 
+int64_t bytes_of(const at::Tensor& t) { return t.numel() * static_cast<int64_t>(t.element_size()); }
+
 }  // namespace
+
+// A blocking collective's life on the status board: numbered and published as waited for when it starts,
+// finished when it returns. Without a board (self, unit tests) it does nothing.
+class Communicator::Published {
+ public:
+  Published(const Communicator& c, CollectiveOp op, int64_t bytes) : board_(c.size_ > 1 ? c.board_ : nullptr), group_(c.group_) {
+    if (!board_) return;
+    seq_ = board_->collective_started(group_);
+    board_->waiting(group_, op, seq_, bytes);
+  }
+  ~Published() {
+    if (board_) board_->collective_finished(group_, seq_);
+  }
+  Published(const Published&) = delete;
+  Published& operator=(const Published&) = delete;
+
+ private:
+  StatusBoard* board_;
+  CommGroup group_;
+  int64_t seq_ = 0;
+};
 
 Communicator::Communicator(void* mpi_comm, bool owned) : comm_(mpi_comm), owned_(owned) {
   MPI_Comm_rank(handle(comm_), &rank_);
@@ -99,6 +122,20 @@ Communicator::~Communicator() {
   }
 }
 
+void Communicator::publish_to(StatusBoard& board, CommGroup group) {
+  board_ = &board;
+  group_ = group;
+  MPI_Group mine, world;
+  MPI_Comm_group(handle(comm_), &mine);
+  MPI_Comm_group(MPI_COMM_WORLD, &world);
+  std::vector<int> ranks(size_), world_ranks(size_);
+  for (int r = 0; r < size_; ++r) ranks[r] = r;
+  MPI_Group_translate_ranks(mine, size_, ranks.data(), world, world_ranks.data());
+  MPI_Group_free(&mine);
+  MPI_Group_free(&world);
+  board.set_members(group, std::move(world_ranks));
+}
+
 const Communicator& Communicator::self() {
   static Communicator self_comm(MPI_COMM_SELF, false);
   return self_comm;
@@ -108,6 +145,7 @@ void Communicator::all_reduce(at::Tensor& t, ReduceOp op) const {
   ScopedPhase phase(Phase::Communication);
   require_contiguous(t, "all_reduce");
   if (size_ == 1) return;
+  Published published(*this, CollectiveOp::AllReduce, bytes_of(t));
   check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), count_of(t), mpi_type(t), mpi_op(t, op), handle(comm_)),
         "Allreduce");
 }
@@ -120,6 +158,7 @@ at::Tensor Communicator::all_gather(const at::Tensor& t) const {
   if (sizes.empty()) throw RuntimeFailure("all_gather needs a tensor with at least one dimension");
   sizes[0] *= size_;
   at::Tensor out = at::empty(sizes, t.options());
+  Published published(*this, CollectiveOp::AllGather, bytes_of(out));
   check(MPI_Allgather(t.data_ptr(), count_of(t), mpi_type(t), out.data_ptr(), count_of(t), mpi_type(t),
                       handle(comm_)),
         "Allgather");
@@ -136,6 +175,7 @@ at::Tensor Communicator::reduce_scatter(const at::Tensor& t) const {
   auto sizes = t.sizes().vec();
   sizes[0] /= size_;
   at::Tensor out = at::empty(sizes, t.options());
+  Published published(*this, CollectiveOp::ReduceScatter, bytes_of(t));
   check(MPI_Reduce_scatter_block(t.data_ptr(), out.data_ptr(), count_of(out), mpi_type(t),
                                  mpi_op(t, ReduceOp::Sum), handle(comm_)),
         "Reduce_scatter_block");
@@ -146,12 +186,30 @@ void Communicator::broadcast(at::Tensor& t, int root) const {
   ScopedPhase phase(Phase::Communication);
   require_contiguous(t, "broadcast");
   if (size_ == 1) return;
+  Published published(*this, CollectiveOp::Broadcast, bytes_of(t));
   check(MPI_Bcast(t.data_ptr(), count_of(t), mpi_type(t), root, handle(comm_)), "Bcast");
 }
 
 struct PendingCollective::Request {
   MPI_Request handle = MPI_REQUEST_NULL;
   std::vector<int> counts;  // MPI reads the counts while the collective runs
+  // Its number on the status board (none without a board):
+  StatusBoard* board = nullptr;
+  CommGroup group = CommGroup::World;
+  CollectiveOp op = CollectiveOp::AllReduce;
+  int64_t seq = 0, bytes = 0;
+
+  Request(StatusBoard* b, CommGroup g, CollectiveOp o, int64_t n)
+      : board(b), group(g), op(o), seq(b ? b->collective_started(g) : 0), bytes(n) {}
+  void finished() {
+    if (board) board->collective_finished(group, seq);
+  }
+  int wait() {  // → MPI's return code
+    if (board) board->waiting(group, op, seq, bytes);
+    const int rc = MPI_Wait(&handle, MPI_STATUS_IGNORE);
+    finished();
+    return rc;
+  }
 };
 
 PendingCollective::PendingCollective(std::unique_ptr<Request> request) : request_(std::move(request)) {}
@@ -159,24 +217,26 @@ PendingCollective::PendingCollective(PendingCollective&&) noexcept = default;
 PendingCollective& PendingCollective::operator=(PendingCollective&&) noexcept = default;
 
 PendingCollective::~PendingCollective() {
-  if (request_ && request_->handle != MPI_REQUEST_NULL) MPI_Wait(&request_->handle, MPI_STATUS_IGNORE);
+  if (request_ && request_->handle != MPI_REQUEST_NULL) request_->wait();
 }
 
 bool PendingCollective::test() {
   if (request_->handle == MPI_REQUEST_NULL) return true;
   int done = 0;
   check(MPI_Test(&request_->handle, &done, MPI_STATUS_IGNORE), "Test");
+  if (done) request_->finished();
   return done != 0;
 }
 
 void PendingCollective::wait() {
   ScopedPhase phase(Phase::Communication);
-  check(MPI_Wait(&request_->handle, MPI_STATUS_IGNORE), "Wait");
+  if (request_->handle != MPI_REQUEST_NULL) check(request_->wait(), "Wait");
 }
 
 PendingCollective Communicator::all_reduce_async(at::Tensor& t) const {
   require_contiguous(t, "all_reduce_async");
-  auto request = std::make_unique<PendingCollective::Request>();
+  auto request = std::make_unique<PendingCollective::Request>(size_ > 1 ? board_ : nullptr, group_,
+                                                              CollectiveOp::AllReduce, bytes_of(t));
   check(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), count_of(t), mpi_type(t), mpi_op(t, ReduceOp::Sum),
                        handle(comm_), &request->handle),
         "Iallreduce");
@@ -187,7 +247,8 @@ PendingCollective Communicator::reduce_scatter_async(const at::Tensor& in, at::T
                                                      const std::vector<int64_t>& counts) const {
   require_contiguous(in, "reduce_scatter_async");
   require_contiguous(out, "reduce_scatter_async");
-  auto request = std::make_unique<PendingCollective::Request>();
+  auto request = std::make_unique<PendingCollective::Request>(size_ > 1 ? board_ : nullptr, group_,
+                                                              CollectiveOp::ReduceScatter, bytes_of(in));
   int64_t total = 0;
   for (int64_t c : counts) {
     if (c < 0 || c > INT32_MAX) throw RuntimeFailure("reduce_scatter_async: a count outside [0, 2^31)");
@@ -203,7 +264,10 @@ PendingCollective Communicator::reduce_scatter_async(const at::Tensor& in, at::T
   return PendingCollective(std::move(request));
 }
 
-void Communicator::barrier() const { check(MPI_Barrier(handle(comm_)), "Barrier"); }
+void Communicator::barrier() const {
+  Published published(*this, CollectiveOp::Barrier, 0);
+  check(MPI_Barrier(handle(comm_)), "Barrier");
+}
 
 DistributedContext::DistributedContext(int* argc, char*** argv) {
   int provided = 0;
@@ -217,6 +281,7 @@ DistributedContext::~DistributedContext() {
   tp_.reset();
   dp_.reset();
   world_.reset();
+  board_.reset();
   MPI_Finalize();
 }
 
@@ -226,6 +291,10 @@ void DistributedContext::set_tensor_parallel(int tp, int requested_threads) {
   int local_size = 1, local_rank = 0;
   MPI_Comm_size(node, &local_size);
   MPI_Comm_rank(node, &local_rank);
+  std::vector<int> node_world_ranks(local_size);
+  const int world_rank = world_->rank();
+  MPI_Allgather(&world_rank, 1, MPI_INT, node_world_ranks.data(), 1, MPI_INT, node);
+  board_ = std::make_unique<StatusBoard>(node, std::move(node_world_ranks), world_rank);
   MPI_Comm_free(&node);
 
   layout_ = ParallelLayout::make(world_->size(), world_->rank(), tp, local_size, local_rank);
@@ -235,6 +304,9 @@ void DistributedContext::set_tensor_parallel(int tp, int requested_threads) {
   check(MPI_Comm_split(MPI_COMM_WORLD, layout_.tp_rank, layout_.dp_rank, &dp_comm), "Comm_split(dp)");
   tp_ = std::make_unique<Communicator>(tp_comm, true);
   dp_ = std::make_unique<Communicator>(dp_comm, true);
+  world_->publish_to(*board_, CommGroup::World);
+  tp_->publish_to(*board_, CommGroup::Tp);
+  dp_->publish_to(*board_, CommGroup::Dp);
 }
 
 void DistributedContext::abort(int status, const std::string& message) const {

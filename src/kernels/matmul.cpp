@@ -93,12 +93,8 @@ class LinearFunction : public torch::autograd::Function<LinearFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w) {
     ScopedPhase phase(Phase::Gemm);
     ctx->save_for_backward({x, w});
-    // A weight whose .grad already exists (the optimizer's flat buffer) gets dW accumulated into it
-    // directly by the GEMM: no temporary, no separate accumulation pass.
-    const at::Tensor& grad = w.grad();
-    const bool direct = grad.defined() && grad.is_contiguous() && grad.scalar_type() == w.scalar_type() &&
-                        grad.scalar_type() != at::kDouble;
-    ctx->saved_data["dw"] = direct ? grad : at::Tensor();
+    // dW goes straight into the weight's gradient buffer when it has one: no temporary, no accumulation pass.
+    ctx->saved_data["dw"] = w.scalar_type() == at::kDouble ? at::Tensor() : gradient_accumulator(w);
     const at::Tensor x2 = x.reshape({-1, x.size(-1)});  // [m, in]
     auto out_sizes = x.sizes().vec();
     out_sizes.back() = w.size(0);
@@ -124,6 +120,13 @@ class LinearFunction : public torch::autograd::Function<LinearFunction> {
 };
 
 }  // namespace
+
+at::Tensor gradient_accumulator(const at::Tensor& w) {
+  const at::Tensor& grad = w.grad();
+  const bool direct = grad.defined() && grad.is_contiguous() &&
+                      (grad.scalar_type() == w.scalar_type() || grad.scalar_type() == at::kFloat);
+  return direct ? grad : at::Tensor();
+}
 
 void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b, at::Tensor& c,
                  bool accumulate) {

@@ -33,11 +33,13 @@ void MetricsLog::write(const StepMetrics& m) {
     j["compute_s_min"] = m.compute_s_min;
     j["compute_s_max"] = m.compute_s_max;
   }
-  jsonl_ << j.dump() << '\n';
+  if (!m.sample.empty()) j["sample"] = m.sample;
+  jsonl_ << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
   jsonl_.flush();
   for (const char* key : {"loss", "lr", "grad_norm", "tokens_per_s", "seq_per_s", "mfu", "val_loss"})
     if (j.contains(key)) tensorboard_->scalar(std::string("train/") + key, m.step, j[key].get<double>());
   tensorboard_->scalar("train/peak_rss_gib", m.step, m.peak_rss_bytes / 1073741824.0);
+  if (!m.sample.empty()) tensorboard_->text("samples/greedy", m.step, m.sample);
   tensorboard_->flush();
 }
 

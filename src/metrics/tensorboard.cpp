@@ -48,6 +48,21 @@ void TensorBoardWriter::scalar(const std::string& tag, int64_t step, double valu
   write_record(event.SerializeAsString());
 }
 
+void TensorBoardWriter::text(const std::string& tag, int64_t step, const std::string& text) {
+  constexpr int kDtString = 7;
+  tensorboard::Event event;
+  event.set_wall_time(now_s());
+  event.set_step(step);
+  tensorboard::SummaryValue* v = event.mutable_summary()->add_value();
+  v->set_tag(tag);
+  v->mutable_metadata()->mutable_plugin_data()->set_plugin_name("text");
+  tensorboard::TensorProto* t = v->mutable_tensor();
+  t->set_dtype(kDtString);
+  t->mutable_tensor_shape();
+  t->add_string_val(text);
+  write_record(event.SerializeAsString());
+}
+
 void TensorBoardWriter::write_record(const std::string& data) {
   const uint64_t length = data.size();
   const uint32_t length_crc = masked_crc32c(&length, sizeof(length));

@@ -9,11 +9,13 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "llama2/kernels/accumulate.h"
 #include "llama2/kernels/matmul.h"
 #include "llama2/kernels/vector_math.h"
+#include "llama2/util/errors.h"
 #include "llama2/util/phases.h"
 
 namespace llama2 {
@@ -302,6 +304,27 @@ at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
   const at::Tensor k3 = k.permute({1, 2, 0, 3}).contiguous().view({b * nkv, s, d});
   const at::Tensor v3 = v.permute({1, 2, 0, 3}).contiguous().view({b * nkv, s, d});
   return CoreAttention::apply(q3, k3, v3, b);  // [s, b, nq·d]
+}
+
+at::Tensor cached_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor& k_cache,
+                            at::Tensor& v_cache, int64_t past) {
+  const int64_t n = q.size(0), b = q.size(1), nq = q.size(2), nkv = k.size(2), d = q.size(3);
+  const int64_t length = past + n, rep = nq / nkv;
+  if (length > k_cache.size(2))
+    throw RuntimeFailure(fmt::format("cached_attention: {} positions, but the cache holds {}", length, k_cache.size(2)));
+  ScopedPhase phase(Phase::Attention);
+  k_cache.narrow(2, past, n).copy_(k.permute({1, 2, 0, 3}));  // [b, nkv, n, d]
+  v_cache.narrow(2, past, n).copy_(v.permute({1, 2, 0, 3}));
+  const at::ScalarType acc = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  // The rep query heads of one kv head fold into rows: [b, nkv, rep·n, d].
+  const at::Tensor q4 = q.permute({1, 2, 0, 3}).reshape({b, nkv, rep * n, d}).to(acc);
+  const at::Tensor keys = k_cache.narrow(2, 0, length).to(acc), values = v_cache.narrow(2, 0, length).to(acc);
+  at::Tensor scores = at::matmul(q4, keys.transpose(2, 3)) / std::sqrt(static_cast<double>(d));  // [b, nkv, rep·n, L]
+  const at::Tensor row_position = at::arange(n, at::kLong).repeat({rep}).add_(past).view({rep * n, 1});
+  const at::Tensor masked = at::arange(length, at::kLong).view({1, length}) > row_position;  // [rep·n, L]
+  scores.add_(masked.to(acc) * kMaskedScore);
+  const at::Tensor out = at::matmul(scores.softmax(-1), values);                             // [b, nkv, rep·n, d]
+  return out.view({b, nq, n, d}).permute({2, 0, 1, 3}).reshape({n, b, nq * d}).to(q.scalar_type());
 }
 
 }  // namespace llama2

@@ -3,11 +3,13 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
 
 #include "llama2/dist/communicator.h"
 #include "llama2/model/attention.h"
 #include "llama2/model/rmsnorm.h"
 #include "llama2/model/swiglu.h"
+#include "llama2/util/errors.h"
 
 namespace llama2 {
 namespace {
@@ -79,27 +81,28 @@ Llama::Llama(const ModelConfig& config, const TensorParallel& tp, const ModelOpt
 }
 
 // x [s(/tp), b, h] → [s(/tp), b, h]
-at::Tensor Llama::block(const at::Tensor& x, const Layer& layer) const {
-  const int64_t t = tp_.comm->size();
-  const int64_t nq = config_.num_attention_heads / t, nkv = config_.num_key_value_heads / t;
+at::Tensor Llama::block(const at::Tensor& x, const Layer& layer, const TensorParallel& tp, const Attend& attend) const {
   const double eps = config_.rms_norm_eps;
+  // qkv [s, b, (nq+2nkv)·d] → attention [s, b, nq·d]
+  const at::Tensor qkv = column_parallel_linear(rms_norm(x, p(layer.input_norm), eps), p(layer.qkv), tp);
+  const at::Tensor h = x + row_parallel_linear(attend(qkv), p(layer.o), tp);
 
-  // qkv [s, b, (nq+2nkv)·d] → q, k, v [s, b, n, d] → attention [s, b, nq·d]
-  const at::Tensor qkv = column_parallel_linear(rms_norm(x, p(layer.input_norm), eps), p(layer.qkv), tp_);
-  const QkvHeads heads = rotary_qkv(qkv, nq, nkv, rotary_);
-  const at::Tensor attn = core_attention(heads.q, heads.k, heads.v);
-  const at::Tensor h = x + row_parallel_linear(attn, p(layer.o), tp_);
-
-  const at::Tensor gate_up = column_parallel_linear(rms_norm(h, p(layer.post_norm), eps), p(layer.gate_up), tp_);
-  return h + row_parallel_linear(swiglu(gate_up), p(layer.down), tp_);  // swiglu: [s, b, ffn]
+  const at::Tensor gate_up = column_parallel_linear(rms_norm(h, p(layer.post_norm), eps), p(layer.gate_up), tp);
+  return h + row_parallel_linear(swiglu(gate_up), p(layer.down), tp);  // swiglu: [s, b, ffn]
 }
 
 // tokens [b, s] → final-norm output [s(/tp), b, h]
 at::Tensor Llama::final_hidden(const at::Tensor& tokens) const {
+  const int64_t t = tp_.comm->size();
+  const int64_t nq = config_.num_attention_heads / t, nkv = config_.num_key_value_heads / t;
+  const Attend causal = [&](const at::Tensor& qkv) {  // q, k, v [s, b, n, d] → [s, b, nq·d]
+    const QkvHeads heads = rotary_qkv(qkv, nq, nkv, rotary_);
+    return core_attention(heads.q, heads.k, heads.v);
+  };
   at::Tensor x = vocab_parallel_embedding(tokens.t().contiguous(), p(embed_), tp_);
   for (const Layer& l : layers_) {
     on_gradient(x, {l.input_norm, l.qkv, l.o, l.post_norm, l.gate_up, l.down});  // the block's input
-    x = block(x, l);
+    x = block(x, l, tp_, causal);
   }
   // The final norm's input: the loss wrote the lm_head's gradient in its backward (tied: the embedding's,
   // which its own backward completes last).
@@ -114,6 +117,37 @@ void Llama::on_gradient(const at::Tensor& x, std::vector<size_t> params) const {
 
 at::Tensor Llama::logits(const at::Tensor& tokens) const {
   return column_parallel_linear(final_hidden(tokens), p(lm_head_), tp_);
+}
+
+KvCache Llama::empty_cache(int64_t batch, int64_t capacity) const {
+  if (capacity > rotary_.cos.size(0))
+    throw BadInput(fmt::format("{} positions exceed the model's {} (ModelOptions::seq_len)", capacity,
+                               rotary_.cos.size(0)));
+  const int64_t nkv = config_.num_key_value_heads / tp_.comm->size();
+  KvCache cache;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    cache.k.push_back(at::zeros({batch, nkv, capacity, config_.head_dim()}, at::TensorOptions(options_.dtype)));
+    cache.v.push_back(at::zeros_like(cache.k.back()));
+  }
+  return cache;
+}
+
+at::Tensor Llama::extend(const at::Tensor& tokens, KvCache& cache) const {
+  const TensorParallel tp{tp_.comm, false};  // a few positions at a time: not split over the sequence
+  const int64_t t = tp_.comm->size(), n = tokens.size(1), past = cache.length;
+  const int64_t nq = config_.num_attention_heads / t, nkv = config_.num_key_value_heads / t;
+  const RotaryTables tables = rotary_.positions(past, n);
+  at::Tensor x = vocab_parallel_embedding(tokens.t().contiguous(), p(embed_), tp);  // [n, b, h]
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Attend cached = [&](const at::Tensor& qkv) {
+      const QkvHeads heads = rotary_qkv(qkv, nq, nkv, tables);
+      return cached_attention(heads.q, heads.k, heads.v, cache.k[i], cache.v[i], past);
+    };
+    x = block(x, layers_[i], tp, cached);
+  }
+  cache.length += n;
+  const at::Tensor last = rms_norm(x.narrow(0, n - 1, 1), p(norm_), config_.rms_norm_eps);  // [1, b, h]
+  return column_parallel_linear(last, p(lm_head_), tp)[0];                                   // [b, Vp/tp]
 }
 
 at::Tensor Llama::loss(const at::Tensor& tokens, const at::Tensor& targets) const {

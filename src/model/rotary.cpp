@@ -111,6 +111,13 @@ RotaryTables RotaryTables::make(int64_t seq_len, int64_t head_dim, double theta)
   return {angles.cos(), angles.sin()};
 }
 
+RotaryTables RotaryTables::positions(int64_t first, int64_t count) const {
+  if (first + count > cos.size(0))
+    throw RuntimeFailure(fmt::format("rotary: positions up to {}, but the tables were made for {}", first + count,
+                                     cos.size(0)));
+  return {cos.narrow(0, first, count), sin.narrow(0, first, count)};
+}
+
 QkvHeads rotary_qkv(const at::Tensor& qkv, int64_t nq, int64_t nkv, const RotaryTables& tables) {
   if (qkv.size(0) > tables.cos.size(0))
     throw RuntimeFailure(fmt::format("rotary_qkv: {} positions, but the tables were made for {}", qkv.size(0),

@@ -82,7 +82,8 @@ ShardedAdamW::ShardedAdamW(std::vector<Parameter>& params, const Communicator& t
 
   const auto dtype = params.at(0).value.scalar_type();
   flat_params_ = at::zeros({padded_}, at::TensorOptions().dtype(dtype));
-  flat_grads_ = at::zeros({padded_}, at::TensorOptions().dtype(dtype));
+  flat_grads_ = at::zeros({padded_}, at::TensorOptions().dtype(
+      dtype == at::kBFloat16 && options.fp32_main_grads ? at::kFloat : dtype));
   int64_t offset = 0;
   std::vector<int64_t> offsets(params.size());
   for (auto* p : order) {

@@ -26,14 +26,12 @@ void GradientBuckets::start() {
   ready_.assign(offsets_.size(), false);
   next_ = 0;
   pending_top_ = flat_grads_.numel();  // the padding above the last parameter travels with the first bucket
-  // fp32 gradients are reduced in place; bf16 ones are widened bucket by bucket into this buffer.
-  grads32_ = flat_grads_.scalar_type() == at::kFloat ? flat_grads_ : at::empty(flat_grads_.sizes(), at::kFloat);
-  result_ = zero_1_ && dp_.size() > 1 ? at::empty({flat_grads_.numel() / dp_.size()}, at::kFloat) : grads32_;
+  result_ = zero_1_ && dp_.size() > 1 ? at::empty({flat_grads_.numel() / dp_.size()}, flat_grads_.options())
+                                      : flat_grads_;
 }
 
 void GradientBuckets::launch(int64_t begin, int64_t end) {
-  at::Tensor bucket = grads32_.narrow(0, begin, end - begin);
-  if (!grads32_.is_same(flat_grads_)) bucket.copy_(flat_grads_.narrow(0, begin, end - begin));
+  at::Tensor bucket = flat_grads_.narrow(0, begin, end - begin);
   if (dp_.size() == 1) return;
   if (!zero_1_) {
     in_flight_.push_back(dp_.all_reduce_async(bucket));
@@ -74,8 +72,7 @@ at::Tensor GradientBuckets::finish() {
   for (PendingCollective& c : in_flight_) c.wait();
   in_flight_.clear();
   started_ = false;
-  grads32_ = at::Tensor();
-  return std::exchange(result_, at::Tensor());
+  return std::exchange(result_, at::Tensor()).to(at::kFloat);
 }
 
 }  // namespace llama2

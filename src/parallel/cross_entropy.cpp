@@ -141,10 +141,8 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     if (grad) {
       ctx->save_for_backward({dx, dw});
       ctx->saved_data["w_dtype"] = static_cast<int64_t>(w.scalar_type());
-      // A weight whose .grad exists (the optimizer's flat buffer) gets dw added to it in backward directly.
-      const at::Tensor& w_grad = w.grad();
-      const bool direct = w_grad.defined() && w_grad.is_contiguous() && w_grad.scalar_type() == w.scalar_type();
-      ctx->saved_data["w_grad"] = direct ? w_grad : at::Tensor();
+      // A weight with a gradient buffer (the optimizer's flat buffer) gets dw added to it in backward directly.
+      ctx->saved_data["w_grad"] = gradient_accumulator(w);
     }
     return losses.mean();
   }

@@ -42,6 +42,10 @@ double flops_per_token(const ModelConfig& c, int64_t seq_len) {
   return 6.0 * n + 12.0 * static_cast<double>(c.num_hidden_layers) * c.hidden_size * seq_len;
 }
 
+MemoryPlanInput memory_plan_input(const TrainOptions& o, int64_t tp, int64_t dp) {
+  return {tp, dp, o.batch_size, o.seq_len, o.use_mix_precision, o.use_zero_1, o.main_grad_dtype == "fp32"};
+}
+
 MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   const int64_t t = in.tp, h = c.hidden_size, vocab = padded_vocab(c, t);
   const int64_t norms = (2 * c.num_hidden_layers + 1) * h;
@@ -50,11 +54,15 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   m.local_params = sharded / t + norms;
   const int64_t elem = in.bf16 ? 2 : 4;
   m.weight_bytes = m.local_params * elem;
-  m.grad_bytes = m.local_params * elem;
+  const int64_t grad = in.grad_bytes_per_param();
+  m.grad_bytes = m.local_params * grad;
   const int64_t ranks = in.zero_1 ? in.dp : 1;
   const int64_t shard = (m.local_params + ranks - 1) / ranks;
   m.optimizer_bytes = shard * 4 * (in.bf16 ? 3 : 2);
-  m.reduce_bytes = (in.bf16 ? m.local_params * 4 : 0) + (in.zero_1 && in.dp > 1 ? shard * 4 : 0);
+  // The reduction runs in place in the gradients' dtype; ZeRO-1 receives its shard into a buffer of its own, and
+  // bf16 gradients are widened to fp32 for the optimizer (the shard, or all of them without ZeRO-1).
+  const bool own_shard = in.zero_1 && in.dp > 1;
+  m.reduce_bytes = (own_shard ? shard * grad : 0) + (grad == 2 ? (own_shard ? shard : m.local_params) * 4 : 0);
   // Tensors backward keeps per layer and token (elements): both norm outputs as the projections read them
   // (gathered with SP), q/k/v in attention's layout and its output, the two residual-stream tensors (s/tp
   // with SP), SwiGLU's input and output. Core attention keeps no probabilities (flash attention: one fp32
@@ -131,7 +139,7 @@ StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, cons
     e.communication = micro * (8 * layers + 4) * (t - 1) / t * tokens * h * elem / bandwidth(in.tp <= step.ranks_per_node);
   if (in.dp > 1) {
     const double bw = bandwidth(step.nodes == 1);
-    const double reduce = (in.zero_1 ? 1 : 2) * (dp - 1) / dp * local * 4 / bw;  // fp32 reduction
+    const double reduce = (in.zero_1 ? 1 : 2) * (dp - 1) / dp * local * in.grad_bytes_per_param() / bw;
     e.communication += in.zero_1 ? (dp - 1) / dp * local * elem / bw : 0;      // ZeRO-1 parameter all-gather
     // Overlapped, the buckets hide behind the last micro-batch's backward (about 2/3 of its compute), all
     // but the last one.
@@ -171,7 +179,8 @@ std::string format_plan(const ModelConfig& c, const MemoryPlanInput& in, const S
   out += fmt::format("per rank              {} params ({}, ZeRO-1 {})\n", m.local_params,
                      in.bf16 ? "bf16 params + fp32 master" : "fp32", in.zero_1 ? "on" : "off");
   out += fmt::format("  weights             {}\n", format_bytes(m.weight_bytes));
-  out += fmt::format("  gradients           {}\n", format_bytes(m.grad_bytes));
+  out += fmt::format("  gradients           {}  ({}, accumulated and DP-reduced in it)\n", format_bytes(m.grad_bytes),
+                     in.grad_bytes_per_param() == 4 ? (in.bf16 ? "fp32 main gradients" : "fp32") : "bf16");
   out += fmt::format("  optimizer state     {}  ({} bytes/param / {})\n", format_bytes(m.optimizer_bytes),
                      in.bf16 ? 12 : 8, in.zero_1 ? fmt::format("dp {}", in.dp) : std::string("1 (not sharded)"));
   out += fmt::format("  reduction buffers   {}\n", format_bytes(m.reduce_bytes));

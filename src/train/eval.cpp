@@ -10,8 +10,7 @@
 #include <c10/core/GradMode.h>
 #include <fmt/format.h>
 
-#include "llama2/checkpoint/checkpoint.h"
-#include "llama2/checkpoint/hf_interop.h"
+#include "llama2/checkpoint/model_source.h"
 #include "llama2/data/tokenizer.h"
 #include "llama2/dist/communicator.h"
 #include "llama2/model/llama.h"
@@ -20,41 +19,35 @@
 namespace llama2 {
 
 EvalResult run_eval(const EvalOptions& o, DistributedContext& dist) {
-  if (o.model_path.empty() == o.checkpoint.empty())
-    throw BadInput("eval needs exactly one of --model_path DIR (Hugging Face) or --checkpoint DIR");
-  std::unique_ptr<CheckpointReader> checkpoint;
-  if (!o.checkpoint.empty()) checkpoint = std::make_unique<CheckpointReader>(resolve_checkpoint(o.checkpoint, ""));
-  ModelConfig config = checkpoint ? checkpoint->config() : load_hf_config(o.model_path);
-  config.max_position_embeddings = std::max(config.max_position_embeddings, o.seq_len);
+  const ModelSource source(o.model_path, o.checkpoint);
+  const ModelConfig& config = source.config();
 
   std::ifstream in(o.text, std::ios::binary);
   if (!in) throw BadInput("--text = " + o.text + ": cannot read file");
   std::stringstream text;
   text << in.rdbuf();
-  const Tokenizer tokenizer(o.tokenizer);
+  const std::string tokenizer_path = o.tokenizer.empty() ? source.bundled_tokenizer() : o.tokenizer;
+  if (tokenizer_path.empty())
+    throw BadInput("--tokenizer FILE is required (the model directory holds no tokenizer.model)");
+  const Tokenizer tokenizer(tokenizer_path);
   std::vector<int> ids = tokenizer.encode(text.str());
   ids.insert(ids.begin(), tokenizer.bos_id());
   const int64_t windows = (static_cast<int64_t>(ids.size()) - 1) / o.seq_len;
   if (windows < 1)
     throw BadInput(fmt::format("--text = {}: {} tokens make no window of --seq_len {} + 1", o.text, ids.size(), o.seq_len));
-  for (int id : ids)
-    if (id >= config.vocab_size)
-      throw BadInput(fmt::format("--tokenizer = {}: token id {} >= the model's vocab_size {}", o.tokenizer, id,
-                                 config.vocab_size));
+  check_token_ids(ids, tokenizer_path, config.vocab_size);
 
   dist.set_tensor_parallel(static_cast<int>(o.tensor_parallel_size), o.threads);
   apply_threads(dist.layout());
   const ParallelLayout& l = dist.layout();
-  Llama model(config, {&dist.tp(), false}, {o.seq_len, 0, at::kFloat});
-  if (checkpoint) load_weights(*checkpoint, model, l.tp_rank);
-  else load_hf_weights(o.model_path, model, l.tp_rank);
+  const std::unique_ptr<Llama> model = source.load(dist, o.seq_len);
 
   c10::AutoGradMode no_grad(false);
   const at::Tensor all = at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong);
   at::Tensor sum = at::zeros({1}, at::kDouble);
   for (int64_t w = l.dp_rank; w < windows; w += l.dp) {
     const at::Tensor window = all.narrow(0, w * o.seq_len, o.seq_len + 1).unsqueeze(0);  // [1, N+1]
-    sum += model.loss(window.narrow(1, 0, o.seq_len), window.narrow(1, 1, o.seq_len)).to(at::kDouble) * o.seq_len;
+    sum += model->loss(window.narrow(1, 0, o.seq_len), window.narrow(1, 1, o.seq_len)).to(at::kDouble) * o.seq_len;
   }
   dist.dp().all_reduce(sum);
   EvalResult r;

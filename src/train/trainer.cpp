@@ -23,6 +23,9 @@
 #include "llama2/optim/adamw.h"
 #include "llama2/optim/lr_schedule.h"
 #include "llama2/plan/plan.h"
+#include "llama2/data/tokenizer.h"
+#include "llama2/train/generate.h"
+#include "llama2/train/hang_watchdog.h"
 #include "llama2/train/memory_guard.h"
 #include "llama2/train/preemption.h"
 #include "llama2/train/run_lock.h"
@@ -60,11 +63,8 @@ AdamWOptions adamw_options(const TrainOptions& o, bool sequence_parallel) {
   a.weight_decay_norms = o.weight_decay_norms;
   a.zero_1 = o.use_zero_1;
   a.bucket_numel = o.ddp_bucket_size;
+  a.fp32_main_grads = o.main_grad_dtype == "fp32";
   return a;
-}
-
-MemoryPlanInput memory_plan_input(const TrainOptions& o, const ParallelLayout& l) {
-  return {l.tp, l.dp, o.batch_size, o.seq_len, o.use_mix_precision, o.use_zero_1};
 }
 
 // The model config: --config, else --model_path's config.json; both given must describe the same model.
@@ -99,7 +99,7 @@ void log_startup(const ModelConfig& c, const TrainOptions& o, const ParallelLayo
   spdlog::info("model: {} layers, hidden {}, heads {} (kv {}), vocab {}; SP {}, {}", c.num_hidden_layers,
                c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.vocab_size,
                c.sequence_parallel_enabled ? "on" : "off", o.use_mix_precision ? "bf16 mixed precision" : "fp32");
-  std::string plan = format_plan(c, memory_plan_input(o, l), {o.grad_accum_usteps, 1, 1, o.overlap_grad_reduce});
+  std::string plan = format_plan(c, memory_plan_input(o, l.tp, l.dp), {o.grad_accum_usteps, 1, 1, o.overlap_grad_reduce});
   for (size_t pos; (pos = plan.find('\n')) != std::string::npos; plan.erase(0, pos + 1))
     spdlog::info("plan: {}", plan.substr(0, pos));
 }
@@ -155,6 +155,7 @@ class Trainer {
   double optimizer_step(const StepMetrics& m);  // → the gradient norm; refuses or skips non-finite steps
   void correct_peak(StepMetrics& m);        // an MFU above 100%: the step's rate becomes the peak
   void evaluate(StepMetrics& m);            // the validation loss, when due
+  std::string sample(int64_t step);         // a greedy continuation of --sample_prompt ("" when not due)
   void report(StepMetrics& m);              // phase tally, the ranks' compute spread, metrics, the log lines
   void maybe_save(int64_t step);            // at --checkpoint_freq and at the last step
   void save();
@@ -165,6 +166,8 @@ class Trainer {
   DistributedContext& dist_;
   const ModelConfig config_;
   const ParallelLayout& layout_;
+  StatusBoard& board_;     // this rank's activity and progress, for the watchdogs of the node's ranks
+  HangWatchdog watchdog_;  // from here on, a stall ends the job with kExitHang
   std::unique_ptr<RunLock> lock_;  // rank 0's, before anything is written to --output_dir
   MetricsLog metrics_;
   const std::string checkpoints_;
@@ -177,6 +180,8 @@ class Trainer {
   DataSources data_;
   TrainingState state_;
   int64_t stop_step_ = 0;
+  std::unique_ptr<Tokenizer> sample_tokenizer_;  // with --sample_interval
+  std::vector<int> sample_prompt_;               // BOS + the encoded --sample_prompt
   RunSummary summary_;
   Clock::time_point run_start_;
 };
@@ -186,12 +191,14 @@ Trainer::Trainer(TrainOptions options, DistributedContext& dist)
       dist_(dist),
       config_(configure(o_, dist)),
       layout_(dist.layout()),
+      board_(dist.status_board()),
+      watchdog_(board_, o_.collective_timeout),
       lock_(lock_output_dir(o_.output_dir, layout_)),
       metrics_(o_.output_dir, layout_.rank == 0),
       checkpoints_(o_.output_dir + "/checkpoints") {
   log_startup(config_, o_, layout_, apply_threads(layout_));
   if (!o_.skip_memory_check && layout_.local_rank == 0)
-    check_memory_fits(plan_memory(config_, memory_plan_input(o_, layout_)), layout_.local_size);
+    check_memory_fits(plan_memory(config_, memory_plan_input(o_, layout_.tp, layout_.dp)), layout_.local_size);
   peak_flops_ = peak_flops_per_rank(config_, o_, dist_);
   const TensorParallel tp{&dist_.tp(), config_.sequence_parallel_enabled && layout_.tp > 1};
   model_ = std::make_unique<Llama>(config_, tp, ModelOptions{o_.seq_len, o_.seed,
@@ -211,6 +218,16 @@ Trainer::Trainer(TrainOptions options, DistributedContext& dist)
   state_ = {0, 0, 0, o_.seed};
   if (!resume_dir.empty()) resume(resume_dir);
   stop_step_ = o_.steps_this_run > 0 ? std::min(o_.max_steps, state_.step + o_.steps_this_run) : o_.max_steps;
+  if (o_.sample_interval > 0) {
+    sample_tokenizer_ = std::make_unique<Tokenizer>(o_.tokenizer);
+    sample_prompt_ = sample_tokenizer_->encode(o_.sample_prompt);
+    sample_prompt_.insert(sample_prompt_.begin(), sample_tokenizer_->bos_id());
+    check_token_ids(sample_prompt_, o_.tokenizer, config_.vocab_size);
+    if (static_cast<int64_t>(sample_prompt_.size()) + o_.sample_tokens > o_.seq_len)
+      throw BadInput(fmt::format("--sample_prompt ({} tokens with BOS) + --sample_tokens {} exceed --seq_len {}; "
+                                 "expected a shorter prompt or fewer tokens",
+                                 sample_prompt_.size(), o_.sample_tokens, o_.seq_len));
+  }
   summary_ = {state_.step, 0, layout_.world, layout_.tp, layout_.dp};
 }
 
@@ -226,9 +243,11 @@ void Trainer::resume(const std::string& dir) {
 
 int Trainer::run() {
   run_start_ = Clock::now();
+  if (state_.step == 0) sample(0);
   while (state_.step < stop_step_) {
     StepMetrics m = train_step();
     evaluate(m);
+    m.sample = sample(m.step);
     report(m);
     if (preemption_agreed(dist_)) return preempt(m.step);
     maybe_save(m.step);
@@ -237,6 +256,7 @@ int Trainer::run() {
 }
 
 StepMetrics Trainer::train_step() {
+  board_.set_activity(Activity::Step, state_.step + 1);
   const auto start = Clock::now();
   const double waited_before = collective_wait_seconds();
   optimizer_->zero_grad();
@@ -253,6 +273,7 @@ StepMetrics Trainer::train_step() {
   state_.consumed_samples += step_samples_;
   state_.consumed_tokens += step_samples_ * o_.seq_len;
   m.step_time_s = seconds_since(start);
+  board_.record_step_seconds(m.step_time_s);
   m.compute_s = m.step_time_s - (collective_wait_seconds() - waited_before);
   m.seq_per_s = step_samples_ / m.step_time_s;
   m.tokens_per_s = m.seq_per_s * o_.seq_len;
@@ -264,6 +285,7 @@ StepMetrics Trainer::train_step() {
 }
 
 at::Tensor Trainer::micro_step(int64_t micro) {
+  board_.progress();
   const int64_t first = state_.consumed_samples +
                         first_sample(0, micro, layout_.dp_rank, o_.batch_size, o_.grad_accum_usteps, layout_.dp);
   const at::Tensor batch = [&] {
@@ -307,6 +329,7 @@ double Trainer::optimizer_step(const StepMetrics& m) {
 // starting at window (k·dp + r)·batch.
 void Trainer::evaluate(StepMetrics& m) {
   if (!data_.validation || o_.eval_interval <= 0 || (m.step % o_.eval_interval != 0 && m.step != stop_step_)) return;
+  board_.set_activity(Activity::Eval, m.step);
   c10::AutoGradMode no_grad(false);
   at::Tensor sum = at::zeros({1}, at::kDouble);
   for (int64_t k = 0; k < o_.eval_iters; ++k) {
@@ -318,6 +341,17 @@ void Trainer::evaluate(StepMetrics& m) {
   m.val_loss = sum.item<double>() / static_cast<double>(o_.eval_iters * layout_.dp);
   spdlog::info("step {}/{} validation loss {:.4f} (perplexity {:.2f}) over {} samples", m.step, o_.max_steps,
                m.val_loss, std::exp(m.val_loss), o_.eval_iters * o_.batch_size * layout_.dp);
+}
+
+std::string Trainer::sample(int64_t step) {
+  if (!sample_tokenizer_ || (step % o_.sample_interval != 0 && step != stop_step_)) return "";
+  board_.set_activity(Activity::Sample, step);
+  Sampler greedy({0.0, 0, 1.0, 0});
+  const std::vector<int> tokens =
+      generate_tokens(*model_, sample_prompt_, o_.sample_tokens, sample_tokenizer_->eos_id(), greedy);
+  const std::string text = sample_tokenizer_->decode(tokens);
+  spdlog::info("step {}/{} sample: {} ⟶ {}", step, o_.max_steps, o_.sample_prompt, text);
+  return text;
 }
 
 void Trainer::report(StepMetrics& m) {
@@ -352,6 +386,7 @@ void Trainer::maybe_save(int64_t step) {
 }
 
 void Trainer::save() {
+  board_.set_activity(Activity::Checkpoint, state_.step);
   const auto start = Clock::now();
   const std::string dir = save_checkpoint(checkpoints_, o_.keep_last, *model_, *optimizer_, state_, dist_);
   spdlog::info("checkpoint {} saved in {:.2f} s (peak RSS {})", dir, seconds_since(start),
@@ -366,13 +401,14 @@ int Trainer::preempt(int64_t step) {
 }
 
 int Trainer::finish(int status) {
+  board_.set_activity(Activity::Finish, state_.step);
   summary_.steps = state_.step;
   const double timed_s = summary_.timed_seconds;
   summary_.seq_per_s = timed_s > 0 ? summary_.timed_steps * step_samples_ / timed_s : 0;
   summary_.tokens_per_s = summary_.seq_per_s * o_.seq_len;
   summary_.mfu = timed_s > 0 ? summary_.timed_steps * step_flops_ / timed_s / (peak_flops_ * layout_.world) : 0;
   summary_.peak_rss_bytes = peak_rss_bytes();
-  summary_.planned_rss_bytes = plan_memory(config_, memory_plan_input(o_, layout_)).total();
+  summary_.planned_rss_bytes = plan_memory(config_, memory_plan_input(o_, layout_.tp, layout_.dp)).total();
   metrics_.finish(summary_);
   return status;
 }

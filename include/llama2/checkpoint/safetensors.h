@@ -16,7 +16,7 @@ namespace llama2 {
 class SafetensorsWriter {
  public:
   explicit SafetensorsWriter(std::map<std::string, std::string> metadata = {});
-  // Keeps a reference to `t` (contiguous; F32, BF16, F64 or I64) until write().
+  // Keeps a reference to `t` (contiguous; F32, BF16, F16, F64 or I64) until write().
   void add(const std::string& name, const at::Tensor& t);
   // Writes atomically (temporary file, fsync, rename), one tensor at a time; returns the file's CRC-32C.
   uint32_t write(const std::string& path) const;
@@ -27,7 +27,7 @@ class SafetensorsWriter {
 };
 
 struct TensorEntry {
-  std::string dtype;           // "F32", "BF16", "F64", "I64"
+  std::string dtype;           // "F32", "BF16", "F16", "F64", "I64"
   std::vector<int64_t> shape;
   uint64_t begin = 0, end = 0;  // byte range within the data buffer
 };

@@ -26,6 +26,7 @@ struct TrainOptions {
   uint64_t seed = 12349;
   int64_t num_layers = 0;          // > 0 overrides num_hidden_layers
   bool use_mix_precision = false;  // bf16 params/activations/grads, fp32 master params and moments
+  std::string main_grad_dtype = "fp32";  // with bf16: the dtype gradients accumulate and are DP-reduced in
   bool use_zero_1 = true;
   bool overlap_grad_reduce = true;  // DP gradient buckets reduced during the last micro-step's backward
   int64_t ddp_bucket_size = int64_t{8} << 20;  // elements per DP gradient bucket
@@ -42,10 +43,14 @@ struct TrainOptions {
   std::string tokenizer;           // if set: must be the tokenizer the data was prepared with
   int64_t eval_interval = 0;       // > 0: validation loss every N steps and at the end
   int64_t eval_iters = 4;          // micro-batches per DP rank in one evaluation
+  int64_t sample_interval = 0;     // > 0: a greedy sample every N steps, at the start and at the end
+  std::string sample_prompt = "The";
+  int64_t sample_tokens = 32;
   int threads = 0;                 // 0: cores per node / ranks per node
   int64_t log_interval = 1;
   bool skip_nonfinite = false;     // a non-finite loss/grad norm skips the step instead of ending the run
   bool skip_memory_check = false;  // train even where plan's predicted peak RSS exceeds what the node has
+  double collective_timeout = 600;  // s: a longer collective wait or stall ends the job with status 4 (0: off)
   bool log_all_ranks = false;      // every rank logs (prefixed with its rank), not only rank 0
   double peak_tflops = 0;          // per-rank peak for MFU; 0: measure oneDNN GEMMs (the run's precision)
   // Parallel layout for `plan` (train reads it from MPI), and the rates its step estimate divides by

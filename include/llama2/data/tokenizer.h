@@ -1,4 +1,4 @@
-// Owns text → token ids with a sentencepiece model (Llama-2's tokenizer.model), through our shim
+// Owns text ↔ token ids with a sentencepiece model (Llama-2's tokenizer.model), through our shim
 // library loaded into its own link namespace. Thread-safe for concurrent encode() calls.
 #pragma once
 #include <memory>
@@ -17,9 +17,12 @@ class Tokenizer {
   Tokenizer& operator=(const Tokenizer&) = delete;
 
   std::vector<int> encode(std::string_view text) const;  // no BOS/EOS added
+  std::string decode(const std::vector<int>& ids) const;  // control ids (BOS, EOS) decode to nothing
   int vocab_size() const;
   int bos_id() const;
   int eos_id() const;
+  int unk_id() const;
+  std::string piece(int id) const;  // "<s>", "▁the", ...
 
  struct Library;  // the loaded shim's entry points (opaque)
 
@@ -27,5 +30,15 @@ class Tokenizer {
   std::shared_ptr<const Library> lib_;
   void* handle_ = nullptr;
 };
+
+// The files a Hugging Face LlamaTokenizer and generate() read, into an exported model directory: tokenizer.model
+// (a copy), tokenizer_config.json, special_tokens_map.json (the model's BOS/EOS/UNK pieces) and
+// generation_config.json (their ids; Meta's sampling defaults, temperature 0.6, top_p 0.9).
+// `t` is loaded from `tokenizer_path`.
+void write_hf_tokenizer_files(const Tokenizer& t, const std::string& tokenizer_path, const std::string& dir,
+                              int64_t max_positions);
+
+// BadInput naming the tokenizer when an id is not below the model's vocab_size (a tokenizer of another model).
+void check_token_ids(const std::vector<int>& ids, const std::string& tokenizer_path, int64_t vocab_size);
 
 }  // namespace llama2

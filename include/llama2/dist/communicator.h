@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "llama2/dist/layout.h"
+#include "llama2/dist/status_board.h"
 
 namespace at {
 class Tensor;
@@ -49,6 +50,9 @@ class Communicator {
   int rank() const { return rank_; }
   int size() const { return size_; }
 
+  // From now on every collective is numbered and published on `board` as one of `group`'s (for the watchdog).
+  void publish_to(StatusBoard& board, CommGroup group);
+
   void all_reduce(at::Tensor& t, ReduceOp op = ReduceOp::Sum) const;  // in place
   // [n, ...] on each rank → [size·n, ...], rank blocks in rank order along dim 0.
   at::Tensor all_gather(const at::Tensor& t) const;
@@ -62,9 +66,12 @@ class Communicator {
   void barrier() const;
 
  private:
+  class Published;
   void* comm_;
   bool owned_;
   int rank_ = 0, size_ = 1;
+  StatusBoard* board_ = nullptr;
+  CommGroup group_ = CommGroup::World;
 };
 
 // One per process: MPI_Init_thread (FUNNELED: only the main thread calls MPI) ... MPI_Finalize,
@@ -81,12 +88,15 @@ class DistributedContext {
   const Communicator& world() const { return *world_; }
   const Communicator& tp() const { return *tp_; }
   const Communicator& dp() const { return *dp_; }
+  // This node's status table (after set_tensor_parallel), where the communicators publish their collectives.
+  StatusBoard& status_board() const { return *board_; }
 
   // Ends every rank of the job with `status` after printing `message` (no hang of the others).
   [[noreturn]] void abort(int status, const std::string& message) const;
 
  private:
   ParallelLayout layout_;
+  std::unique_ptr<StatusBoard> board_;
   std::unique_ptr<Communicator> world_, tp_, dp_;
 };
 

@@ -19,6 +19,10 @@ at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bo
 void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b, at::Tensor& c,
                  bool accumulate);
 
+// The gradient buffer a GEMM adds w's dW into directly: w's .grad when it exists (the optimizer's flat buffer),
+// is contiguous and holds w's dtype or fp32 (a bf16 weight's main gradient); else undefined (autograd's way).
+at::Tensor gradient_accumulator(const at::Tensor& w);
+
 // y = x @ w^T for x [..., in] and w [out, in], differentiable (backward: dx = dy @ w, dw = dy^T @ x,
 // both on oneDNN). The linear layer of every projection.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w);

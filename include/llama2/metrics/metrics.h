@@ -20,6 +20,7 @@ struct StepMetrics {
   double val_loss = std::nan("");  // set on evaluation steps only
   double compute_s = 0;  // this rank's step time less its waits in collectives (not written)
   double compute_s_min = std::nan(""), compute_s_max = std::nan("");  // over ranks (several ranks only)
+  std::string sample;  // a greedy continuation of the sample prompt, on sample steps only
 };
 
 struct RunSummary {

@@ -1,4 +1,4 @@
-// Owns TensorBoard event files: Event/Summary protobufs (proto/tensorboard_event.proto, Debian's
+// Owns TensorBoard event files (scalars and text): Event/Summary protobufs (proto/tensorboard_event.proto, Debian's
 // libprotobuf) in TFRecord framing (length, masked CRC-32C of the length, data, masked CRC-32C of the data).
 #pragma once
 #include <cstdint>
@@ -12,6 +12,7 @@ class TensorBoardWriter {
   // Creates <dir>/events.out.tfevents.<unix time>.<host> starting with the file_version event.
   explicit TensorBoardWriter(const std::string& dir);
   void scalar(const std::string& tag, int64_t step, double value);
+  void text(const std::string& tag, int64_t step, const std::string& text);  // the text plugin's string tensor
   void flush();
 
  private:

@@ -29,6 +29,12 @@ struct ModelOptions {
   at::ScalarType dtype = at::kFloat;  // parameters and activations: fp32, bf16 (mixed precision) or fp64 (tests)
 };
 
+// The keys and values of the positions decoded so far, per layer, for generation.
+struct KvCache {
+  std::vector<at::Tensor> k, v;  // per layer [b, nkv/tp, capacity, d], the model's dtype
+  int64_t length = 0;            // positions filled
+};
+
 class Llama {
  public:
   Llama(const ModelConfig& config, const TensorParallel& tp, const ModelOptions& options);
@@ -37,6 +43,13 @@ class Llama {
   at::Tensor loss(const at::Tensor& tokens, const at::Tensor& targets) const;
   // tokens [b, s] → this rank's vocab shard of the logits [s, b, Vp/tp].
   at::Tensor logits(const at::Tensor& tokens) const;
+
+  // Generation (no autograd; runs without sequence parallelism whatever the model trains with). An empty cache for `batch` sequences of up to
+  // `capacity` positions (at most ModelOptions::seq_len).
+  KvCache empty_cache(int64_t batch, int64_t capacity) const;
+  // tokens [b, n] at positions cache.length.. → this rank's vocab shard of the last position's logits
+  // [b, Vp/tp], the n positions' keys and values appended to `cache`. Equal to logits() of the whole prefix.
+  at::Tensor extend(const at::Tensor& tokens, KvCache& cache) const;
 
   std::vector<Parameter>& parameters() { return params_; }
   const std::vector<Parameter>& parameters() const { return params_; }
@@ -55,8 +68,11 @@ class Llama {
     size_t input_norm, qkv, o, post_norm, gate_up, down;  // indexes into params_
   };
 
+  // Attention given the fused projection: qkv [s, b, (nq+2nkv)·d/tp] → [s, b, nq·d/tp].
+  using Attend = std::function<at::Tensor(const at::Tensor& qkv)>;
+
   const at::Tensor& p(size_t index) const { return params_[index].value; }
-  at::Tensor block(const at::Tensor& x, const Layer& layer) const;
+  at::Tensor block(const at::Tensor& x, const Layer& layer, const TensorParallel& tp, const Attend& attend) const;
   at::Tensor final_hidden(const at::Tensor& tokens) const;
   // Once backward has produced the gradient of `x`, `params` are complete: tell the hook.
   void on_gradient(const at::Tensor& x, std::vector<size_t> params) const;

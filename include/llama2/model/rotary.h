@@ -11,6 +11,8 @@ namespace llama2 {
 struct RotaryTables {
   at::Tensor cos, sin;
   static RotaryTables make(int64_t seq_len, int64_t head_dim, double theta);
+  // The rows of positions [first, first + count) (views): rotary for tokens that continue a cached prefix.
+  RotaryTables positions(int64_t first, int64_t count) const;
 };
 
 struct QkvHeads {

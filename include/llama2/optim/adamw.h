@@ -21,6 +21,9 @@ struct AdamWOptions {
   bool zero_1 = true;               // shard master params and moments over DP
   bool sequence_parallel = false;   // norm weights saw s/tp positions per rank: their grads are summed over TP
   int64_t bucket_numel = int64_t{8} << 20;  // elements per DP gradient bucket
+  // For bf16 parameters: gradients accumulate over micro-steps and are reduced over DP in fp32 (Megatron's main
+  // gradients; the GEMMs add dW into them in fp32) rather than in bf16 (the recipe's: half the bytes).
+  bool fp32_main_grads = true;
 };
 
 // One AdamW update of equal-shape contiguous fp32 tensors in a single pass (torch.optim.AdamW's
@@ -40,7 +43,8 @@ struct StepResult {
 
 class ShardedAdamW {
  public:
-  // Re-homes every parameter and its .grad into flat buffers (params become views of them).
+  // Re-homes every parameter and its .grad into flat buffers (params become views of them). A bf16 parameter's
+  // .grad is an fp32 view with fp32_main_grads (autograd adds bf16 gradients into it in fp32).
   ShardedAdamW(std::vector<Parameter>& params, const Communicator& tp, const Communicator& dp,
                const AdamWOptions& options);
 
@@ -83,7 +87,7 @@ class ShardedAdamW {
   int64_t shard_offset_ = 0, shard_numel_ = 0;       // this rank's range of the flat buffer
   int64_t step_ = 0;
   at::Tensor flat_params_;  // [padded] model dtype; parameters are views into it
-  at::Tensor flat_grads_;   // [padded] model dtype; parameters' .grad are views into it
+  at::Tensor flat_grads_;   // [padded] fp32 or the model dtype (fp32_main_grads); parameters' .grad are views
   at::Tensor master_;       // [shard] fp32; a view of flat_params_ when the model is fp32
   at::Tensor exp_avg_, exp_avg_sq_;  // [shard] fp32
   int64_t shard_norm_numel_ = 0;  // the first elements of this rank's shard that are norm weights

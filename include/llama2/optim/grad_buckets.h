@@ -1,6 +1,6 @@
 // Owns the DP gradient reduction overlapped with backward: the flat gradient buffer cut into buckets at
-// parameter boundaries, each reduced non-blocking (ZeRO-1: reduce-scattered; else all-reduced) as soon as
-// backward has finished all of its parameters, and completed before the optimizer step.
+// parameter boundaries, each reduced non-blocking in the gradients' dtype (ZeRO-1: reduce-scattered; else
+// all-reduced in place) as soon as backward has finished all of its parameters, completed before the optimizer step.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -26,7 +26,8 @@ class GradientBuckets {
   void mark_ready(const std::vector<size_t>& params);
 
   // Launches what is left (all of it if nothing was marked), waits for everything and returns the DP sum in
-  // fp32: this rank's ZeRO-1 shard [padded/dp], or the whole buffer [padded]. Resets for the next step.
+  // fp32 (bf16 sums widened): this rank's ZeRO-1 shard [padded/dp], or the whole buffer [padded]. Resets for the
+  // next step.
   at::Tensor finish();
   bool in_progress() const { return started_; }  // buckets launched and not yet finished
 
@@ -35,7 +36,7 @@ class GradientBuckets {
   void advance(int64_t min_bucket, int64_t floor);  // moves ready parameters into buckets
   void launch(int64_t begin, int64_t end);
 
-  at::Tensor flat_grads_;             // [padded] model dtype
+  at::Tensor flat_grads_;             // [padded] fp32 or bf16
   std::vector<int64_t> offsets_;
   std::vector<size_t> by_offset_;     // parameters, highest offset first
   int64_t held_numel_, bucket_numel_;
@@ -46,7 +47,7 @@ class GradientBuckets {
   std::vector<bool> ready_;
   size_t next_ = 0;                   // by_offset_[next_] is the highest parameter not yet in a bucket
   int64_t pending_top_ = 0;           // [offset of by_offset_[next_ - 1], pending_top_) waits for more
-  at::Tensor grads32_, result_;       // fp32 view or widened copy of flat_grads_; the reduced output
+  at::Tensor result_;                 // the reduced output: ZeRO-1's shard, or flat_grads_ itself
   std::vector<PendingCollective> in_flight_;
 };
 
