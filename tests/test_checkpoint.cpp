@@ -136,7 +136,8 @@ TEST(HuggingFace, ExportedModelMatchesIndependentReferenceAndRoundTripsBitwise) 
 // A directory laid out as meta-llama/Llama-2-7b-hf is: two F16 shards, model.safetensors.index.json, a config
 // with "torch_dtype": "float16", and the rotary_emb.inv_freq tensors older exports carry. It loads: every
 // weight equals the F32 export's rounded to F16 exactly (F16 → fp32 is exact), the logits agree with the F32
-// export's within F16 rounding (5e-3 of their scale); the inv_freq tensors are ignored; an inf is refused.
+// export's within F16 rounding (5e-3 of their scale) and so does the loss (1e-3 relative); the inv_freq tensors
+// are ignored; an inf is refused.
 TEST(HuggingFace, MetaLayoutWithF16ShardsLoads) {
   Scratch dir;
   const ModelConfig c = small_config(96, 32, 2);
@@ -177,8 +178,10 @@ TEST(HuggingFace, MetaLayoutWithF16ShardsLoads) {
   for (size_t i = 0; i < from_f16.parameters().size(); ++i)
     EXPECT_TRUE(at::equal(from_f16.parameters()[i].value, from_f32.parameters()[i].value.to(at::kHalf).to(at::kFloat)))
         << from_f16.parameters()[i].name;
-  const at::Tensor tokens = random_tokens(2, 8, c.vocab_size, 42);
+  const at::Tensor tokens = random_tokens(2, 8, c.vocab_size, 42), targets = random_tokens(2, 8, c.vocab_size, 43);
   EXPECT_TRUE(close_to_scale(from_f16.logits(tokens), from_f32.logits(tokens), 5e-3));
+  const double loss_f16 = from_f16.loss(tokens, targets).item<double>(), loss_f32 = from_f32.loss(tokens, targets).item<double>();
+  EXPECT_NEAR(loss_f16, loss_f32, 1e-3 * loss_f32);  // the eval loss, within F16 rounding of the weights
 
   write_meta(dir / "poisoned", "model.layers.1.mlp.up_proj.weight");
   try {

@@ -91,7 +91,8 @@ int64_t bytes_of(const at::Tensor& t) { return t.numel() * static_cast<int64_t>(
 // finished when it returns. Without a board (self, unit tests) it does nothing.
 class Communicator::Published {
  public:
-  Published(const Communicator& c, CollectiveOp op, int64_t bytes) : board_(c.size_ > 1 ? c.board_ : nullptr), group_(c.group_) {
+  Published(const Communicator& c, CollectiveOp op, int64_t bytes)
+      : board_(c.size_ > 1 ? c.board_ : nullptr), group_(c.group_) {
     if (!board_) return;
     seq_ = board_->collective_started(group_);
     board_->waiting(group_, op, seq_, bytes);

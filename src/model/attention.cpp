@@ -311,7 +311,8 @@ at::Tensor cached_attention(const at::Tensor& q, const at::Tensor& k, const at::
   const int64_t n = q.size(0), b = q.size(1), nq = q.size(2), nkv = k.size(2), d = q.size(3);
   const int64_t length = past + n, rep = nq / nkv;
   if (length > k_cache.size(2))
-    throw RuntimeFailure(fmt::format("cached_attention: {} positions, but the cache holds {}", length, k_cache.size(2)));
+    throw RuntimeFailure(
+        fmt::format("cached_attention: {} positions, but the cache holds {}", length, k_cache.size(2)));
   ScopedPhase phase(Phase::Attention);
   k_cache.narrow(2, past, n).copy_(k.permute({1, 2, 0, 3}));  // [b, nkv, n, d]
   v_cache.narrow(2, past, n).copy_(v.permute({1, 2, 0, 3}));

@@ -42,7 +42,8 @@ std::vector<int> generate_tokens(const Llama& model, const std::vector<int>& pro
 Generation run_generate(const GenerateOptions& o, DistributedContext& dist) {
   const ModelSource source(o.model_path, o.checkpoint);
   const std::string tokenizer_path = o.tokenizer.empty() ? source.bundled_tokenizer() : o.tokenizer;
-  if (tokenizer_path.empty()) throw BadInput("--tokenizer FILE is required (the model directory holds no tokenizer.model)");
+  if (tokenizer_path.empty())
+    throw BadInput("--tokenizer FILE is required (the model directory holds no tokenizer.model)");
   const Tokenizer tokenizer(tokenizer_path);
   std::vector<int> prompt = tokenizer.encode(o.prompt);
   prompt.insert(prompt.begin(), tokenizer.bos_id());

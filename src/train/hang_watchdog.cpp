@@ -17,14 +17,19 @@ namespace {
 
 size_t index(CommGroup g) { return static_cast<size_t>(g); }
 
+// Activities whose limit follows the step time (setup, checkpoint saves and the finish get fixed multiples).
+bool step_like(Activity a) { return a == Activity::Step || a == Activity::Eval || a == Activity::Sample; }
+
 std::string where(const RankStatus& r) {
   return fmt::format("step {}, {}", r.step, kActivityNames[static_cast<size_t>(r.activity)]);
 }
 
 // "tp all_reduce #57 (4.0 KiB)"
 std::string collective_name(const RankStatus& r) {
-  return fmt::format("{} {} #{} ({})", kCommGroupNames[index(r.wait_group)], kCollectiveOpNames[static_cast<size_t>(r.wait_op)],
-                     r.wait_seq, r.wait_bytes < (1 << 20) ? fmt::format("{} bytes", r.wait_bytes) : format_bytes(r.wait_bytes));
+  const std::string bytes =
+      r.wait_bytes < (1 << 20) ? fmt::format("{} bytes", r.wait_bytes) : format_bytes(r.wait_bytes);
+  return fmt::format("{} {} #{} ({})", kCommGroupNames[index(r.wait_group)],
+                     kCollectiveOpNames[static_cast<size_t>(r.wait_op)], r.wait_seq, bytes);
 }
 
 // Where member `other` stands relative to the collective `self` waits in; "" when it has finished it.
@@ -42,7 +47,7 @@ std::string member_state(const StatusBoard& board, const RankStatus& self, int o
 }  // namespace
 
 double hang_limit_s(Activity activity, double timeout_s, double slowest_step_s) {
-  if (activity == Activity::Step || activity == Activity::Eval || activity == Activity::Sample)
+  if (step_like(activity))
     return std::max(timeout_s, kSlowActivityFactor * slowest_step_s);
   return kSlowActivityFactor * timeout_s;
 }
@@ -96,8 +101,12 @@ void HangWatchdog::watch() {
 void HangWatchdog::check(const RankStatus& self, double running_s) {
   const double age = std::min(self.waiting ? self.wait_age_s : self.progress_age_s, running_s);
   const double limit = hang_limit_s(self.activity, timeout_s_, self.slowest_step_s);
-  const std::string rule = fmt::format("limit {:.1f} s from --collective_timeout {:g}{}", limit, timeout_s_,
-                                       self.slowest_step_s > 0 ? fmt::format(", slowest step {:.1f} s", self.slowest_step_s) : "");
+  const std::string rule =
+      step_like(self.activity)
+          ? fmt::format("limit {:.1f} s: --collective_timeout {:g}, or {:g} x the slowest step so far ({:.1f} s)",
+                        limit, timeout_s_, kSlowActivityFactor, self.slowest_step_s)
+          : fmt::format("limit {:.1f} s: {:g} x --collective_timeout {:g} in {}", limit, kSlowActivityFactor,
+                        timeout_s_, kActivityNames[static_cast<size_t>(self.activity)]);
   const std::string what =
       self.waiting ? fmt::format("waiting {:.1f} s in {}", age, describe_wait(board_, self))
                    : fmt::format("no progress for {:.1f} s at {} (a hung filesystem or data read?)", age, where(self));
