@@ -23,9 +23,12 @@ ModelSource::ModelSource(const std::string& model_path, const std::string& check
 
 ModelSource::~ModelSource() = default;
 
-std::string ModelSource::bundled_tokenizer() const {
-  const std::string path = model_path_ + "/tokenizer.model";
-  return !model_path_.empty() && std::filesystem::is_regular_file(path) ? path : "";
+std::string ModelSource::tokenizer_path(const std::string& given) const {
+  if (!given.empty()) return given;
+  const std::string bundled = model_path_ + "/tokenizer.model";
+  if (model_path_.empty() || !std::filesystem::is_regular_file(bundled))
+    throw BadInput("--tokenizer FILE is required (the model directory holds no tokenizer.model)");
+  return bundled;
 }
 
 std::unique_ptr<Llama> ModelSource::load(const DistributedContext& dist, int64_t positions) const {

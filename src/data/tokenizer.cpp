@@ -137,12 +137,16 @@ void write_hf_tokenizer_files(const Tokenizer& t, const std::string& tokenizer_p
                                    {"max_length", max_positions}});
 }
 
-void check_token_ids(const std::vector<int>& ids, const std::string& tokenizer_path, int64_t vocab_size) {
+std::vector<int> encode_for_model(const Tokenizer& tokenizer, std::string_view text, const std::string& tokenizer_path,
+                                  int64_t vocab_size) {
+  std::vector<int> ids = tokenizer.encode(text);
+  ids.insert(ids.begin(), tokenizer.bos_id());
   for (int id : ids)
     if (id >= vocab_size)
       throw BadInput(fmt::format("--tokenizer = {}: token id {} >= the model's vocab_size {}; expected the tokenizer "
                                  "the model was trained with",
                                  tokenizer_path, id, vocab_size));
+  return ids;
 }
 
 int Tokenizer::vocab_size() const { return lib_->vocab_size(handle_); }

@@ -26,16 +26,12 @@ EvalResult run_eval(const EvalOptions& o, DistributedContext& dist) {
   if (!in) throw BadInput("--text = " + o.text + ": cannot read file");
   std::stringstream text;
   text << in.rdbuf();
-  const std::string tokenizer_path = o.tokenizer.empty() ? source.bundled_tokenizer() : o.tokenizer;
-  if (tokenizer_path.empty())
-    throw BadInput("--tokenizer FILE is required (the model directory holds no tokenizer.model)");
-  const Tokenizer tokenizer(tokenizer_path);
-  std::vector<int> ids = tokenizer.encode(text.str());
-  ids.insert(ids.begin(), tokenizer.bos_id());
+  const std::string tokenizer_path = source.tokenizer_path(o.tokenizer);
+  const std::vector<int> ids =
+      encode_for_model(Tokenizer(tokenizer_path), text.str(), tokenizer_path, config.vocab_size);
   const int64_t windows = (static_cast<int64_t>(ids.size()) - 1) / o.seq_len;
   if (windows < 1)
     throw BadInput(fmt::format("--text = {}: {} tokens make no window of --seq_len {} + 1", o.text, ids.size(), o.seq_len));
-  check_token_ids(ids, tokenizer_path, config.vocab_size);
 
   dist.set_tensor_parallel(static_cast<int>(o.tensor_parallel_size), o.threads);
   apply_threads(dist.layout());

@@ -41,13 +41,9 @@ std::vector<int> generate_tokens(const Llama& model, const std::vector<int>& pro
 
 Generation run_generate(const GenerateOptions& o, DistributedContext& dist) {
   const ModelSource source(o.model_path, o.checkpoint);
-  const std::string tokenizer_path = o.tokenizer.empty() ? source.bundled_tokenizer() : o.tokenizer;
-  if (tokenizer_path.empty())
-    throw BadInput("--tokenizer FILE is required (the model directory holds no tokenizer.model)");
+  const std::string tokenizer_path = source.tokenizer_path(o.tokenizer);
   const Tokenizer tokenizer(tokenizer_path);
-  std::vector<int> prompt = tokenizer.encode(o.prompt);
-  prompt.insert(prompt.begin(), tokenizer.bos_id());
-  check_token_ids(prompt, tokenizer_path, source.config().vocab_size);
+  const std::vector<int> prompt = encode_for_model(tokenizer, o.prompt, tokenizer_path, source.config().vocab_size);
 
   dist.set_tensor_parallel(static_cast<int>(o.tensor_parallel_size), o.threads);
   apply_threads(dist.layout());

@@ -220,9 +220,7 @@ Trainer::Trainer(TrainOptions options, DistributedContext& dist)
   stop_step_ = o_.steps_this_run > 0 ? std::min(o_.max_steps, state_.step + o_.steps_this_run) : o_.max_steps;
   if (o_.sample_interval > 0) {
     sample_tokenizer_ = std::make_unique<Tokenizer>(o_.tokenizer);
-    sample_prompt_ = sample_tokenizer_->encode(o_.sample_prompt);
-    sample_prompt_.insert(sample_prompt_.begin(), sample_tokenizer_->bos_id());
-    check_token_ids(sample_prompt_, o_.tokenizer, config_.vocab_size);
+    sample_prompt_ = encode_for_model(*sample_tokenizer_, o_.sample_prompt, o_.tokenizer, config_.vocab_size);
     if (static_cast<int64_t>(sample_prompt_.size()) + o_.sample_tokens > o_.seq_len)
       throw BadInput(fmt::format("--sample_prompt ({} tokens with BOS) + --sample_tokens {} exceed --seq_len {}; "
                                  "expected a shorter prompt or fewer tokens",

@@ -21,8 +21,9 @@ class ModelSource {
   ~ModelSource();
 
   const ModelConfig& config() const { return config_; }
-  // <model_path>/tokenizer.model when the HF directory has one (as Meta's does), else "".
-  std::string bundled_tokenizer() const;
+  // The tokenizer to use: `given` (--tokenizer), else <model_path>/tokenizer.model when the HF directory has one
+  // (as Meta's does); BadInput when neither exists.
+  std::string tokenizer_path(const std::string& given) const;
   // The model on dist's TP layout (set_tensor_parallel first), fp32, with rotary tables for `positions`.
   std::unique_ptr<Llama> load(const DistributedContext& dist, int64_t positions) const;
 

@@ -38,7 +38,9 @@ class Tokenizer {
 void write_hf_tokenizer_files(const Tokenizer& t, const std::string& tokenizer_path, const std::string& dir,
                               int64_t max_positions);
 
-// BadInput naming the tokenizer when an id is not below the model's vocab_size (a tokenizer of another model).
-void check_token_ids(const std::vector<int>& ids, const std::string& tokenizer_path, int64_t vocab_size);
+// BOS + `text` encoded: a document or prompt as the model reads it. BadInput naming `tokenizer_path` when an id is
+// not below the model's vocab_size (a tokenizer of another model).
+std::vector<int> encode_for_model(const Tokenizer& tokenizer, std::string_view text, const std::string& tokenizer_path,
+                                  int64_t vocab_size);
 
 }  // namespace llama2
