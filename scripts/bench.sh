@@ -5,7 +5,8 @@
 #      it in the run's precision, so that the shared machine's drift between the peak and the run (±20% here)
 #      does not skew the ratio;
 #   2. training tokens/s and MFU of configs/llama2-58m.json (batch 4, seq 512): 1 rank x all threads and
-#      2 ranks x 1 thread at tp=2 (SP on), fp32 and bf16, each averaged over the steps after the first;
+#      2 ranks x 1 thread at tp=2 (SP on), fp32 and bf16, each averaged over the steps after the first; and bf16
+#      with weights packed in oneDNN's layout (--pack_weights on) beside it;
 #   3. each run's step time by phase (GEMMs, attention, loss, elementwise, communication, the exposed DP
 #      gradient reduction, optimizer, data), and dp=2 (ZeRO-1) with the reduction overlapped and not, and in bf16;
 #   4. `plan`'s step-time and peak-RSS predictions for the same layouts, next to the measured values;
@@ -62,6 +63,7 @@ run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is t
 }
 run r1_fp32 1 "$cores"
 run r1_bf16 1 "$cores" --use_mix_precision
+run r1_bf16_packed 1 "$cores" --use_mix_precision --pack_weights on
 run tp2_fp32 2 1 --tensor_parallel_size 2
 run tp2_bf16 2 1 --tensor_parallel_size 2 --use_mix_precision
 run dp2_overlap 2 1 --overlap_grad_reduce=true
@@ -81,7 +83,7 @@ work, cores, peak_json = sys.argv[1], int(sys.argv[3]), json.loads(sys.argv[4])
 peaks = {"fp32": [float(p) for p in sys.argv[2].split()], "bf16": [float(p) for p in sys.argv[8].split()]}
 plan = {"r1_fp32": float(sys.argv[5]), "r1_bf16": float(sys.argv[9]), "tp2_fp32": float(sys.argv[6]),
         "dp2_overlap": float(sys.argv[7])}
-names = ("r1_fp32", "r1_bf16", "tp2_fp32", "tp2_bf16", "dp2_overlap", "dp2_blocking", "dp2_bf16", "s4096_fp32",
+names = ("r1_fp32", "r1_bf16", "r1_bf16_packed", "tp2_fp32", "tp2_bf16", "dp2_overlap", "dp2_blocking", "dp2_bf16", "s4096_fp32",
          "s4096_bf16")
 runs = {n: json.load(open(os.path.join(work, n + ".json"))) for n in names}
 for i, (name, r) in enumerate(runs.items()):  # MFU over the mean of its precision's peaks just before and after
@@ -91,6 +93,7 @@ for i, (name, r) in enumerate(runs.items()):  # MFU over the mean of its precisi
 for precision, p in peaks.items():
     print("%s GEMM peak measured around the runs: %.1f to %.1f GFLOP/s" % (precision, min(p), max(p)))
 labels = {"r1_fp32": "1 rank x %d threads, fp32" % cores, "r1_bf16": "1 rank x %d threads, bf16" % cores,
+          "r1_bf16_packed": "1 rank x %d threads, bf16, packed" % cores,
           "tp2_fp32": "2 ranks x 1 thread, tp=2 SP, fp32", "tp2_bf16": "2 ranks x 1 thread, tp=2 SP, bf16",
           "dp2_overlap": "2 ranks x 1 thread, dp=2, overlapped", "dp2_blocking": "2 ranks x 1 thread, dp=2, blocking",
           "dp2_bf16": "2 ranks x 1 thread, dp=2 ZeRO-1, bf16",
@@ -109,6 +112,8 @@ exposed = {n: runs[n]["phase_seconds_per_step"]["grad_reduce"] for n in ("dp2_ov
 bf16_ratio = runs["tp2_bf16"]["tokens_per_s"] / runs["r1_bf16"]["tokens_per_s"]
 print("\ntp=2 on 2 ranks / 1 rank: %.1f%% of the tokens/s in fp32, %.1f%% in bf16; bf16 / fp32 on 1 rank: %.2fx the "
       "tokens/s" % (100 * ratio, 100 * bf16_ratio, runs["r1_bf16"]["tokens_per_s"] / runs["r1_fp32"]["tokens_per_s"]))
+print("packed / plain weights (--pack_weights on), bf16 on 1 rank: %.2fx the tokens/s" %
+      (runs["r1_bf16_packed"]["tokens_per_s"] / runs["r1_bf16"]["tokens_per_s"]))
 print("dp=2 exposed gradient reduction per step: %.3f s overlapped vs %.3f s blocking" %
       (exposed["dp2_overlap"], exposed["dp2_blocking"]))
 config = json.load(open("configs/llama2-58m.json"))

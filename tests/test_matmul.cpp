@@ -1,7 +1,9 @@
-// oneDNN matmul and linear against libtorch's own (reference BLAS) matmul.
+// oneDNN matmul, tile GEMMs and linear (plain and with packed weights) against libtorch's own (reference BLAS)
+// matmul.
 #include <ATen/ATen.h>
 
 #include "llama2/kernels/matmul.h"
+#include "llama2/kernels/packed_weights.h"
 #include "test_support.h"
 
 namespace llama2::testing {
@@ -43,6 +45,81 @@ TEST(Linear, ForwardAndBackwardEqualTorch) {
   (ref * dy).sum().backward();
   EXPECT_TRUE(all_close(x1.grad(), x2.grad(), 1e-5, 1e-5));
   EXPECT_TRUE(all_close(w1.grad(), w2.grad(), 1e-5, 1e-5));
+}
+
+// tile_matmul on sub-matrices of larger ones (leading dimensions above the columns), each transpose, with and
+// without accumulation, fp32 and bf16 inputs into fp32, fp64 by its loops. Tolerances: fp32 rounding 1e-5; bf16
+// inputs are the reference's too (rounded first), so only the fp32 sums differ: 1e-4.
+TEST(TileMatmul, SubMatricesEveryTransposeAndAccumulationEqualTorch) {
+  at::manual_seed(4);
+  const int64_t m = 19, k = 40, n = 27, ld = 50;
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kDouble})
+    for (const bool ta : {false, true})
+      for (const bool tb : {false, true})
+        for (const bool accumulate : {false, true}) {
+          const at::ScalarType acc = dtype == at::kDouble ? at::kDouble : at::kFloat;
+          const TileType type = dtype == at::kDouble     ? TileType::F64
+                                : dtype == at::kBFloat16 ? TileType::BF16
+                                                         : TileType::F32;
+          const at::Tensor a_store = at::randn({ld, ld}).to(dtype), b_store = at::randn({ld, ld}).to(dtype);
+          const at::Tensor a = ta ? a_store.narrow(0, 0, k).narrow(1, 0, m) : a_store.narrow(0, 0, m).narrow(1, 0, k);
+          const at::Tensor b = tb ? b_store.narrow(0, 0, n).narrow(1, 0, k) : b_store.narrow(0, 0, k).narrow(1, 0, n);
+          at::Tensor c_store = at::randn({m, ld}, acc);
+          const at::Tensor c0 = c_store.narrow(1, 0, n).clone();
+          const TileOperand a_tile{a.data_ptr(), a.size(0), a.size(1), ld, type, ta};
+          const TileOperand b_tile{b.data_ptr(), b.size(0), b.size(1), ld, type, tb};
+          tile_matmul(a_tile, b_tile, c_store.data_ptr(), ld, dtype == at::kDouble ? TileType::F64 : TileType::F32,
+                      accumulate);
+          const at::Tensor product = at::matmul((ta ? a.t() : a).to(acc), (tb ? b.t() : b).to(acc));
+          const at::Tensor expected = accumulate ? c0 + product : product;
+          const double tolerance = dtype == at::kBFloat16 ? 1e-4 : 1e-5;
+          EXPECT_TRUE(all_close(c_store.narrow(1, 0, n), expected, tolerance, tolerance))
+              << c10::toString(dtype) << " ta " << ta << " tb " << tb << " accumulate " << accumulate;
+        }
+}
+
+// Weight packing on for the test's duration.
+struct WeightPackingOn {
+  WeightPackingOn() { set_weight_packing(true); }
+  ~WeightPackingOn() { set_weight_packing(false); }
+};
+
+// linear with packed weights against x·wᵀ, dy·w and dyᵀ·x in fp32 on the same inputs, through every change of
+// the weight: first use, an in-place update (its version counter moves: a stale copy would fail), a new weight
+// tensor. At least one orientation is read from a copy (on AVX-512 without AMX oneDNN blocks the forward's wᵀ and
+// reads w in place for the data gradient). Tolerances: fp32 rounding
+// 1e-5; bf16 outputs are rounded to bf16, 2^-8 relative (1e-2 with the sums' own rounding).
+TEST(PackedWeights, LinearReadsTheCopyAndFollowsEveryChangeOfTheWeight) {
+  at::manual_seed(6);
+  const WeightPackingOn packing;
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    const double tolerance = dtype == at::kFloat ? 1e-5 : 1e-2;
+    const at::Tensor x0 = at::randn({64, 96}).to(dtype), dy = at::randn({64, 80}).to(dtype);
+    const auto check = [&](const at::Tensor& w, const std::string& what) {
+      const at::Tensor x = x0.clone().set_requires_grad(true);
+      const at::Tensor y = llama2::linear(x, w);
+      y.backward(dy);
+      const at::Tensor xf = x0.to(at::kFloat), wf = w.detach().to(at::kFloat), dyf = dy.to(at::kFloat);
+      const std::vector<std::pair<at::Tensor, at::Tensor>> pairs{
+          {y.detach(), xf.matmul(wf.t())}, {x.grad(), dyf.matmul(wf)}, {w.grad(), dyf.t().matmul(xf)}};
+      for (size_t i = 0; i < pairs.size(); ++i) {
+        const at::Tensor ours = pairs[i].first.to(at::kFloat), ref = pairs[i].second;
+        EXPECT_TRUE(all_close(ours, ref, tolerance, tolerance * ref.abs().max().item<double>()))
+            << c10::toString(dtype) << " " << what << ": " << (i == 0 ? "y" : i == 1 ? "dx" : "dw");
+      }
+      w.mutable_grad().reset();
+    };
+    at::Tensor w = at::randn({80, 96}).to(dtype).set_requires_grad(true);
+    check(w, "first use");
+    EXPECT_GE(packed_weight_bytes(), w.numel() * w.element_size()) << "a copy of at least one orientation";
+    {
+      c10::AutoGradMode no_grad(false);
+      w.mul_(-0.5);
+    }
+    check(w, "after an in-place update");
+    w = at::randn({80, 96}).to(dtype).set_requires_grad(true);
+    check(w, "a new weight");
+  }
 }
 
 }  // namespace

@@ -51,5 +51,19 @@ TEST(Plan, GradientBytesFollowTheMainGradientDtype) {
   EXPECT_EQ(bf16_replicated.reduce_bytes, 4 * n);  // all-reduced in place, then widened whole
 }
 
+// --pack_weights: at most two copies (forward, data gradient) of every GEMM weight, by hand for the 58M model in bf16:
+// per layer qkv 3·h·h, o h·h, gate/up 2·i·h, down i·h; the lm_head V·h; not the norms or the input embedding.
+TEST(Plan, PackedWeightsAreTwoCopiesOfTheGemmWeights) {
+  const ModelConfig c = config_file("llama2-58m.json");
+  const int64_t h = 512, i = 1376, layers = 8, vocab = 32000;
+  MemoryPlanInput in{1, 1, 4, 512, true, true, true, false};
+  const MemoryPlan plain = plan_memory(c, in);
+  in.packed_weights = true;
+  const MemoryPlan packed = plan_memory(c, in);
+  EXPECT_EQ(plain.packed_bytes, 0);
+  EXPECT_EQ(packed.packed_bytes, 2 * 2 * (layers * (4 * h * h + 3 * i * h) + vocab * h));
+  EXPECT_EQ(packed.total() - plain.total(), packed.packed_bytes);
+}
+
 }  // namespace
 }  // namespace llama2::testing

@@ -62,6 +62,11 @@ void add_model_options(CLI::App* app, TrainOptions& o, std::vector<std::function
                   "with --use_mix_precision: the dtype weight gradients accumulate over micro-steps and are reduced "
                   "over DP in (fp32: Megatron's main gradients; bf16: the recipe's, half the memory and traffic)")
       ->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
+  app->add_option("--pack_weights", o.pack_weights,
+                  "keep a copy of each GEMM weight in the layout oneDNN's kernels read fastest, made once per "
+                  "optimizer step (up to 2: forward and data gradient); auto: on for bf16 where oneDNN runs on "
+                  "AMX, off elsewhere")
+      ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
   add_bool(app, "use_zero_1", o.use_zero_1, "shard fp32 master params and Adam moments over DP (ZeRO-1)");
   add_bool(app, "overlap_grad_reduce", o.overlap_grad_reduce,
            "reduce DP gradient buckets non-blocking during backward (else all after it)");

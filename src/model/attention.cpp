@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <type_traits>
 
 #include <ATen/ATen.h>
@@ -25,40 +26,52 @@ using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
 // Layouts. q3 [B, rep·s, d] and k3, v3 [B, s, d] with B = b·nkv: the rep query heads of kv group g = batch·nkv
-// + kv are rows [h·s, (h+1)·s) of q3[g], so k and v are never repeated. The output and its gradient are
-// [s, b, nq·d], written and read in place (head_rows).
+// + kv are rows [h·s, (h+1)·s) of q3[g], so k and v are never repeated; the output's gradient is read in the
+// same layout as q3 (do3). The output is [s, b, nq·d], written in place: row r of head g·rep + h starts at
+// r·B·rep·d + (g·rep + h)·d.
 // Tiles: query rows [r0, r0 + rows) of one head (kAttentionBlockRows) against keys [j0, j0 + keys)
 // (kAttentionBlockKeys). Query rows [r0, r0 + rows) see keys [0, r0 + rows) only: tiles beyond are skipped,
-// and in tiles that cross the diagonal the keys after a row's position get the causal mask's value
-// kMaskedScore added, computed from the positions rather than read from an [s, s] matrix.
+// and in tiles that cross the diagonal the keys after a row's position get probability 0 (exp of the causal
+// mask's kMaskedScore in fp32 and bf16), computed from the positions rather than read from an [s, s] matrix.
+// Key tiles start at multiples of kAttentionBlockKeys, a multiple of kAttentionBlockRows, so a tile never starts
+// after its first row's position, and every row of a tile sees at least one of its keys.
+static_assert(kAttentionBlockKeys % kAttentionBlockRows == 0);
 struct Geometry {
   int64_t groups, rep, s, d;  // groups = b·nkv
   int64_t query_blocks() const { return (s + kAttentionBlockRows - 1) / kAttentionBlockRows; }
   int64_t key_blocks() const { return (s + kAttentionBlockKeys - 1) / kAttentionBlockKeys; }
+  int64_t head_row(int64_t g, int64_t h, int64_t r) const { return (g * rep + h) * s + r; }  // in q3, do3, lse
+  int64_t output_stride() const { return groups * rep * d; }                                  // of rows in out
+  int64_t output_offset(int64_t g, int64_t h, int64_t r) const { return r * output_stride() + (g * rep + h) * d; }
 };
 
-// Rows [r0, r0 + rows) of query head h of group g in x [s, b, nq·d] as [rows, d] (positions b·nq·d apart).
-at::Tensor head_rows(const at::Tensor& x, const Geometry& geo, int64_t g, int64_t h, int64_t r0, int64_t rows) {
-  const int64_t position_stride = x.size(1) * x.size(2);
-  return x.as_strided({rows, geo.d}, {position_stride, 1},
-                      x.storage_offset() + r0 * position_stride + (g * geo.rep + h) * geo.d);
+template <typename T>
+constexpr TileType tile_type() {
+  if constexpr (std::is_same_v<T, c10::BFloat16>) return TileType::BF16;
+  if constexpr (std::is_same_v<T, double>) return TileType::F64;
+  return TileType::F32;
 }
 
-// The first rows × cols of worker w's tile buffer [workers, kAttentionBlockRows, ≥ cols], contiguous.
-at::Tensor tile(const at::Tensor& buffer, int64_t w, int64_t rows, int64_t cols) {
-  return buffer[w].view({-1}).narrow(0, 0, rows * cols).view({rows, cols});
+// A row-major [rows, cols] matrix with rows ld elements apart, as a tile GEMM operand (its transpose if `t`).
+template <typename T>
+TileOperand matrix(const T* data, int64_t rows, int64_t cols, int64_t ld, bool t = false) {
+  return {data, rows, cols, ld, tile_type<T>(), t};
 }
 
-// Row r of a tile sees its keys [0, visible(r)): `diagonal` = r0 − j0, the tile's query offset from its keys.
-LLAMA2_INLINE int64_t visible_keys(int64_t r, int64_t diagonal, int64_t keys) {
-  return std::clamp<int64_t>(r + diagonal + 1, 0, keys);
+TileOperand transposed(TileOperand x) {
+  x.transposed = !x.transposed;
+  return x;
 }
 
-// z ← z·scale over a row, plus the causal mask's value after its visible keys.
+// c [rows, cols] (+)= op(a)·op(b) into a contiguous accumulator tile.
 template <typename A>
-LLAMA2_INLINE void scale_and_mask(A* z, int64_t visible, int64_t keys, A scale) {
-  for (int64_t i = 0; i < visible; ++i) z[i] *= scale;
-  for (int64_t i = visible; i < keys; ++i) z[i] = z[i] * scale + kMaskedScore;
+void gemm(const TileOperand& a, const TileOperand& b, A* c, int64_t cols, bool accumulate) {
+  tile_matmul(a, b, c, cols, tile_type<A>(), accumulate);
+}
+
+// Row r of a tile sees its keys [0, visible(r)): `diagonal` = r0 − j0 ≥ 0, the tile's query offset from its keys.
+LLAMA2_INLINE int64_t visible_keys(int64_t r, int64_t diagonal, int64_t keys) {
+  return std::min<int64_t>(r + diagonal + 1, keys);
 }
 
 // Runs task(t, w) for every t in [0, tasks) on the intra-op threads, w < workers naming the caller's per-worker
@@ -80,26 +93,28 @@ int64_t workers_for(int64_t tasks) { return std::max<int64_t>(1, std::min<int64_
 
 // The row kernels below are compiled per ISA for each storage type (LLAMA2_CPU_CLONES).
 
-// One score tile z [rows, keys] (q·kᵀ), in place, folded into the online softmax of its rows: z·scale (+ mask),
-// running max m and sum l per row, the row's unnormalised output o [rows, d] rescaled to the new max, and
-// p = exp(z − max) into p (may be z itself). `first`: the row's first key tile (m, l, o not yet set).
+// One score tile z [rows, keys] (q·kᵀ) folded into the online softmax of its rows: running max m and sum l per
+// row, the row's unnormalised output o [rows, d] rescaled to the new max, and p = exp(z·scale − max) (0 for
+// masked keys) into p [rows, keys] (may be z itself). `first`: the row's first key tile (m, l, o not yet set).
 template <typename T>
-LLAMA2_CPU_CLONES void online_softmax_rows(Acc<T>* z, T* p, int64_t rows, int64_t keys, int64_t diagonal,
+LLAMA2_CPU_CLONES void online_softmax_rows(const Acc<T>* z, T* p, int64_t rows, int64_t keys, int64_t diagonal,
                                            Acc<T> scale, bool first, Acc<T>* m, Acc<T>* l, Acc<T>* o, int64_t d) {
   using A = Acc<T>;
   for (int64_t r = 0; r < rows; ++r) {
-    A* zr = z + r * keys;
+    const A* zr = z + r * keys;
     T* pr = p + r * keys;
-    scale_and_mask(zr, visible_keys(r, diagonal, keys), keys, scale);
-    A max = first ? zr[0] : m[r], sum = 0;
-#pragma omp simd reduction(max : max)
-    for (int64_t i = 0; i < keys; ++i) max = max > zr[i] ? max : zr[i];
+    const int64_t visible = visible_keys(r, diagonal, keys);
+    A top = zr[0], sum = 0;
+#pragma omp simd reduction(max : top)
+    for (int64_t i = 0; i < visible; ++i) top = top > zr[i] ? top : zr[i];
+    const A max = first ? top * scale : std::max(m[r], top * scale);  // scale > 0
 #pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < keys; ++i) {
-      const A e = vector_exp(zr[i] - max);
+    for (int64_t i = 0; i < visible; ++i) {
+      const A e = vector_exp(zr[i] * scale - max);
       pr[i] = from_acc<T>(e);
       sum += e;
     }
+    std::fill(pr + visible, pr + keys, from_acc<T>(0));
     if (first) {
       l[r] = sum;
     } else {
@@ -112,8 +127,21 @@ LLAMA2_CPU_CLONES void online_softmax_rows(Acc<T>* z, T* p, int64_t rows, int64_
   }
 }
 
-// The backward's tile: z [rows, keys] (q·kᵀ) in place → p = exp(z·scale (+ mask) − lse), into z and into p_t
-// (may be z itself) in the inputs' type for the GEMMs.
+// The forward's last step for a query tile: out rows (out_stride apart) ← o / l, and lse ← m + log l per row.
+template <typename T>
+LLAMA2_CPU_CLONES void finish_rows(const Acc<T>* o, const Acc<T>* m, const Acc<T>* l, int64_t rows, int64_t d,
+                                   T* out, int64_t out_stride, Acc<T>* lse) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const Acc<T> inv = 1 / l[r];
+    T* y = out + r * out_stride;
+#pragma omp simd
+    for (int64_t k = 0; k < d; ++k) y[k] = from_acc<T>(o[r * d + k] * inv);
+    lse[r] = m[r] + std::log(l[r]);
+  }
+}
+
+// The backward's tile: z [rows, keys] (q·kᵀ) in place → p = exp(z·scale − lse) (0 for masked keys), into z and
+// into p_t (may be z itself) in the inputs' type for the GEMMs.
 template <typename T>
 LLAMA2_CPU_CLONES void probabilities_rows(Acc<T>* z, T* p_t, int64_t rows, int64_t keys, int64_t diagonal,
                                           Acc<T> scale, const Acc<T>* lse) {
@@ -121,14 +149,16 @@ LLAMA2_CPU_CLONES void probabilities_rows(Acc<T>* z, T* p_t, int64_t rows, int64
   for (int64_t r = 0; r < rows; ++r) {
     A* zr = z + r * keys;
     T* pr = p_t + r * keys;
-    scale_and_mask(zr, visible_keys(r, diagonal, keys), keys, scale);
+    const int64_t visible = visible_keys(r, diagonal, keys);
     const A shift = lse[r];
 #pragma omp simd
-    for (int64_t i = 0; i < keys; ++i) {
-      const A e = vector_exp(zr[i] - shift);
+    for (int64_t i = 0; i < visible; ++i) {
+      const A e = vector_exp(zr[i] * scale - shift);
       zr[i] = e;
       pr[i] = from_acc<T>(e);
     }
+    std::fill(zr + visible, zr + keys, A(0));
+    std::fill(pr + visible, pr + keys, from_acc<T>(0));
   }
 }
 
@@ -146,115 +176,122 @@ LLAMA2_CPU_CLONES void scores_gradient_rows(const Acc<T>* p, Acc<T>* dp, T* ds_t
   }
 }
 
-// Per-worker tile buffers: z (scores, then probabilities) in Acc, and their copy in the inputs' type for the
-// GEMMs (z itself when that type is Acc).
+// D[r] = Σ over d of a[r]·b[r] for rows of a and b (lda, ldb apart).
+template <typename T>
+LLAMA2_CPU_CLONES void row_dots(const T* a, int64_t lda, const T* b, int64_t ldb, int64_t rows, int64_t d,
+                                Acc<T>* D) {
+  for (int64_t r = 0; r < rows; ++r) {
+    Acc<T> dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t k = 0; k < d; ++k) dot += to_acc(a[r * lda + k]) * to_acc(b[r * ldb + k]);
+    D[r] = dot;
+  }
+}
+
+// D [groups, rep·s] ← Σ over d of do·out per query row (the softmax backward's row term).
+template <typename T>
+void output_dots(const Geometry& geo, const T* do3, const T* out, Acc<T>* D) {
+  at::parallel_for(0, geo.groups * geo.rep, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t gh = begin; gh < end; ++gh) {
+      const int64_t g = gh / geo.rep, h = gh % geo.rep;
+      row_dots(do3 + geo.head_row(g, h, 0) * geo.d, geo.d, out + geo.output_offset(g, h, 0), geo.output_stride(),
+               geo.s, geo.d, D + geo.head_row(g, h, 0));
+    }
+  });
+}
+
+// Per-worker buffers of `count` elements of type E, contiguous: worker w's start.
+template <typename E>
+struct WorkerBuffers {
+  at::Tensor storage;
+  int64_t count;
+  WorkerBuffers(int64_t workers, int64_t count, const at::TensorOptions& options)
+      : storage(at::empty({workers, count}, options.dtype(c10::CppTypeToScalarType<E>()))), count(count) {}
+  E* operator[](int64_t w) const { return storage.data_ptr<E>() + w * count; }
+};
+
+// A score tile in Acc and its copy in the inputs' type for the GEMMs (the same memory when that type is Acc).
 template <typename T>
 struct Tiles {
-  at::Tensor z, z_t;
-  Tiles(int64_t workers, const at::TensorOptions& inputs) {
-    const auto acc = inputs.dtype(c10::CppTypeToScalarType<Acc<T>>());
-    z = at::empty({workers, kAttentionBlockRows, kAttentionBlockKeys}, acc);
-    z_t = std::is_same_v<T, Acc<T>> ? z : at::empty(z.sizes(), inputs);
+  WorkerBuffers<Acc<T>> z;
+  std::optional<WorkerBuffers<T>> z_t;
+  static constexpr int64_t kElements = kAttentionBlockRows * kAttentionBlockKeys;
+  Tiles(int64_t workers, const at::TensorOptions& options) : z(workers, kElements, options) {
+    if constexpr (!std::is_same_v<T, Acc<T>>) z_t.emplace(workers, kElements, options);
+  }
+  Acc<T>* acc(int64_t w) const { return z[w]; }
+  T* inputs(int64_t w) const {
+    if constexpr (std::is_same_v<T, Acc<T>>) return z[w];
+    else return (*z_t)[w];
   }
 };
 
 // out [s, b, nq·d] ← softmax(q·kᵀ·scale + causal mask)·v; lse [groups, rep·s] ← each query row's log-sum-exp.
 template <typename T>
-void attention_forward(const Geometry& geo, const at::Tensor& q3, const at::Tensor& k3, const at::Tensor& v3,
-                       Acc<T> scale, at::Tensor& out, at::Tensor& lse) {
+void attention_forward(const Geometry& geo, const T* q3, const T* k3, const T* v3, Acc<T> scale, T* out, Acc<T>* lse,
+                       const at::TensorOptions& options) {
   using A = Acc<T>;
   const int64_t heads = geo.groups * geo.rep, tasks = heads * geo.query_blocks(), workers = workers_for(tasks);
-  const Tiles<T> tiles(workers, q3.options());
-  const at::Tensor o = at::empty({workers, kAttentionBlockRows, geo.d}, lse.options());  // unnormalised output
-  const at::Tensor stats = at::empty({workers, 2, kAttentionBlockRows}, lse.options());  // running max and sum
+  const Tiles<T> tiles(workers, options);
+  const WorkerBuffers<A> o(workers, kAttentionBlockRows * geo.d, options);  // unnormalised output [rows, d]
+  const WorkerBuffers<A> stats(workers, 2 * kAttentionBlockRows, options);  // running max and sum per row
   for_each_task(tasks, workers, [&](int64_t t, int64_t w) {
     const int64_t block = geo.query_blocks() - 1 - t / heads, g = t % heads / geo.rep, h = t % geo.rep;
     const int64_t r0 = block * kAttentionBlockRows, rows = std::min(kAttentionBlockRows, geo.s - r0);
-    const at::Tensor q = q3[g].narrow(0, h * geo.s + r0, rows);  // [rows, d]
-    at::Tensor o_w = o[w].narrow(0, 0, rows);                   // [rows, d]
-    A* m = stats[w][0].data_ptr<A>();
-    A* l = stats[w][1].data_ptr<A>();
+    const TileOperand q = matrix(q3 + geo.head_row(g, h, r0) * geo.d, rows, geo.d, geo.d);
+    A *z = tiles.acc(w), *m = stats[w], *l = stats[w] + kAttentionBlockRows;
+    T* p = tiles.inputs(w);
     for (int64_t j0 = 0; j0 < r0 + rows; j0 += kAttentionBlockKeys) {
       const int64_t keys = std::min(kAttentionBlockKeys, r0 + rows - j0);
-      at::Tensor z = tile(tiles.z, w, rows, keys), p = tile(tiles.z_t, w, rows, keys);  // [rows, keys]
-      matmul_into(q, false, k3[g].narrow(0, j0, keys), true, z, false);
-      online_softmax_rows(z.data_ptr<A>(), p.data_ptr<T>(), rows, keys, r0 - j0, scale, j0 == 0, m, l,
-                          o_w.data_ptr<A>(), geo.d);
-      matmul_into(p, false, v3[g].narrow(0, j0, keys), false, o_w, j0 > 0);  // o (+)= p·v
+      const int64_t kv = (g * geo.s + j0) * geo.d;
+      const TileOperand k = matrix(k3 + kv, keys, geo.d, geo.d), v = matrix(v3 + kv, keys, geo.d, geo.d);
+      gemm(q, transposed(k), z, keys, false);  // z = q·kᵀ  [rows, keys]
+      online_softmax_rows(z, p, rows, keys, r0 - j0, scale, j0 == 0, m, l, o[w], geo.d);
+      gemm(matrix(p, rows, keys, keys), v, o[w], geo.d, j0 > 0);  // o (+)= p·v  [rows, d]
     }
-    const at::Tensor out_rows = head_rows(out, geo, g, h, r0, rows);
-    T* y = out_rows.data_ptr<T>();
-    const A* x = o_w.data_ptr<A>();
-    A* lse_rows = lse[g].data_ptr<A>() + h * geo.s + r0;
-    for (int64_t r = 0; r < rows; ++r) {
-      const A inv = 1 / l[r];
-      for (int64_t k = 0; k < geo.d; ++k) y[r * out_rows.stride(0) + k] = from_acc<T>(x[r * geo.d + k] * inv);
-      lse_rows[r] = m[r] + std::log(l[r]);
-    }
+    finish_rows(o[w], m, l, rows, geo.d, out + geo.output_offset(g, h, r0), geo.output_stride(),
+                lse + geo.head_row(g, h, r0));
   });
 }
 
-// D [groups, rep·s]: Σ over d of d_out·out per query row (the softmax backward's row term).
+// Gradients of q3, k3, v3 (do3: the output's gradient in q3's layout; D: Σ over d of do·out per query row). A
+// task owns one key tile of one group: it walks every query tile that sees it (all rep heads), so d_k and d_v
+// need no synchronisation; d_q sums into a buffer per worker.
 template <typename T>
-at::Tensor output_dots(const Geometry& geo, const at::Tensor& out, const at::Tensor& d_out,
-                       const at::TensorOptions& acc) {
+void attention_backward(const Geometry& geo, const T* q3, const T* k3, const T* v3, const T* do3, const Acc<T>* lse,
+                        const Acc<T>* D, Acc<T> scale, at::Tensor& d_q, at::Tensor& d_k, at::Tensor& d_v) {
   using A = Acc<T>;
-  at::Tensor D = at::empty({geo.groups, geo.rep * geo.s}, acc);
-  at::parallel_for(0, geo.groups * geo.rep, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t gh = begin; gh < end; ++gh) {
-      const int64_t g = gh / geo.rep, h = gh % geo.rep;
-      const at::Tensor o = head_rows(out, geo, g, h, 0, geo.s), d_o = head_rows(d_out, geo, g, h, 0, geo.s);
-      const T *op = o.data_ptr<T>(), *dp = d_o.data_ptr<T>();
-      A* Dp = D[g].data_ptr<A>() + h * geo.s;
-      for (int64_t r = 0; r < geo.s; ++r) {
-        A dot = 0;
-        for (int64_t k = 0; k < geo.d; ++k)
-          dot += to_acc(op[r * o.stride(0) + k]) * to_acc(dp[r * o.stride(0) + k]);
-        Dp[r] = dot;
-      }
-    }
-  });
-  return D;
-}
-
-// Gradients of q3, k3, v3. A task owns one key tile of one group: it walks every query tile that sees it (all
-// rep heads), so d_k and d_v need no synchronisation; d_q sums into a buffer per worker.
-template <typename T>
-void attention_backward(const Geometry& geo, const at::Tensor& q3, const at::Tensor& k3, const at::Tensor& v3,
-                        const at::Tensor& out, const at::Tensor& lse,
-                        const at::Tensor& d_out, Acc<T> scale, at::Tensor& d_q, at::Tensor& d_k, at::Tensor& d_v) {
-  using A = Acc<T>;
-  const at::Tensor D = output_dots<T>(geo, out, d_out, lse.options());
+  const at::TensorOptions options = d_q.options();
   const int64_t tasks = geo.groups * geo.key_blocks(), workers = workers_for(tasks);
-  const Tiles<T> tiles(workers, q3.options()), d_tiles(workers, q3.options());  // p; dp, then ds
-  const at::Tensor d_kv = at::empty({workers, 2, kAttentionBlockKeys, geo.d}, lse.options());
-  const at::Tensor d_q_parts = at::zeros({workers, geo.groups, geo.rep * geo.s, geo.d}, lse.options());
+  const Tiles<T> tiles(workers, options), d_tiles(workers, options);  // p; dp, then ds
+  const WorkerBuffers<A> d_kv(workers, 2 * kAttentionBlockKeys * geo.d, options);
+  const auto acc = options.dtype(c10::CppTypeToScalarType<A>());
+  const at::Tensor d_q_parts = at::zeros({workers, geo.groups, geo.rep * geo.s, geo.d}, acc);
   for_each_task(tasks, workers, [&](int64_t t, int64_t w) {
     const int64_t j0 = t / geo.groups * kAttentionBlockKeys, g = t % geo.groups;
-    const int64_t keys = std::min(kAttentionBlockKeys, geo.s - j0);
-    at::Tensor d_k_w = d_kv[w][0].narrow(0, 0, keys).zero_(), d_v_w = d_kv[w][1].narrow(0, 0, keys).zero_();
+    const int64_t keys = std::min(kAttentionBlockKeys, geo.s - j0), kv = (g * geo.s + j0) * geo.d;
+    A *d_k_w = d_kv[w], *d_v_w = d_kv[w] + kAttentionBlockKeys * geo.d;
+    std::fill(d_k_w, d_k_w + 2 * kAttentionBlockKeys * geo.d, A(0));
+    A* d_q_w = d_q_parts[w].data_ptr<A>();
+    A *z = tiles.acc(w), *dp = d_tiles.acc(w);
+    T *p = tiles.inputs(w), *ds = d_tiles.inputs(w);
     for (int64_t h = 0; h < geo.rep; ++h)
       for (int64_t r0 = j0 / kAttentionBlockRows * kAttentionBlockRows; r0 < geo.s; r0 += kAttentionBlockRows) {
         const int64_t rows = std::min(kAttentionBlockRows, geo.s - r0), seen = std::min(keys, r0 + rows - j0);
-        const at::Tensor k = k3[g].narrow(0, j0, seen), v = v3[g].narrow(0, j0, seen);  // [seen, d]
-        const at::Tensor q = q3[g].narrow(0, h * geo.s + r0, rows);                     // [rows, d]
-        const at::Tensor d_o = head_rows(d_out, geo, g, h, r0, rows);                   // [rows, d]
-        at::Tensor z = tile(tiles.z, w, rows, seen), p = tile(tiles.z_t, w, rows, seen);
-        at::Tensor dp = tile(d_tiles.z, w, rows, seen), ds = tile(d_tiles.z_t, w, rows, seen);
-        matmul_into(q, false, k, true, z, false);
-        probabilities_rows(z.data_ptr<A>(), p.data_ptr<T>(), rows, seen, r0 - j0, scale,
-                           lse[g].data_ptr<A>() + h * geo.s + r0);
-        at::Tensor d_v_seen = d_v_w.narrow(0, 0, seen), d_k_seen = d_k_w.narrow(0, 0, seen);
-        matmul_into(p, true, d_o, false, d_v_seen, true);  // d_v += pᵀ·d_out
-        matmul_into(d_o, false, v, true, dp, false);       // dp = d_out·vᵀ
-        scores_gradient_rows(z.data_ptr<A>(), dp.data_ptr<A>(), ds.data_ptr<T>(), rows, seen, scale,
-                             D[g].data_ptr<A>() + h * geo.s + r0);
-        matmul_into(ds, true, q, false, d_k_seen, true);  // d_k += dsᵀ·q
-        at::Tensor d_q_rows = d_q_parts[w][g].narrow(0, h * geo.s + r0, rows);
-        matmul_into(ds, false, k, false, d_q_rows, true);  // d_q += ds·k
+        const int64_t row = geo.head_row(g, h, r0);
+        const TileOperand q = matrix(q3 + row * geo.d, rows, geo.d, geo.d);
+        const TileOperand d_o = matrix(do3 + row * geo.d, rows, geo.d, geo.d);
+        const TileOperand k = matrix(k3 + kv, seen, geo.d, geo.d), v = matrix(v3 + kv, seen, geo.d, geo.d);
+        gemm(q, transposed(k), z, seen, false);  // z = q·kᵀ  [rows, seen]
+        probabilities_rows(z, p, rows, seen, r0 - j0, scale, lse + row);
+        gemm(matrix(p, rows, seen, seen, true), d_o, d_v_w, geo.d, true);  // d_v += pᵀ·d_out  [seen, d]
+        gemm(d_o, transposed(v), dp, seen, false);                          // dp = d_out·vᵀ  [rows, seen]
+        scores_gradient_rows(z, dp, ds, rows, seen, scale, D + row);
+        gemm(matrix(ds, rows, seen, seen, true), q, d_k_w, geo.d, true);      // d_k += dsᵀ·q  [seen, d]
+        gemm(matrix(ds, rows, seen, seen), k, d_q_w + row * geo.d, geo.d, true);  // d_q += ds·k  [rows, d]
       }
-    d_k[g].narrow(0, j0, keys).copy_(d_k_w);
-    d_v[g].narrow(0, j0, keys).copy_(d_v_w);
+    d_k[g].narrow(0, j0, keys).copy_(at::from_blob(d_k_w, {keys, geo.d}, acc));
+    d_v[g].narrow(0, j0, keys).copy_(at::from_blob(d_v_w, {keys, geo.d}, acc));
   });
   d_q.copy_(d_q_parts.sum(0));
 }
@@ -271,7 +308,9 @@ class CoreAttention : public torch::autograd::Function<CoreAttention> {
     at::Tensor lse;
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, q3.scalar_type(), "attention_forward", [&] {
       lse = at::empty({geo.groups, geo.rep * geo.s}, q3.options().dtype(c10::CppTypeToScalarType<Acc<scalar_t>>()));
-      attention_forward<scalar_t>(geo, q3, k3, v3, static_cast<Acc<scalar_t>>(scale), out, lse);
+      attention_forward<scalar_t>(geo, q3.data_ptr<scalar_t>(), k3.data_ptr<scalar_t>(), v3.data_ptr<scalar_t>(),
+                                  static_cast<Acc<scalar_t>>(scale), out.data_ptr<scalar_t>(),
+                                  lse.data_ptr<Acc<scalar_t>>(), q3.options());
     });
     ctx->save_for_backward({q3, k3, v3, out, lse});
     ctx->saved_data["scale"] = scale;
@@ -283,11 +322,21 @@ class CoreAttention : public torch::autograd::Function<CoreAttention> {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &q3 = saved[0], &k3 = saved[1], &v3 = saved[2], &out = saved[3], &lse = saved[4];
     const Geometry geo{k3.size(0), q3.size(1) / k3.size(1), k3.size(1), q3.size(2)};
-    const at::Tensor d_out = grads[0].contiguous();  // [s, b, nq·d]
+    // [s, b, nq·d] → q3's layout [b·nkv, rep·s, d], so that the tiles' GEMMs read contiguous rows.
+    const int64_t b = grads[0].size(1);
+    const at::Tensor do3 = grads[0]
+                               .view({geo.s, b, geo.groups / b, geo.rep, geo.d})
+                               .permute({1, 2, 3, 0, 4})
+                               .contiguous()
+                               .view(q3.sizes());
     at::Tensor d_q = at::empty_like(q3), d_k = at::empty_like(k3), d_v = at::empty_like(v3);
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, q3.scalar_type(), "attention_backward", [&] {
-      attention_backward<scalar_t>(geo, q3, k3, v3, out, lse, d_out,
-                                   static_cast<Acc<scalar_t>>(ctx->saved_data["scale"].toDouble()), d_q, d_k, d_v);
+      using A = Acc<scalar_t>;
+      const at::Tensor D = at::empty_like(lse);
+      output_dots(geo, do3.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), D.data_ptr<A>());
+      attention_backward<scalar_t>(geo, q3.data_ptr<scalar_t>(), k3.data_ptr<scalar_t>(), v3.data_ptr<scalar_t>(),
+                                   do3.data_ptr<scalar_t>(), lse.data_ptr<A>(), D.data_ptr<A>(),
+                                   static_cast<A>(ctx->saved_data["scale"].toDouble()), d_q, d_k, d_v);
     });
     return {d_q, d_k, d_v, at::Tensor()};
   }

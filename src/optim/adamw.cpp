@@ -180,6 +180,8 @@ void ShardedAdamW::sync_params_from_master() {
     flat_params_.copy_(dp_.all_gather(updated.contiguous()));
   } else if (!updated.is_same(master_)) {
     flat_params_.copy_(updated);
+  } else {  // the update wrote the parameters through pointers: tell their readers (packed_weights.h)
+    flat_params_.unsafeGetTensorImpl()->bump_version();
   }
 }
 

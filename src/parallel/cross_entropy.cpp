@@ -103,7 +103,7 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
       at::Tensor z = logits.narrow(0, 0, n);                               // [n, Vl]
       {
         ScopedPhase phase(Phase::Gemm);
-        matmul_into(xc, false, w, true, z, false);
+        matmul_into(xc, false, w, true, z, false, MatrixKind::Weight);
       }
       const int64_t* t = local_targets.data_ptr<int64_t>() + r0;
       at::Tensor max = max_rows.narrow(0, 0, n);
@@ -135,7 +135,7 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
       if (!grad) continue;
       ScopedPhase phase(Phase::Gemm);
       at::Tensor dxc = dx.narrow(0, r0, n);
-      matmul_into(g, false, w, false, dxc, false);                         // dx = g @ w     [n, h]
+      matmul_into(g, false, w, false, dxc, false, MatrixKind::Weight);     // dx = g @ w     [n, h]
       matmul_into(g, true, xc, false, dw, r0 > 0);                         // dw += g^T @ x  [Vl, h]
     }
     if (grad) {

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "llama2/kernels/packed_weights.h"
 #include "llama2/model/attention.h"
 #include "llama2/parallel/layers.h"
 
@@ -43,7 +44,8 @@ double flops_per_token(const ModelConfig& c, int64_t seq_len) {
 }
 
 MemoryPlanInput memory_plan_input(const TrainOptions& o, int64_t tp, int64_t dp) {
-  return {tp, dp, o.batch_size, o.seq_len, o.use_mix_precision, o.use_zero_1, o.main_grad_dtype == "fp32"};
+  return {tp, dp, o.batch_size, o.seq_len, o.use_mix_precision, o.use_zero_1, o.main_grad_dtype == "fp32",
+          resolve_weight_packing(o.pack_weights, o.use_mix_precision)};
 }
 
 MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
@@ -54,6 +56,10 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   m.local_params = sharded / t + norms;
   const int64_t elem = in.bf16 ? 2 : 4;
   m.weight_bytes = m.local_params * elem;
+  if (in.packed_weights) {  // every weight but the norms and the input embedding (unless it is the lm_head too)
+    const int64_t embedding = c.tie_word_embeddings ? 0 : vocab / t * h;
+    m.packed_bytes = 2 * (m.local_params - norms - embedding) * elem;
+  }
   const int64_t grad = in.grad_bytes_per_param();
   m.grad_bytes = m.local_params * grad;
   const int64_t ranks = in.zero_1 ? in.dp : 1;
@@ -75,10 +81,10 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   const double per_layer = tokens * per_token * elem + tokens * c.num_attention_heads / td * 4;
   // The heap holds more than the live tensors (freed blocks between kept ones are reused only by smaller
   // ones): kHeapOverhead was measured on the 58M model (peak RSS per layer over the bytes above). Attention's
-  // backward adds q's gradient in fp32 per thread (kAttentionThreads, the layouts' usual 1 or 2) and the
-  // gradients of q, k and v.
+  // backward adds q's gradient in fp32 per thread (kAttentionThreads, the layouts' usual 1 or 2), the output's
+  // gradient in q's layout, and the gradients of q, k and v.
   constexpr double kHeapOverhead = 1.2, kAttentionThreads = 2;
-  const double attention_backward = tokens / td * ((kAttentionThreads * 4 + elem) * q + elem * (qkv - q));
+  const double attention_backward = tokens / td * ((kAttentionThreads * 4 + 2 * elem) * q + elem * (qkv - q));
   m.activation_bytes = static_cast<int64_t>(kHeapOverhead * per_layer * c.num_hidden_layers + attention_backward);
   // The fused loss: one chunk of fp32 logits (≤ 32 MiB), dw [V/t, h] fp32, dx [tokens, h].
   const double vocab_local = static_cast<double>(vocab) / td;
@@ -179,6 +185,9 @@ std::string format_plan(const ModelConfig& c, const MemoryPlanInput& in, const S
   out += fmt::format("per rank              {} params ({}, ZeRO-1 {})\n", m.local_params,
                      in.bf16 ? "bf16 params + fp32 master" : "fp32", in.zero_1 ? "on" : "off");
   out += fmt::format("  weights             {}\n", format_bytes(m.weight_bytes));
+  if (in.packed_weights)
+    out += fmt::format("  packed weights      {}  (--pack_weights; forward and data gradient, at most)\n",
+                       format_bytes(m.packed_bytes));
   out += fmt::format("  gradients           {}  ({}, accumulated and DP-reduced in it)\n", format_bytes(m.grad_bytes),
                      in.grad_bytes_per_param() == 4 ? (in.bf16 ? "fp32 main gradients" : "fp32") : "bf16");
   out += fmt::format("  optimizer state     {}  ({} bytes/param / {})\n", format_bytes(m.optimizer_bytes),

@@ -101,11 +101,12 @@ void check_memory_fits(const MemoryPlan& m, int local_ranks) {
                        process.source);
   if (over.empty()) return;
   throw BadInput(fmt::format(
-      "this layout does not fit in memory: {} (weights {}, gradients {}, optimizer state {}, activations {}, "
-      "loss {}); what shrinks it: more --tensor_parallel_size (all but the optimizer state / tp), more data-parallel "
-      "ranks with --use_zero_1 (optimizer state / dp), --use_mix_precision (weights and gradients / 2), a smaller "
-      "--batch_size or --seq_len (activations); --skip_memory_check tries anyway",
-      over, format_bytes(m.weight_bytes), format_bytes(m.grad_bytes), format_bytes(m.optimizer_bytes),
+      "this layout does not fit in memory: {} (weights {}, packed weights {}, gradients {}, optimizer state {}, "
+      "activations {}, loss {}); what shrinks it: more --tensor_parallel_size (all but the optimizer state / tp), more "
+      "data-parallel ranks with --use_zero_1 (optimizer state / dp), --use_mix_precision (weights and gradients / 2), "
+      "--pack_weights off, a smaller --batch_size or --seq_len (activations); --skip_memory_check tries anyway",
+      over, format_bytes(m.weight_bytes), format_bytes(m.packed_bytes), format_bytes(m.grad_bytes),
+      format_bytes(m.optimizer_bytes),
       format_bytes(m.activation_bytes), format_bytes(m.loss_bytes)));
 }
 

@@ -18,6 +18,7 @@
 #include "llama2/data/data_sources.h"
 #include "llama2/dist/communicator.h"
 #include "llama2/kernels/matmul.h"
+#include "llama2/kernels/packed_weights.h"
 #include "llama2/metrics/metrics.h"
 #include "llama2/model/llama.h"
 #include "llama2/optim/adamw.h"
@@ -102,6 +103,17 @@ void log_startup(const ModelConfig& c, const TrainOptions& o, const ParallelLayo
   std::string plan = format_plan(c, memory_plan_input(o, l.tp, l.dp), {o.grad_accum_usteps, 1, 1, o.overlap_grad_reduce});
   for (size_t pos; (pos = plan.find('\n')) != std::string::npos; plan.erase(0, pos + 1))
     spdlog::info("plan: {}", plan.substr(0, pos));
+}
+
+// --pack_weights, resolved on this CPU, for every GEMM of a weight from now on.
+void apply_weight_packing(const TrainOptions& o) {
+  const bool on = resolve_weight_packing(o.pack_weights, o.use_mix_precision);
+  set_weight_packing(on);
+  spdlog::info("weight packing: {} (--pack_weights {}{})", on ? "on, up to 2 copies of each GEMM weight" : "off",
+               o.pack_weights,
+               o.pack_weights != "auto" ? ""
+               : amx_available()       ? "; oneDNN runs on AMX here, on for bf16"
+                                       : "; no AMX here, where it measured within a few percent");
 }
 
 // Per-rank peak FLOP/s for MFU, in the precision the GEMMs run in: --peak_tflops, or oneDNN's best on the
@@ -197,6 +209,7 @@ Trainer::Trainer(TrainOptions options, DistributedContext& dist)
       metrics_(o_.output_dir, layout_.rank == 0),
       checkpoints_(o_.output_dir + "/checkpoints") {
   log_startup(config_, o_, layout_, apply_threads(layout_));
+  apply_weight_packing(o_);
   if (!o_.skip_memory_check && layout_.local_rank == 0)
     check_memory_fits(plan_memory(config_, memory_plan_input(o_, layout_.tp, layout_.dp)), layout_.local_size);
   peak_flops_ = peak_flops_per_rank(config_, o_, dist_);

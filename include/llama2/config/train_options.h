@@ -27,6 +27,7 @@ struct TrainOptions {
   int64_t num_layers = 0;          // > 0 overrides num_hidden_layers
   bool use_mix_precision = false;  // bf16 params/activations/grads, fp32 master params and moments
   std::string main_grad_dtype = "fp32";  // with bf16: the dtype gradients accumulate and are DP-reduced in
+  std::string pack_weights = "auto";     // weights' GEMMs read copies in oneDNN's layout: auto (on with AMX), on, off
   bool use_zero_1 = true;
   bool overlap_grad_reduce = true;  // DP gradient buckets reduced during the last micro-step's backward
   int64_t ddp_bucket_size = int64_t{8} << 20;  // elements per DP gradient bucket

@@ -9,15 +9,39 @@ class Tensor;
 
 namespace llama2 {
 
+// Whether a GEMM's b is a model weight: with weight packing on (packed_weights.h), a 2-D weight is read from its
+// copy in the layout oneDNN prefers.
+enum class MatrixKind { Activation, Weight };
+
 // op(a) @ op(b) for 2-D [m, k] or batched 3-D [batch, m, k] tensors whose rows are contiguous (any row and
-// batch stride: narrowed views need no copy), where op(x) is x or its transpose over the last two dims. fp32 or bf16 inputs (same dtype) run on oneDNN, accumulating in fp32;
-// fp64 (for gradient checks) falls back to libtorch. The result has the inputs' dtype.
-at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b);
+// batch stride: narrowed views need no copy), where op(x) is x or its transpose over the last two dims. fp32 or
+// bf16 inputs (same dtype) run on oneDNN, accumulating in fp32; fp64 (for gradient checks) falls back to
+// libtorch. The result has the inputs' dtype.
+at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b,
+                  MatrixKind b_kind = MatrixKind::Activation);
 
 // c = op(a) @ op(b), or c += op(a) @ op(b) with `accumulate`, into an existing c (rows contiguous, e.g. a
 // narrowed view) of the product's shape; c may be fp32 for bf16 inputs (fp32 accumulation and output).
 void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b, at::Tensor& c,
-                 bool accumulate);
+                 bool accumulate, MatrixKind b_kind = MatrixKind::Activation);
+
+// Element type of a tile GEMM's operand.
+enum class TileType : int { F32, BF16, F64 };
+
+// A row-major matrix in memory for tile_matmul: rows × cols elements, ld elements from one row's start to the
+// next; `transposed`: the product uses its transpose (cols × rows).
+struct TileOperand {
+  const void* data;
+  int64_t rows, cols, ld;
+  TileType type;
+  bool transposed = false;
+};
+
+// c [m, n] (ldc) = op(a)·op(b), or += with `accumulate`, for kernels that run many small GEMMs from their own
+// parallel regions (core attention's tiles): no tensors, and oneDNN primitives cached per thread, each planned
+// for the thread that runs it. a and b share a type (fp32 or bf16 on oneDNN, fp64 by plain loops for the
+// gradient checks); c is fp32, or fp64 for fp64.
+void tile_matmul(const TileOperand& a, const TileOperand& b, void* c, int64_t ldc, TileType c_type, bool accumulate);
 
 // The gradient buffer a GEMM adds w's dW into directly: w's .grad when it exists (the optimizer's flat buffer),
 // is contiguous and holds w's dtype or fp32 (a bf16 weight's main gradient); else undefined (autograd's way).

@@ -1,5 +1,6 @@
 // Owns the vectorisable math of the hand-written kernels: an fp32 exp the compiler vectorises (libm's is a
-// call per element), and LLAMA2_CPU_CLONES, which builds a kernel for AVX-512, AVX2 and x86-64 and picks one at load.
+// call per element), and LLAMA2_CPU_CLONES, which builds a kernel for x86-64-v4 (AVX-512), x86-64-v3 (AVX2) and
+// x86-64 and picks one at load.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -9,9 +10,10 @@
 // The loops vectorise at -O3 with -fno-trapping-math (CMakeLists.txt). A clone compiles per ISA only what is
 // inlined into it: a kernel body it calls is LLAMA2_INLINE. Kernel templates are cloned per instantiation (fp32
 // and bf16 alike) by GCC; clang, which builds only the sanitizer and fuzz builds here, clones no templates, so
-// they get none.
+// they get none. The levels, not single flags: `avx512f` alone leaves out AVX512VL and FMA, and GCC then builds
+// 256-bit VEX loops with separate multiplies and adds.
 #if defined(__x86_64__) && !defined(__clang__)
-#define LLAMA2_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define LLAMA2_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define LLAMA2_CPU_CLONES
 #endif

@@ -22,15 +22,18 @@ struct MemoryPlanInput {
   int64_t micro_batch = 1, seq_len = 1;
   bool bf16 = false, zero_1 = true;
   bool fp32_main_grads = true;  // with bf16: gradients accumulate and are reduced in fp32
+  bool packed_weights = false;  // GEMM weights also held in oneDNN's layout (packed_weights.h)
   int64_t grad_bytes_per_param() const { return bf16 && !fp32_main_grads ? 2 : 4; }
 };
 
-// The memory plan's input for these training flags at this layout.
+// The memory plan's input for these training flags at this layout (--pack_weights auto resolved on this CPU).
 MemoryPlanInput memory_plan_input(const TrainOptions& options, int64_t tp, int64_t dp);
 
 struct MemoryPlan {
   int64_t local_params = 0;      // parameters held by one rank (its TP shards, vocab padded)
   int64_t weight_bytes = 0;
+  int64_t packed_bytes = 0;      // the GEMM weights' packed copies, forward and data gradient (oneDNN may read
+                                 // one of them in place: an upper bound)
   int64_t grad_bytes = 0;
   int64_t optimizer_bytes = 0;   // fp32 master (if bf16) + exp_avg + exp_avg_sq, / dp with ZeRO-1
   int64_t reduce_bytes = 0;      // the DP reduction's result: ZeRO-1's shard, and its fp32 copy for bf16 grads
@@ -38,7 +41,7 @@ struct MemoryPlan {
   int64_t loss_bytes = 0;        // the fused loss: a chunk of logits, dw, dx
   int64_t runtime_bytes = 0;     // the process itself: libtorch, oneDNN, Open MPI (measured)
   int64_t total() const {
-    return weight_bytes + grad_bytes + optimizer_bytes + reduce_bytes + activation_bytes + loss_bytes + runtime_bytes;
+    return weight_bytes + packed_bytes + grad_bytes + optimizer_bytes + reduce_bytes + activation_bytes + loss_bytes + runtime_bytes;
   }
 };
 
