@@ -366,15 +366,20 @@ at::Tensor cached_attention(const at::Tensor& q, const at::Tensor& k, const at::
   k_cache.narrow(2, past, n).copy_(k.permute({1, 2, 0, 3}));  // [b, nkv, n, d]
   v_cache.narrow(2, past, n).copy_(v.permute({1, 2, 0, 3}));
   const at::ScalarType acc = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  // The rep query heads of one kv head fold into rows: [b, nkv, rep·n, d].
-  const at::Tensor q4 = q.permute({1, 2, 0, 3}).reshape({b, nkv, rep * n, d}).to(acc);
-  const at::Tensor keys = k_cache.narrow(2, 0, length).to(acc), values = v_cache.narrow(2, 0, length).to(acc);
-  at::Tensor scores = at::matmul(q4, keys.transpose(2, 3)) / std::sqrt(static_cast<double>(d));  // [b, nkv, rep·n, L]
+  // The rep query heads of one kv head fold into rows, [b·nkv, rep·n, d]; the cache is read in place, [b·nkv, L, d].
+  const int64_t groups = b * nkv;
+  const at::Tensor q3 = q.permute({1, 2, 0, 3}).reshape({groups, rep * n, d});
+  const at::Tensor keys = k_cache.narrow(2, 0, length).view({groups, length, d});
+  const at::Tensor values = v_cache.narrow(2, 0, length).view({groups, length, d});
+  at::Tensor scores = at::empty({groups, rep * n, length}, q.options().dtype(acc));  // in fp32 for bf16 inputs
+  matmul_into(q3, false, keys, true, scores, false);
+  scores.mul_(1 / std::sqrt(static_cast<double>(d)));
   const at::Tensor row_position = at::arange(n, at::kLong).repeat({rep}).add_(past).view({rep * n, 1});
   const at::Tensor masked = at::arange(length, at::kLong).view({1, length}) > row_position;  // [rep·n, L]
   scores.add_(masked.to(acc) * kMaskedScore);
-  const at::Tensor out = at::matmul(scores.softmax(-1), values);                             // [b, nkv, rep·n, d]
-  return out.view({b, nq, n, d}).permute({2, 0, 1, 3}).reshape({n, b, nq * d}).to(q.scalar_type());
+  // Probabilities in the inputs' type for the values' GEMM, as the training kernel's tiles have them.
+  const at::Tensor out = matmul(scores.softmax(-1).to(q.scalar_type()), false, values, false);  // [b·nkv, rep·n, d]
+  return out.view({b, nq, n, d}).permute({2, 0, 1, 3}).reshape({n, b, nq * d});
 }
 
 }  // namespace llama2

@@ -101,6 +101,10 @@ void HangWatchdog::watch() {
 void HangWatchdog::check(const RankStatus& self, double running_s) {
   const double age = std::min(self.waiting ? self.wait_age_s : self.progress_age_s, running_s);
   const double limit = hang_limit_s(self.activity, timeout_s_, self.slowest_step_s);
+  // Only waits are warned of early: a long stretch of compute without progress marks is normal in a big step.
+  const bool fail = age >= limit;
+  const bool warn = !fail && self.waiting && age >= limit / 10 && collective_name(self) != warned_;
+  if (!fail && !warn) return;  // the report below is built only when it is due
   const std::string rule =
       step_like(self.activity)
           ? fmt::format("limit {:.1f} s: --collective_timeout {:g}, or {:g} x the slowest step so far ({:.1f} s)",
@@ -110,18 +114,15 @@ void HangWatchdog::check(const RankStatus& self, double running_s) {
   const std::string what =
       self.waiting ? fmt::format("waiting {:.1f} s in {}", age, describe_wait(board_, self))
                    : fmt::format("no progress for {:.1f} s at {} (a hung filesystem or data read?)", age, where(self));
-  if (age >= limit) {
+  if (fail) {
     const std::string line = fmt::format("error: rank {}: {} ({}); ending the job with exit status {}\n",
                                          self.world_rank, what, rule, kExitHang);
     std::fputs(line.c_str(), stderr);
     std::fflush(stderr);
     _exit(kExitHang);
   }
-  // Only waits are warned of early: a long stretch of compute without progress marks is normal in a big step.
-  if (self.waiting && age >= limit / 10 && collective_name(self) != warned_) {
-    warned_ = collective_name(self);
-    spdlog::warn("rank {}: {} ({})", self.world_rank, what, rule);
-  }
+  warned_ = collective_name(self);
+  spdlog::warn("rank {}: {} ({})", self.world_rank, what, rule);
 }
 
 }  // namespace llama2

@@ -28,7 +28,8 @@ at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
 // Attention of n new positions against a KV cache, for generation (no autograd). q [n, b, nq, d], k and v
 // [n, b, nkv, d] at positions past..past+n-1 are appended to k_cache and v_cache [b, nkv, capacity, d] at
 // [past, past + n); query i sees cached keys j ≤ past + i (the rest get kMaskedScore, as in training) → [n, b, nq·d].
-// Scores and softmax in fp32 (fp64 for fp64).
+// The cache is read in place; scores and softmax in fp32 (fp64 for fp64), the probabilities in the inputs' type
+// for the values' GEMM.
 at::Tensor cached_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor& k_cache,
                             at::Tensor& v_cache, int64_t past);
 
