@@ -55,6 +55,9 @@ void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg
   const float* g = grad.data_ptr<float>();
   at::parallel_for(0, param.numel(), 1 << 14,
                    [&](int64_t begin, int64_t end) { adamw_elements(p, m, v, g, c, begin, end); });
+  // Written through pointers: move the version counter (shared with every view of the same storage) as an in-place
+  // ATen op would, so that readers keyed on it see the change (packed_weights.h).
+  param.unsafeGetTensorImpl()->bump_version();
 }
 
 std::vector<size_t> flat_order(const std::vector<Parameter>& params) {
@@ -180,8 +183,6 @@ void ShardedAdamW::sync_params_from_master() {
     flat_params_.copy_(dp_.all_gather(updated.contiguous()));
   } else if (!updated.is_same(master_)) {
     flat_params_.copy_(updated);
-  } else {  // the update wrote the parameters through pointers: tell their readers (packed_weights.h)
-    flat_params_.unsafeGetTensorImpl()->bump_version();
   }
 }
 

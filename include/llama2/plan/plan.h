@@ -41,7 +41,8 @@ struct MemoryPlan {
   int64_t loss_bytes = 0;        // the fused loss: a chunk of logits, dw, dx
   int64_t runtime_bytes = 0;     // the process itself: libtorch, oneDNN, Open MPI (measured)
   int64_t total() const {
-    return weight_bytes + packed_bytes + grad_bytes + optimizer_bytes + reduce_bytes + activation_bytes + loss_bytes + runtime_bytes;
+    return weight_bytes + packed_bytes + grad_bytes + optimizer_bytes + reduce_bytes + activation_bytes + loss_bytes +
+           runtime_bytes;
   }
 };
 
