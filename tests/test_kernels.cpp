@@ -14,8 +14,9 @@
 namespace llama2::testing {
 namespace {
 
-// Against libm's exp in fp64 over fp32's normal range, every 1e-3; exactly 0 below it (as an underflow to 0),
-// exactly 1 at 0. Tolerance: 2e-7 relative (fp32's epsilon is 1.19e-7).
+// Against libm's exp in fp64 over fp32's normal range, every 1e-3; exactly 1 at 0; below that range off by less
+// than its smallest normal (1.18e-38) and exactly 0 from −88 down; NaN stays NaN (the trainer's non-finite check
+// relies on it). Tolerance: 2e-7 relative (fp32's epsilon is 1.19e-7).
 TEST(VectorMath, ExpMatchesLibmOverFp32Range) {
   double worst = 0;
   for (double x = -87.3; x <= 88.3; x += 1e-3) {
@@ -24,7 +25,12 @@ TEST(VectorMath, ExpMatchesLibmOverFp32Range) {
   }
   EXPECT_LE(worst, 2e-7);
   EXPECT_EQ(vector_exp(0.0f), 1.0f);
-  for (const float x : {-87.5f, -100.0f, -1e4f, -INFINITY}) EXPECT_EQ(vector_exp(x), 0.0f) << x;
+  for (double x = -87.3; x >= -88.5; x -= 1e-3)
+    EXPECT_LT(std::abs(vector_exp(static_cast<float>(x)) - std::exp(static_cast<double>(static_cast<float>(x)))),
+              1.18e-38)
+        << x;
+  for (const float x : {-88.0f, -100.0f, -1e4f, -INFINITY}) EXPECT_EQ(vector_exp(x), 0.0f) << x;
+  EXPECT_TRUE(std::isnan(vector_exp(NAN)));
 }
 
 // The kernels' bit-level bf16 conversions against c10::BFloat16's: every bf16 value widens exactly, and fp32 values
@@ -41,6 +47,34 @@ TEST(Bf16, ConversionsEqualC10s) {
   for (const float x : {0.0f, -0.0f, 1.0f + 1.0f / 256, 1.0f + 3.0f / 256, 1.99999988f, -3.3895314e38f, 1e-40f})
     values.push_back(x);
   for (const float x : values) EXPECT_EQ(from_acc<c10::BFloat16>(x).x, c10::BFloat16(x).x) << x;
+}
+
+// The row conversion (AVX512-BF16's instruction where this CPU has it, else from_acc) against c10::BFloat16's, one
+// value at a time, for every length up to 40 (16-wide blocks and every tail) and at unaligned starts: random values
+// over fp32's normal range, ties, ±0, the extremes. Subnormals are left out: the instruction flushes them to 0.
+TEST(Bf16, RowConversionEqualsC10s) {
+  at::manual_seed(17);
+  const at::Tensor random = at::randn({4096}) * at::exp(at::randn({4096}) * 10);
+  std::vector<float> values;
+  const float* r = random.data_ptr<float>();
+  std::copy_if(r, r + random.numel(), std::back_inserter(values),
+               [](float x) { return x == 0 || std::abs(x) >= 1.18e-38f; });
+  for (const float x : {0.0f, -0.0f, 1.0f + 1.0f / 256, 1.0f + 3.0f / 256, 1.99999988f, -3.3895314e38f})
+    values.push_back(x);
+  std::vector<c10::BFloat16> out(values.size() + 1);
+  for (int64_t n = 0; n <= 40; ++n)
+    for (const int64_t start : {int64_t{0}, int64_t{3}}) {
+      const c10::BFloat16 sentinel(static_cast<uint16_t>(0x1234), c10::BFloat16::from_bits());
+      std::fill(out.begin(), out.end(), sentinel);
+      from_acc_row(values.data() + start, out.data() + start, n);
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(out[start + i].x, c10::BFloat16(values[start + i]).x) << n << " " << i;
+      EXPECT_EQ(out[start + n].x, sentinel.x) << "wrote past " << n;
+    }
+  for (size_t i = 0; i < values.size(); i += 1000) {
+    const int64_t n = std::min<int64_t>(1000, static_cast<int64_t>(values.size() - i));
+    from_acc_row(values.data() + i, out.data(), n);
+    for (int64_t k = 0; k < n; ++k) EXPECT_EQ(out[k].x, c10::BFloat16(values[i + k]).x) << values[i + k];
+  }
 }
 
 // The inputs of a kernel test in `dtype`, and the same values in fp64 for the reference.

@@ -1,5 +1,6 @@
 // Owns the accumulation type of the hand-written kernels (fp32 for fp32 and bf16 data, fp64 for fp64) and the
-// conversions between storage and it: bf16 by bit operations, which vectorise where c10::BFloat16's do not.
+// conversions between storage and it: bf16 by bit operations, which vectorise where c10::BFloat16's do not, and
+// whole rows by the CPU's conversion instruction where it has one.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -38,5 +39,10 @@ inline T from_acc(Acc<T> x) {
     return static_cast<T>(x);
   }
 }
+
+// y[i] ← x[i] for i < n, rounded to nearest even: with AVX512-BF16's vcvtneps2bf16 where the CPU has it (one
+// instruction for 16 values, where from_acc's bit operations take six for 8; it also flushes magnitudes below
+// fp32's normal range, 1.2e-38, to 0), else from_acc. x and y must not overlap.
+void from_acc_row(const float* x, c10::BFloat16* y, int64_t n);
 
 }  // namespace llama2
