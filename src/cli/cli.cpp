@@ -153,7 +153,7 @@ void add_plan_options(CLI::App* app, TrainOptions& o) {
     app->add_option(name, value, what)->check(number_at_least(0))->capture_default_str();
   };
   rate("--gemm_gflops", o.gemm_gflops, "per-rank GEMM rate, also the MFU peak (0: measure oneDNN on the model's shapes)");
-  rate("--attention_gflops", o.attention_gflops, "per-rank rate of the attention matmuls (0: measure)");
+  rate("--attention_gflops", o.attention_gflops, "per-rank rate of core attention, forward and backward (0: measure it)");
   rate("--memory_gb_s", o.memory_gb_s, "per-rank streaming bandwidth (0: measure ATen on activation-sized tensors)");
   rate("--intra_node_gb_s", o.intra_node_gb_s, "per-rank collective bandwidth inside a node (0: half the memory bandwidth)");
   rate("--network_gb_s", o.network_gb_s, "per-node bandwidth between nodes (100: trn1.32xlarge's 8 x 100 Gbit/s EFA)");

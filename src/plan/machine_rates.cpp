@@ -1,4 +1,4 @@
-// Measured GEMM and memory rates for the step estimate.
+// Measured GEMM, attention and memory rates for the step estimate.
 #include "llama2/plan/machine_rates.h"
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include "llama2/kernels/matmul.h"
+#include "llama2/model/attention.h"
 
 namespace llama2 {
 namespace {
@@ -27,6 +28,30 @@ double measure_streaming_bandwidth(int64_t n) {
   return rates[3];
 }
 
+// Core attention's rate, forward and backward as a training step runs them, in attention_flops() per second: one
+// micro-batch of b sequences of seq_len tokens with this rank's heads (at most 8 query heads, the kv heads in
+// proportion), inputs in the head-major layout rotary_qkv gives it; the best of 3 after a warm-up.
+double measure_attention_flops(const ModelConfig& c, int64_t b, int64_t seq_len, int64_t tp, bool bf16) {
+  const int64_t rep = c.num_attention_heads / c.num_key_value_heads, d = c.head_dim();
+  const int64_t kv = std::clamp<int64_t>(8 / rep, 1, std::max<int64_t>(1, c.num_key_value_heads / tp));
+  const at::TensorOptions options = at::TensorOptions().dtype(bf16 ? at::kBFloat16 : at::kFloat);
+  const auto heads = [&](int64_t n) {  // [s, b, n, d] viewed from [b, n, s, d] storage
+    return at::randn({b, n, seq_len, d}, options).permute({2, 0, 1, 3}).requires_grad_(true);
+  };
+  const at::Tensor q = heads(kv * rep), k = heads(kv), v = heads(kv);
+  const at::Tensor d_out = at::randn({seq_len, b, kv * rep * d}, options);
+  c10::AutoGradMode grad_mode(true);
+  double best = 0;
+  for (int trial = 0; trial < 4; ++trial) {
+    const auto start = std::chrono::steady_clock::now();
+    core_attention(q, k, v).backward(d_out);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double flops = attention_flops(static_cast<double>(b), static_cast<double>(seq_len), kv * rep * d);
+    if (trial > 0) best = std::max(best, flops / seconds);
+  }
+  return best;
+}
+
 }  // namespace
 
 MachineRates measure_machine_rates(const ModelConfig& c, int64_t tokens, int64_t seq_len, int64_t tp, bool bf16) {
@@ -43,9 +68,7 @@ MachineRates measure_machine_rates(const ModelConfig& c, int64_t tokens, int64_t
     seconds += f / rate;
   }
   r.gemm_flops = flops / seconds;
-  // Scores of one micro-batch: [b·heads/tp] batched [s, d]·[d, s] (GQA folds the heads the same way).
-  r.attention_flops =
-      measure_gemm_flops(seq_len, c.head_dim(), seq_len, 5, bf16, 0, tokens / seq_len * c.num_attention_heads / tp);
+  r.attention_flops = measure_attention_flops(c, tokens / seq_len, seq_len, tp, bf16);
   r.memory_bytes_per_s = measure_streaming_bandwidth(std::max<int64_t>(tokens * c.hidden_size, int64_t{1} << 24));
   r.intra_node_bytes_per_s = r.memory_bytes_per_s / 2;
   return r;

@@ -95,6 +95,14 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   return m;
 }
 
+double attention_flops(double b, double s, double width) {
+  // Scores and values are 4·b·s²·width FLOPs forward over full rows; backward recomputes the scores and takes four
+  // more products (dv, dp, dk, dq): 3.5 times the forward in all. Causal tiles compute (n+1)/2n of the full rows
+  // (n query tiles of kAttentionBlockRows).
+  const double blocks = std::ceil(s / static_cast<double>(kAttentionBlockRows)), causal = (blocks + 1) / (2 * blocks);
+  return causal * 4.0 * b * s * s * width * 3.5;
+}
+
 StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, const StepPlanInput& step,
                            const MachineRates& r) {
   const double t = static_cast<double>(in.tp), dp = static_cast<double>(in.dp), micro = static_cast<double>(step.grad_accum);
@@ -111,12 +119,7 @@ StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, cons
   for (size_t i = 0; i < shapes.size(); ++i)
     flops += 6.0 * shapes[i].m * shapes[i].k * shapes[i].n * (i + 1 < shapes.size() ? layers : 1.0);
   e.gemm = micro * flops / r.gemm_flops;
-  // Attention: scores and values are 4·b·s²·h/t FLOPs forward over full rows; backward recomputes the scores
-  // and takes four more products (dv, dp, dk, dq): 3.5 times the forward in all. Causal tiles compute
-  // (n+1)/2n of the full rows (n query tiles of kAttentionBlockRows); their softmax runs in cache.
-  const double blocks = std::ceil(s / static_cast<double>(kAttentionBlockRows)), causal = (blocks + 1) / (2 * blocks);
-  const double attn_flops = causal * 4.0 * b * s * s * h / t * 3.5;
-  e.attention = micro * layers * attn_flops / r.attention_flops;
+  e.attention = micro * layers * attention_flops(b, s, h / t) / r.attention_flops;
   // Loss: each chunk of logits streams about 4 times (the max, the exponentials in place, the gradient in
   // place: fused row passes, measured); dw is read and written once per chunk.
   const double chunks = std::ceil(tokens / static_cast<double>(cross_entropy_chunk_rows(static_cast<int64_t>(vocab_local))));

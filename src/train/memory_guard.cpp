@@ -93,21 +93,22 @@ void check_memory_fits(const MemoryPlan& m, int local_ranks) {
   const Limit process = process_limit();
   std::string over;
   if (node.bytes >= 0 && per_rank * local_ranks > node.bytes)
-    over = fmt::format("{} ranks on this node x {} = {} predicted, {} available ({})", local_ranks,
-                       format_bytes(per_rank), format_bytes(per_rank * local_ranks), format_bytes(node.bytes),
-                       node.source);
+    over = fmt::format("{} {} on this node x {} = {} predicted, {} available ({})", local_ranks,
+                       local_ranks == 1 ? "rank" : "ranks", format_bytes(per_rank),
+                       format_bytes(per_rank * local_ranks), format_bytes(node.bytes), node.source);
   else if (process.bytes >= 0 && per_rank > process.bytes)
     over = fmt::format("{} predicted per rank, {} allowed by {}", format_bytes(per_rank), format_bytes(process.bytes),
                        process.source);
   if (over.empty()) return;
+  const bool packed = m.packed_bytes > 0;  // the packed copies are named only where --pack_weights made them
   throw BadInput(fmt::format(
-      "this layout does not fit in memory: {} (weights {}, packed weights {}, gradients {}, optimizer state {}, "
-      "activations {}, loss {}); what shrinks it: more --tensor_parallel_size (all but the optimizer state / tp), more "
-      "data-parallel ranks with --use_zero_1 (optimizer state / dp), --use_mix_precision (weights and gradients / 2), "
-      "--pack_weights off, a smaller --batch_size or --seq_len (activations); --skip_memory_check tries anyway",
-      over, format_bytes(m.weight_bytes), format_bytes(m.packed_bytes), format_bytes(m.grad_bytes),
-      format_bytes(m.optimizer_bytes),
-      format_bytes(m.activation_bytes), format_bytes(m.loss_bytes)));
+      "this layout does not fit in memory: {} (weights {}{}, gradients {}, optimizer state {}, activations {}, "
+      "loss {}); what shrinks it: more --tensor_parallel_size (all but the optimizer state / tp), more data-parallel "
+      "ranks with --use_zero_1 (optimizer state / dp), --use_mix_precision (weights and gradients / 2),{} a smaller "
+      "--batch_size or --seq_len (activations); --skip_memory_check tries anyway",
+      over, format_bytes(m.weight_bytes), packed ? ", packed weights " + format_bytes(m.packed_bytes) : "",
+      format_bytes(m.grad_bytes), format_bytes(m.optimizer_bytes), format_bytes(m.activation_bytes),
+      format_bytes(m.loss_bytes), packed ? " --pack_weights off," : ""));
 }
 
 }  // namespace llama2

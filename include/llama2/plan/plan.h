@@ -55,11 +55,15 @@ struct GemmShape {
 };
 std::vector<GemmShape> model_gemm_shapes(const ModelConfig& config, int64_t tokens, int64_t tp);
 
+// The FLOPs core attention's tiles execute for one layer of b sequences of s tokens over `width` = this rank's
+// query heads × head_dim: forward, and backward with its recompute (3.5 × the forward), causal tiles only.
+double attention_flops(double b, double s, double width);
+
 // Per-rank rates of the machine a step estimate divides by (measured by machine_rates.h, or given).
 struct MachineRates {
   double peak_flops = 0;              // the fastest of the model's GEMM shapes: the MFU denominator
   double gemm_flops = 0;              // the projection GEMMs, on the model's shapes
-  double attention_flops = 0;         // the batched score/value matmuls, [s, d]·[d, s]
+  double attention_flops = 0;         // core attention, forward and backward, in attention_flops() per second
   double memory_bytes_per_s = 0;      // streaming kernels: norms, SwiGLU, rotary, softmax, optimizer
   double intra_node_bytes_per_s = 0;  // collectives among the ranks of one node
   double network_bytes_per_s = 0;     // per node, between nodes (shared by the node's ranks)
