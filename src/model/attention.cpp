@@ -267,9 +267,10 @@ void attention_forward(const Geometry& geo, const T* q3, const T* k3, const T* v
 // out[i] ← Σ over k < count of parts[k][i] in that order (0 for no parts), for i < n.
 template <typename T>
 LLAMA2_CPU_CLONES void sum_parts(const Acc<T>* const* parts, int64_t count, int64_t n, T* out) {
-  for (int64_t i0 = 0; i0 < n; i0 += kAttentionBlockKeys) {  // a chunk of each part stays in L1
-    const int64_t i1 = std::min(n, i0 + kAttentionBlockKeys);
-    Acc<T> sum[kAttentionBlockKeys] = {};
+  constexpr int64_t kChunk = 512;  // the sums of a chunk stay in L1 while each part adds to them
+  for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
+    const int64_t i1 = std::min(n, i0 + kChunk);
+    Acc<T> sum[kChunk] = {};
     for (int64_t k = 0; k < count; ++k)
 #pragma omp simd
       for (int64_t i = i0; i < i1; ++i) sum[i - i0] += parts[k][i];
@@ -284,21 +285,16 @@ template <typename T>
 struct QueryGradientParts {
   const Geometry& geo;
   int64_t workers;
-  at::Tensor parts;
+  WorkerBuffers<Acc<T>> parts;   // [groups·rep·s, d] per worker
   std::vector<uint8_t> written;  // [workers, groups·rep·query blocks]
   QueryGradientParts(const Geometry& geo, int64_t workers, const at::TensorOptions& options)
-      : geo(geo),
-        workers(workers),
-        parts(at::empty({workers, geo.groups * geo.rep * geo.s, geo.d},
-                        options.dtype(c10::CppTypeToScalarType<Acc<T>>()))),
+      : geo(geo), workers(workers), parts(workers, geo.groups * geo.rep * geo.s * geo.d, options),
         written(workers * tiles(), 0) {}
   int64_t tiles() const { return geo.groups * geo.rep * geo.query_blocks(); }
   int64_t tile_of(int64_t head_row) const {  // head_row: a tile's first row (head_row(g, h, r0))
     return head_row / geo.s * geo.query_blocks() + head_row % geo.s / kAttentionBlockRows;
   }
-  Acc<T>* part(int64_t w, int64_t head_row) const {
-    return parts.data_ptr<Acc<T>>() + (w * geo.groups * geo.rep * geo.s + head_row) * geo.d;
-  }
+  Acc<T>* part(int64_t w, int64_t head_row) const { return parts[w] + head_row * geo.d; }
   // Whether worker w's product for the tile at head_row adds to what it wrote before; marks the tile written.
   bool accumulate(int64_t w, int64_t head_row) {
     uint8_t& seen = written[w * tiles() + tile_of(head_row)];
