@@ -285,8 +285,8 @@ int run_plan(TrainOptions o) {
   const StepPlanInput step{o.grad_accum_usteps, o.nodes, ranks_per_node, o.overlap_grad_reduce};
   std::fputs(format_plan(config, in, step, &rates).c_str(), stdout);
   if (o.use_mix_precision && o.gemm_gflops == 0) {  // both precisions, for CPUs without a bf16 matrix engine
-    const double fp32 = measure_machine_rates(config, o.batch_size * o.seq_len, o.seq_len, o.tensor_parallel_size,
-                                              false).gemm_flops;
+    const double fp32 =
+        measure_gemm_rates(config, o.batch_size * o.seq_len, o.tensor_parallel_size, false).gemm_flops;
     std::printf("GEMMs per rank        bf16 %.1f GFLOP/s, fp32 %.1f GFLOP/s%s\n", rates.gemm_flops / 1e9, fp32 / 1e9,
                 rates.gemm_flops < fp32 ? ": bf16 is slower on this CPU (no bf16 matrix engine); fp32 runs faster" : "");
   }

@@ -41,12 +41,12 @@ double measure_attention_flops(const ModelConfig& c, int64_t b, int64_t seq_len,
   const at::Tensor q = heads(kv * rep), k = heads(kv), v = heads(kv);
   const at::Tensor d_out = at::randn({seq_len, b, kv * rep * d}, options);
   c10::AutoGradMode grad_mode(true);
+  const double flops = attention_flops(static_cast<double>(b), static_cast<double>(seq_len), kv * rep * d);
   double best = 0;
   for (int trial = 0; trial < 4; ++trial) {
     const auto start = std::chrono::steady_clock::now();
     core_attention(q, k, v).backward(d_out);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double flops = attention_flops(static_cast<double>(b), static_cast<double>(seq_len), kv * rep * d);
     if (trial > 0) best = std::max(best, flops / seconds);
   }
   return best;
@@ -54,7 +54,7 @@ double measure_attention_flops(const ModelConfig& c, int64_t b, int64_t seq_len,
 
 }  // namespace
 
-MachineRates measure_machine_rates(const ModelConfig& c, int64_t tokens, int64_t seq_len, int64_t tp, bool bf16) {
+MachineRates measure_gemm_rates(const ModelConfig& c, int64_t tokens, int64_t tp, bool bf16) {
   MachineRates r;
   // The projections' combined rate: total FLOPs over the sum of each shape's time (layers weigh L times).
   const std::vector<GemmShape> shapes = model_gemm_shapes(c, tokens, tp);
@@ -68,6 +68,11 @@ MachineRates measure_machine_rates(const ModelConfig& c, int64_t tokens, int64_t
     seconds += f / rate;
   }
   r.gemm_flops = flops / seconds;
+  return r;
+}
+
+MachineRates measure_machine_rates(const ModelConfig& c, int64_t tokens, int64_t seq_len, int64_t tp, bool bf16) {
+  MachineRates r = measure_gemm_rates(c, tokens, tp, bf16);
   r.attention_flops = measure_attention_flops(c, tokens / seq_len, seq_len, tp, bf16);
   r.memory_bytes_per_s = measure_streaming_bandwidth(std::max<int64_t>(tokens * c.hidden_size, int64_t{1} << 24));
   r.intra_node_bytes_per_s = r.memory_bytes_per_s / 2;

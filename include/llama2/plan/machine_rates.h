@@ -14,4 +14,7 @@ namespace llama2 {
 // and out of a shared segment); the network bandwidth is left 0 (one process cannot measure it).
 MachineRates measure_machine_rates(const ModelConfig& config, int64_t tokens, int64_t seq_len, int64_t tp, bool bf16);
 
+// Only the GEMM part of measure_machine_rates: peak_flops and gemm_flops set, the rest 0.
+MachineRates measure_gemm_rates(const ModelConfig& config, int64_t tokens, int64_t tp, bool bf16);
+
 }  // namespace llama2
