@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """MFU as the README defines it, checked on real runs of the binary (usage: mfu_test.py BINARY CONFIG WORKDIR):
-  1. with --peak_tflops P, every step's MFU = tokens/s x FLOPs per token / (P x ranks), FLOPs per token counted
-     here by hand from config.json (6 x the non-embedding parameters + 12 x layers x hidden x seq_len);
+  1. with --peak_tflops P, every step's tokens/s = its batch x seq_len tokens / its step time, and its MFU = that x
+     FLOPs per token / (P x ranks), FLOPs per token counted here by hand from config.json (6 x the non-embedding
+     parameters + 12 x layers x hidden x seq_len);
   2. a bf16 run measures its MFU denominator with bf16 GEMMs (the log says which);
   3. a peak far below what the steps reach is corrected: no step after the first reports MFU above 100%, and
      the log says the peak was under-measured."""
@@ -22,17 +23,21 @@ failures = []
 def train(name, *flags):
     out = f"{work}/{name}"
     run = subprocess.run([binary, "train", "--config", config_path, "--synthetic_data", "--seq_len", str(seq),
-                          "--max_steps", "4", "--batch_size", "2", "--output_dir", out, *flags],
+                          "--max_steps", "4", "--batch_size", str(batch), "--output_dir", out, *flags],
                          capture_output=True, text=True)
     if run.returncode != 0:
         sys.exit(f"{name}: exit {run.returncode}\n{run.stdout}\n{run.stderr}")
     return run.stdout, [json.loads(line) for line in open(f"{out}/metrics.jsonl")]
 
 
-peak_tflops = 10.0
+peak_tflops, batch = 10.0, 2
 _, steps = train("given_peak", "--peak_tflops", str(peak_tflops))
 for m in steps:
-    expected = m["tokens_per_s"] * flops_per_token / (peak_tflops * 1e12)
+    tokens_per_s = batch * seq / m["step_time_s"]  # the step's known tokens over its time
+    if abs(m["tokens_per_s"] - tokens_per_s) > 1e-6 * tokens_per_s:
+        failures.append(f"step {m['step']}: tokens/s {m['tokens_per_s']} but {batch} x {seq} tokens / "
+                        f"{m['step_time_s']} s = {tokens_per_s}")
+    expected = tokens_per_s * flops_per_token / (peak_tflops * 1e12)
     if abs(m["mfu"] - expected) > 1e-6 * expected:
         failures.append(f"step {m['step']}: MFU {m['mfu']} but tokens/s x FLOPs/token / peak = {expected}")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Keeps the README's option listings equal to the binary's --help output.
-#   readme_options.sh check  BINARY README   → fails if they differ
-#   readme_options.sh update BINARY README   → rewrites the listings between the markers
+# Keeps docs/options.md's option listings equal to the binary's --help output.
+#   readme_options.sh check  BINARY PAGE   → fails if they differ
+#   readme_options.sh update BINARY PAGE   → rewrites the listings between the markers
 set -euo pipefail
 mode=$1 bin=$2 readme=$3
 generated() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every row of the hostile-input table against the binary: each must exit with its status, print its
-# message fragment on stderr (a row expecting status 0 checks a warning: stdout, the log, counts too), and leave
+# message fragment ($W expanded) on stderr (a row expecting status 0 checks a warning: stdout, the log, counts too), and leave
 # no core dump. Usage: run_bad_inputs.sh BINARY TABLE
 set -u
 export BIN=$(realpath "$1")
@@ -17,6 +17,7 @@ while IFS=$'\t' read -r name status fragment setup args; do
     failed=$((failed + 1)); echo "FAIL $name: setup failed: $(tail -3 "$W/setup.log")"; continue
   fi
   read -r -a argv <<<"$(envsubst '$W $BIN' <<<"$args")"
+  fragment=$(envsubst '$W' <<<"$fragment")
   (ulimit -c 0 && timeout 120 "$BIN" "${argv[@]}" >"$W/.stdout" 2>"$W/.stderr")
   got=$?
   output=("$W/.stderr")

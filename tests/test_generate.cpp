@@ -3,14 +3,13 @@
 #include <c10/core/GradMode.h>
 
 #include "llama2/model/llama.h"
-#include "llama2/train/generate.h"
-#include "llama2/train/sampler.h"
+#include "llama2/infer/generate.h"
+#include "llama2/infer/sampler.h"
 #include "test_support.h"
 
 namespace llama2::testing {
 namespace {
 
-TensorParallel single() { return {&Communicator::self(), false}; }
 
 // The KV-cache path (a 5-token prompt in one pass, then 7 tokens one at a time) gives the logits that the
 // full forward of each whole prefix gives for its last position. GQA; fp64 (tolerance 1e-10 of the scale) and bf16
@@ -19,7 +18,7 @@ TensorParallel single() { return {&Communicator::self(), false}; }
 TEST(Generate, KvCacheEqualsRecomputingThePrefix) {
   const ModelConfig c = small_config();
   for (const auto& [dtype, tolerance] : {std::pair{at::kDouble, 1e-10}, std::pair{at::kBFloat16, 3e-2}}) {
-    const Llama model(c, single(), {12, 11, dtype});
+    const Llama model(c, single_rank(), {12, 11, dtype});
     c10::AutoGradMode no_grad(false);
     const at::Tensor tokens = random_tokens(1, 12, c.vocab_size, 4);
     KvCache cache = model.empty_cache(1, 12);
@@ -37,7 +36,7 @@ TEST(Generate, KvCacheEqualsRecomputingThePrefix) {
 // whole sequence recomputed for every token), token for token, over 12 tokens (no EOS: id -1).
 TEST(Generate, GreedyEqualsReferenceLlamaWithoutCache) {
   ModelConfig c = small_config();
-  const Llama model(c, single(), {20, 13, at::kDouble});
+  const Llama model(c, single_rank(), {20, 13, at::kDouble});
   const std::vector<int> prompt = {1, 17, 42, 5};
   Sampler greedy({0.0, 0, 1.0, 0});
   const std::vector<int> ours = generate_tokens(model, prompt, 12, -1, greedy);
@@ -56,7 +55,7 @@ TEST(Generate, GreedyEqualsReferenceLlamaWithoutCache) {
 // Decoding stops at EOS, which is not returned: greedy decoding whose first choice is declared EOS gives nothing.
 TEST(Generate, StopsAtEos) {
   const ModelConfig c = small_config();
-  const Llama model(c, single(), {20, 13, at::kFloat});
+  const Llama model(c, single_rank(), {20, 13, at::kFloat});
   Sampler greedy({0.0, 0, 1.0, 0});
   const std::vector<int> free_run = generate_tokens(model, {1, 17}, 3, -1, greedy);
   ASSERT_EQ(free_run.size(), 3u);

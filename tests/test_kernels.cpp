@@ -4,7 +4,7 @@
 
 #include <ATen/ATen.h>
 
-#include "llama2/kernels/accumulate.h"
+#include "llama2/kernels/dtype_conversion.h"
 #include "llama2/kernels/vector_math.h"
 #include "llama2/model/rmsnorm.h"
 #include "llama2/model/rotary.h"

@@ -2,6 +2,7 @@
 // matmul.
 #include <ATen/ATen.h>
 
+#include "llama2/kernels/linear.h"
 #include "llama2/kernels/matmul.h"
 #include "llama2/kernels/packed_weights.h"
 #include "test_support.h"

@@ -17,7 +17,6 @@
 namespace llama2::testing {
 namespace {
 
-TensorParallel single() { return {&Communicator::self(), false}; }
 
 at::Tensor batch_major(const at::Tensor& logits) { return logits.permute({1, 0, 2}); }  // [s,b,V] → [b,s,V]
 
@@ -25,7 +24,7 @@ TEST(Model, FusedLogitsEqualUnfusedReference) {
   for (bool tied : {false, true}) {
     ModelConfig c = small_config();
     c.tie_word_embeddings = tied;
-    const Llama model(c, single(), {16, 7, at::kFloat});
+    const Llama model(c, single_rank(), {16, 7, at::kFloat});
     const at::Tensor tokens = random_tokens(2, 16, c.vocab_size, 1);
     c10::AutoGradMode no_grad(false);
     const at::Tensor ours = batch_major(model.logits(tokens));
@@ -89,7 +88,7 @@ TEST(CrossEntropy, FusedChunkedEqualsFullLogSoftmaxAndItsGradients) {
     const at::Tensor x = at::randn({s, b, h}).set_requires_grad(true);
     const at::Tensor w = at::randn({padded, h}).mul_(0.3).set_requires_grad(true);
     const at::Tensor targets = at::randint(vocab, {s, b}, at::kLong);
-    const at::Tensor loss = vocab_parallel_cross_entropy(x, w, targets, vocab, single(), chunk);
+    const at::Tensor loss = vocab_parallel_cross_entropy(x, w, targets, vocab, single_rank(), chunk);
     loss.backward();
 
     const at::Tensor x64 = x.detach().to(at::kDouble).set_requires_grad(true);
@@ -106,7 +105,7 @@ TEST(CrossEntropy, FusedChunkedEqualsFullLogSoftmaxAndItsGradients) {
 
 TEST(Model, GradientsMatchFiniteDifferencesInDouble) {
   const ModelConfig c = small_config(24, 16, 2);
-  Llama model(c, single(), {6, 3, at::kDouble});
+  Llama model(c, single_rank(), {6, 3, at::kDouble});
   const at::Tensor tokens = random_tokens(2, 6, c.vocab_size, 2);
   const at::Tensor targets = random_tokens(2, 6, c.vocab_size, 3);
   model.loss(tokens, targets).backward();
@@ -133,7 +132,7 @@ TEST(Model, GradientsMatchFiniteDifferencesInDouble) {
 
 TEST(Model, LaterTokensDoNotChangeEarlierLogits) {
   const ModelConfig c = small_config();
-  const Llama model(c, single(), {12, 5, at::kFloat});
+  const Llama model(c, single_rank(), {12, 5, at::kFloat});
   const at::Tensor tokens = random_tokens(1, 12, c.vocab_size, 4);
   const int64_t t = 6;
   at::Tensor changed = tokens.clone();
@@ -148,8 +147,8 @@ TEST(Model, GroupedQueryAttentionEqualsRepeatedKvHeads) {
   const ModelConfig gqa = small_config();
   ModelConfig mha = gqa;
   mha.num_key_value_heads = gqa.num_attention_heads;
-  const Llama a(gqa, single(), {10, 9, at::kFloat});
-  Llama b(mha, single(), {10, 9, at::kFloat});
+  const Llama a(gqa, single_rank(), {10, 9, at::kFloat});
+  Llama b(mha, single_rank(), {10, 9, at::kFloat});
   const int64_t d = gqa.head_dim(), q_rows = gqa.num_attention_heads * d, kv_rows = gqa.num_key_value_heads * d;
   const int64_t rep = gqa.num_attention_heads / gqa.num_key_value_heads;
   c10::AutoGradMode no_grad(false);
@@ -183,7 +182,7 @@ TEST(Model, AttentionKeepsNoProbabilitiesForBackward) {
   const int64_t batch = 2, seq = 512;
   const at::Tensor tokens = random_tokens(batch, seq, c.vocab_size, 6);
   const at::Tensor targets = random_tokens(batch, seq, c.vocab_size, 7);
-  Llama model(c, single(), {seq, 11, at::kFloat});
+  Llama model(c, single_rank(), {seq, 11, at::kFloat});
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "heap accounting (mallinfo2) is not meaningful under AddressSanitizer";
 #endif

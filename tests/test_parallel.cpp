@@ -9,7 +9,6 @@
 namespace llama2::testing {
 namespace {
 
-TensorParallel kNoTp() { return {&Communicator::self(), false}; }
 
 class TensorParallelism : public ::testing::TestWithParam<bool> {};
 
@@ -21,12 +20,12 @@ TEST_P(TensorParallelism, LogitsLossAndGradientsEqualOneProcess) {
   const int64_t seq = 8, batch = 2;
   const at::Tensor tokens = random_tokens(batch, seq, c.vocab_size, 21);
   const at::Tensor targets = random_tokens(batch, seq, c.vocab_size, 22);
-  const Llama full(c, kNoTp(), {seq, 5, at::kFloat});
+  const Llama full(c, single_rank(), {seq, 5, at::kFloat});
   const Llama part(c, {&tp, GetParam()}, {seq, 5, at::kFloat});
 
   const at::Tensor full_loss = full.loss(tokens, targets), part_loss = part.loss(tokens, targets);
   EXPECT_TRUE(all_close(part_loss, full_loss, 1e-5, 0));
-  const ShardSpec vocab_cols{2, {c.vocab_size}, part.padded_vocab()};
+  const ShardSpec vocab_cols{2, {c.vocab_size}, c.padded_vocab_size(tp.size())};
   EXPECT_TRUE(close_to_scale(part.logits(tokens).detach(),
                              shard(full.logits(tokens).detach(), vocab_cols, tp.size(), tp.rank()), 1e-5));
 
@@ -124,8 +123,11 @@ TEST(ZeroOne, OptimizerStateBytesAreTwelvePerParamOverDpInMixedPrecision) {
   const ModelConfig c = small_config(97, 32, 2);
   for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
     Llama model(c, {&context().tp(), false}, {8, 3, dtype});
-    int64_t local = 0;
-    for (const Parameter& p : model.parameters()) local += p.value.numel();
+    // By hand, h 32, ffn 48, 4 heads / 2 kv heads of d 8: per layer qkv 64·32, o 32·32, gate/up 96·32, down 48·32,
+    // norms 2·32 = 7,744; × 2 layers + embedding and lm_head 2·97·32 + final norm 32 = 21,728 parameters. At tp 2
+    // each rank holds half of every projection, 49 of the 98 padded vocabulary rows and all norms: 2·3,904 + 2·49·32
+    // + 32 = 10,976.
+    const int64_t local = context().tp().size() == 1 ? 21728 : 10976;
     ShardedAdamW optimizer(model.parameters(), context().tp(), context().dp(), AdamWOptions{});
     const int64_t per_param = dtype == at::kBFloat16 ? 12 : 8;  // fp32: the params are the master copy
     const int64_t expected = per_param * ((local + dp - 1) / dp);

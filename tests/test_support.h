@@ -27,6 +27,9 @@ inline ModelConfig small_config(int64_t vocab = 96, int64_t hidden = 32, int64_t
   return c;
 }
 
+// This process alone as the TP group (tp = 1, no SP): the unsharded model.
+inline TensorParallel single_rank() { return {&Communicator::self(), false}; }
+
 inline at::Tensor random_tokens(int64_t batch, int64_t seq, int64_t vocab, uint64_t seed) {
   at::manual_seed(seed);
   return at::randint(vocab, {batch, seq}, at::kLong);

@@ -1,5 +1,16 @@
-// The training loop's reports, by hand: the straggler line.
+// The training loop's reports against values computed another way: the straggler line by hand, the validation loss
+// by the unfused fp64 reference model on the same windows.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "llama2/config/train_options.h"
+#include "llama2/data/data_sources.h"
 #include "llama2/train/straggler.h"
+#include "reference_llama.h"
 #include "test_support.h"
 
 namespace llama2::testing {
@@ -19,6 +30,49 @@ TEST(Straggler, NamedOnlyBeyondTheShareAndTheJitter) {
   spread.min_s = 0.010;  // 400% slower but 40 ms: jitter
   spread.max_s = 0.050;
   EXPECT_EQ(spread.straggler(), "");
+}
+
+// `train --lr 0 --eval_interval 1` on synthetic data: the weights after step 1 are the initial ones, so its validation
+// loss is the initial model's mean loss over the validation windows it names (global samples validation_offset + k·4
+// .. + 3 for k < eval_iters). The reference: the same seed's tp=1 weights, unfused and in fp64, through the
+// reference model, log-softmax of full logits. Tolerance 1e-5 relative: the binary runs fp32.
+TEST(Evaluate, ValidationLossEqualsTheFp64ReferenceOnTheSameWindows) {
+  namespace fs = std::filesystem;
+  const fs::path out = fs::temp_directory_path() / ("llama2_val_" + std::to_string(::getpid()));
+  fs::remove_all(out);
+  TrainOptions o;
+  o.config_path = std::string(LLAMA2_SOURCE_DIR) + "/configs/tiny.json";
+  o.synthetic_data = true;
+  o.seq_len = 16;
+  o.batch_size = 4;
+  o.eval_interval = 1;
+  o.eval_iters = 2;
+  const std::string command = fmt::format(
+      "{} train --config {} --synthetic_data --seq_len {} --batch_size {} --max_steps 1 --lr 0 --eval_interval 1 "
+      "--eval_iters {} --seed {} --output_dir {} > {}/log 2>&1",
+      LLAMA2_BINARY, o.config_path, o.seq_len, o.batch_size, o.eval_iters, o.seed, out.string(), out.parent_path().string());
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  std::ifstream metrics(out / "metrics.jsonl");
+  std::string line;
+  ASSERT_TRUE(std::getline(metrics, line));
+  const double val_loss = nlohmann::json::parse(line).at("val_loss").get<double>();
+
+  const ModelConfig c = load_model_config(o.config_path);
+  const Llama model(c, single_rank(), {o.seq_len, o.seed, at::kFloat});
+  Weights weights = unfused_weights(model);
+  for (auto& [name, w] : weights) w = w.to(at::kDouble);
+  const DataSources data = open_data(c, o, o.batch_size);
+  double sum = 0;
+  for (int64_t k = 0; k < o.eval_iters; ++k) {
+    const at::Tensor batch = data.validation->samples(data.validation_offset + k * o.batch_size, o.batch_size);
+    const at::Tensor logits = reference_logits(c, weights, batch.narrow(1, 0, o.seq_len));  // [b, s, V]
+    const at::Tensor targets = batch.narrow(1, 1, o.seq_len).reshape({-1, 1});
+    sum -= logits.reshape({-1, c.vocab_size}).log_softmax(1).gather(1, targets).mean().item<double>();
+  }
+  const double reference = sum / static_cast<double>(o.eval_iters);
+  std::printf("validation loss %.7f, fp64 reference %.7f\n", val_loss, reference);
+  EXPECT_NEAR(val_loss, reference, 1e-5 * reference);
+  fs::remove_all(out);
 }
 
 }  // namespace

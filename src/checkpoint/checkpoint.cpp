@@ -2,11 +2,10 @@
 #include "llama2/checkpoint/checkpoint.h"
 
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
-#include <sstream>
+#include <optional>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -34,13 +33,6 @@ void write_text(const std::string& path, const std::string& text) {
   file.commit();
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 void prune(const std::string& root, int64_t keep_last) {
   if (keep_last <= 0) return;
   std::vector<fs::path> complete;
@@ -62,20 +54,6 @@ uint64_t meta_integer(const nlohmann::json& meta, const char* key, const std::st
   return v.get<uint64_t>();
 }
 
-// Flat offsets of the parameters (flat_order) for the layout `params` at TP degree `tp`.
-std::vector<int64_t> flat_offsets(const std::vector<Parameter>& params, int64_t tp, int64_t* total) {
-  std::vector<int64_t> offsets(params.size());
-  int64_t offset = 0;
-  for (size_t i : flat_order(params)) {
-    offsets[i] = offset;
-    int64_t n = 1;
-    for (int64_t d : local_shape(params[i], tp)) n *= d;
-    offset += n;
-  }
-  *total = offset;
-  return offsets;
-}
-
 // Copies the part of `local` (a parameter's new shard, flattened) that falls in this rank's optimizer
 // shard [shard_begin, shard_begin + shard.numel()) given the parameter's flat offset.
 void place(const at::Tensor& local, int64_t offset, at::Tensor& shard, int64_t shard_begin) {
@@ -91,10 +69,10 @@ struct CheckpointReader::Impl {
   std::string dir;
   nlohmann::json meta;
   ModelConfig config;
-  int64_t tp = 1, dp = 1, optimizer_shards = 1, numel = 0, shard_numel = 0;
+  int64_t tp = 1, dp = 1, optimizer_shards = 1;
   bool bf16 = false;
   std::vector<Parameter> params;
-  std::vector<int64_t> offsets;
+  std::optional<FlatLayout> layout;  // of the optimizer state as saved
   std::map<int64_t, std::unique_ptr<SafetensorsReader>> files;
 
   SafetensorsReader& file(int64_t world_rank) {
@@ -117,7 +95,7 @@ CheckpointReader::CheckpointReader(const std::string& dir) : impl_(std::make_uni
   const std::string meta_path = dir + "/meta.json";
   if (!fs::exists(meta_path)) throw BadInput(dir + ": not a complete checkpoint (no meta.json)");
   try {
-    c.meta = nlohmann::json::parse(read_text(meta_path));
+    c.meta = nlohmann::json::parse(read_file(meta_path));
     if (c.meta.at("format").get<std::string>() != "llama2_pretrain checkpoint")
       throw BadInput(meta_path + ": key 'format' is not \"llama2_pretrain checkpoint\"");
     if (meta_integer(c.meta, "version", meta_path, UINT32_MAX) != kCheckpointVersion)
@@ -144,9 +122,7 @@ CheckpointReader::CheckpointReader(const std::string& dir) : impl_(std::make_uni
     throw BadInput(meta_path + ": malformed (" + e.what() + ")");
   }
   c.params = parameter_layout(c.config, c.tp);
-  c.offsets = flat_offsets(c.params, c.tp, &c.numel);
-  const int64_t padded = (c.numel + c.optimizer_shards - 1) / c.optimizer_shards * c.optimizer_shards;
-  c.shard_numel = padded / c.optimizer_shards;
+  c.layout.emplace(c.params, c.tp, c.optimizer_shards);
 }
 
 CheckpointReader::~CheckpointReader() = default;
@@ -171,11 +147,12 @@ at::Tensor CheckpointReader::optimizer_state(const std::string& name, size_t i, 
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   at::Tensor out = at::empty({n}, at::kFloat);
+  const FlatLayout& layout = *c.layout;
   for (int64_t done = 0; done < n;) {  // the range may span several DP shards (files)
-    const int64_t position = c.offsets[i] + done, d = position / c.shard_numel;
-    const int64_t count = std::min(n - done, (d + 1) * c.shard_numel - position);
+    const int64_t position = layout.offset(i) + done, d = layout.shard_of(position);
+    const int64_t count = layout.overlap(position, layout.offset(i) + n, d);
     out.narrow(0, done, count)
-        .copy_(c.file(d * c.tp + t).read_range("optim." + name, position - d * c.shard_numel, count));
+        .copy_(c.file(d * c.tp + t).read_range("optim." + name, position - layout.shard_begin(d), count));
     done += count;
   }
   return out.view(shape);
@@ -232,9 +209,9 @@ std::string save_checkpoint(const std::string& root, int64_t keep_last, const Ll
   return final_dir;
 }
 
-std::string resolve_checkpoint(const std::string& explicit_dir, const std::string& root) {
+std::string resolve_checkpoint(const std::string& flag, const std::string& explicit_dir, const std::string& root) {
   const auto from_latest = [](const std::string& dir) {
-    std::string name = read_text(dir + "/latest");
+    std::string name = read_file(dir + "/latest");
     name.erase(name.find_last_not_of(" \n\r\t") + 1);
     if (name.empty() || name.find('/') != std::string::npos || !fs::exists(dir + "/" + name + "/meta.json"))
       throw BadInput(dir + "/latest names '" + name + "', which is not a complete checkpoint in " + dir);
@@ -243,7 +220,7 @@ std::string resolve_checkpoint(const std::string& explicit_dir, const std::strin
   if (!explicit_dir.empty()) {
     if (fs::exists(explicit_dir + "/meta.json")) return explicit_dir;
     if (fs::exists(explicit_dir + "/latest")) return from_latest(explicit_dir);
-    throw BadInput("--resume_ckpt = " + explicit_dir + ": not a checkpoint (no meta.json) nor a directory with 'latest'");
+    throw BadInput(flag + " = " + explicit_dir + ": not a checkpoint (no meta.json) nor a directory with 'latest'");
   }
   return fs::exists(root + "/latest") ? from_latest(root) : "";
 }
@@ -286,18 +263,17 @@ TrainingState load_checkpoint(const std::string& dir, Llama& model, ShardedAdamW
   require_same_model(checkpoint, model.config(), dir);
   std::vector<Parameter>& params = model.parameters();
   const int64_t tp = dist.layout().tp, tp_rank = dist.layout().tp_rank;
-  int64_t numel = 0;
-  const std::vector<int64_t> offsets = flat_offsets(params, tp, &numel);
+  const FlatLayout& layout = optimizer.layout();
   const int64_t shard_begin = optimizer.shard_offset();
   for (size_t i = 0; i < params.size(); ++i) {
     // Read once: the model parameter and, with bf16, the fp32 master copy come from the same weights.
     const at::Tensor weights = reshard(checkpoint, params[i], tp, tp_rank, [&](int64_t t) { return checkpoint.weights(i, t); });
     params[i].value.copy_(weights);
-    if (optimizer.separate_master()) place(weights, offsets[i], optimizer.master(), shard_begin);
+    if (optimizer.separate_master()) place(weights, layout.offset(i), optimizer.master(), shard_begin);
     for (const char* name : {"exp_avg", "exp_avg_sq"}) {
       at::Tensor& state = std::string(name) == "exp_avg" ? optimizer.exp_avg() : optimizer.exp_avg_sq();
       place(reshard(checkpoint, params[i], tp, tp_rank, [&](int64_t t) { return checkpoint.optimizer_state(name, i, t); }),
-            offsets[i], state, shard_begin);
+            layout.offset(i), state, shard_begin);
     }
   }
   optimizer.set_step_count(checkpoint.optimizer_step());

@@ -17,7 +17,7 @@ namespace llama2 {
 ModelSource::ModelSource(const std::string& model_path, const std::string& checkpoint) : model_path_(model_path) {
   if (model_path.empty() == checkpoint.empty())
     throw BadInput("expected exactly one of --model_path DIR (Hugging Face) or --checkpoint DIR");
-  if (!checkpoint.empty()) checkpoint_ = std::make_unique<CheckpointReader>(resolve_checkpoint(checkpoint, ""));
+  if (!checkpoint.empty()) checkpoint_ = std::make_unique<CheckpointReader>(resolve_checkpoint("--checkpoint", checkpoint, ""));
   config_ = checkpoint_ ? checkpoint_->config() : load_hf_config(model_path);
 }
 

@@ -12,16 +12,15 @@
 
 #include "llama2/checkpoint/checkpoint.h"
 #include "llama2/checkpoint/hf_interop.h"
-#include "llama2/cli/flag_checks.h"
+#include "llama2/config/flag_checks.h"
 #include "llama2/data/prepare_data.h"
 #include "llama2/data/tokenizer.h"
 #include "llama2/dist/communicator.h"
 #include "llama2/dist/layout.h"
-#include "llama2/kernels/matmul.h"
 #include "llama2/plan/machine_rates.h"
 #include "llama2/plan/plan.h"
-#include "llama2/train/eval.h"
-#include "llama2/train/generate.h"
+#include "llama2/infer/eval.h"
+#include "llama2/infer/generate.h"
 #include "llama2/train/trainer.h"
 #include "llama2/util/errors.h"
 
@@ -373,7 +372,7 @@ int run_cli(int argc, char** argv) {
   if (prepare->parsed()) return run_local([&] { return run_prepare(prepare_opts); });
   if (exporter->parsed())
     return run_local([&] {
-      const std::string checkpoint = resolve_checkpoint(export_checkpoint, "");
+      const std::string checkpoint = resolve_checkpoint("--checkpoint", export_checkpoint, "");
       const ModelConfig config = CheckpointReader(checkpoint).config();
       std::unique_ptr<Tokenizer> tokenizer;  // checked before anything is written
       if (!export_tokenizer.empty()) {

@@ -2,15 +2,14 @@
 #include "llama2/config/config.h"
 
 #include <cmath>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "llama2/util/errors.h"
+#include "llama2/util/file_io.h"
 
 namespace llama2 {
 namespace {
@@ -138,11 +137,7 @@ void validate_model_config(const ModelConfig& c, const std::string& origin) {
 }
 
 ModelConfig load_model_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw BadInput(path + ": cannot open config file; expected a readable Hugging Face config.json");
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_config(parse_text(text.str(), path), path);
+  return parse_config(parse_text(read_file(path, "", "a readable Hugging Face config.json"), path), path);
 }
 
 ModelConfig model_config_from_json(const std::string& text, const std::string& origin) {

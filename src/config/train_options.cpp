@@ -19,6 +19,8 @@ void require_divisible(const std::string& key, int64_t value, int64_t tp) {
 }  // namespace
 
 void check_flag_combinations(const TrainOptions& o) {
+  if (o.config_path.empty() && o.model_path.empty())
+    throw BadInput("--config FILE or --model_path DIR is required; expected a Hugging Face config.json");
   if (o.synthetic_data && !o.data_dir.empty())
     throw BadInput(fmt::format("--data_dir = {} and --synthetic_data contradict each other (synthetic data reads no "
                                "directory); expected one of them",

@@ -28,31 +28,20 @@ void check(int rc, const char* what) {
   throw RuntimeFailure(fmt::format("MPI {} failed: {}", what, std::string(text, len)));
 }
 
-// bf16 has no MPI type: it travels as 16-bit words and is reduced by these user ops, which
-// accumulate in fp32 and round once per pairwise combination.
+// bf16 has no MPI type: it travels as 16-bit words and is summed by this user op, which adds in fp32 and
+// rounds once per pairwise combination.
 void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
   auto* a = static_cast<const c10::BFloat16*>(in);
   auto* b = static_cast<c10::BFloat16*>(inout);
   for (int i = 0; i < *len; ++i) b[i] = c10::BFloat16(static_cast<float>(a[i]) + static_cast<float>(b[i]));
 }
-void bf16_max(void* in, void* inout, int* len, MPI_Datatype*) {
-  auto* a = static_cast<const c10::BFloat16*>(in);
-  auto* b = static_cast<c10::BFloat16*>(inout);
-  for (int i = 0; i < *len; ++i)
-    if (static_cast<float>(a[i]) > static_cast<float>(b[i])) b[i] = a[i];
-}
-
-struct Bf16Ops {
-  MPI_Op sum, max;
-  Bf16Ops() {
-    MPI_Op_create(&bf16_sum, 1, &sum);
-    MPI_Op_create(&bf16_max, 1, &max);
-  }
-};
-
-const Bf16Ops& bf16_ops() {
-  static Bf16Ops ops;  // created after MPI_Init, on first use; freed by MPI_Finalize
-  return ops;
+MPI_Op bf16_sum_op() {
+  static const MPI_Op op = [] {  // created after MPI_Init, on first use; freed by MPI_Finalize
+    MPI_Op created;
+    MPI_Op_create(&bf16_sum, 1, &created);
+    return created;
+  }();
+  return op;
 }
 
 MPI_Datatype mpi_type(const at::Tensor& t) {
@@ -68,7 +57,10 @@ MPI_Datatype mpi_type(const at::Tensor& t) {
 }
 
 MPI_Op mpi_op(const at::Tensor& t, ReduceOp op) {
-  if (t.scalar_type() == at::kBFloat16) return op == ReduceOp::Sum ? bf16_ops().sum : bf16_ops().max;
+  if (t.scalar_type() == at::kBFloat16) {
+    if (op != ReduceOp::Sum) throw RuntimeFailure("all_reduce: bf16 supports only a sum; expected fp32 for a max");
+    return bf16_sum_op();
+  }
   return op == ReduceOp::Sum ? MPI_SUM : MPI_MAX;
 }
 
@@ -183,14 +175,6 @@ at::Tensor Communicator::reduce_scatter(const at::Tensor& t) const {
   return out;
 }
 
-void Communicator::broadcast(at::Tensor& t, int root) const {
-  ScopedPhase phase(Phase::Communication);
-  require_contiguous(t, "broadcast");
-  if (size_ == 1) return;
-  Published published(*this, CollectiveOp::Broadcast, bytes_of(t));
-  check(MPI_Bcast(t.data_ptr(), count_of(t), mpi_type(t), root, handle(comm_)), "Bcast");
-}
-
 struct PendingCollective::Request {
   MPI_Request handle = MPI_REQUEST_NULL;
   std::vector<int> counts;  // MPI reads the counts while the collective runs
@@ -274,6 +258,14 @@ DistributedContext::DistributedContext(int* argc, char*** argv) {
   int provided = 0;
   if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
     throw RuntimeFailure("MPI_Init_thread failed");
+  if (provided < MPI_THREAD_FUNNELED)
+    throw RuntimeFailure(fmt::format("MPI_Init_thread provided thread level {}; expected at least "
+                                     "MPI_THREAD_FUNNELED ({}): the MPI library was built without thread support",
+                                     provided, MPI_THREAD_FUNNELED));
+  // An MPI error returns its code (and check() makes it our one-line RuntimeFailure) instead of aborting the
+  // job; communicators split from the world inherit this.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
   world_ = std::make_unique<Communicator>(MPI_COMM_WORLD, false);
   layout_ = ParallelLayout::make(world_->size(), world_->rank(), 1, 1, 0);
 }

@@ -2,7 +2,6 @@
 #include "llama2/dist/status_board.h"
 
 #include <mpi.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -29,7 +28,7 @@ constexpr size_t kGroups = static_cast<size_t>(CommGroup::Count);
 // Written only by its own rank (its main thread), read by anyone on the node. Lock-free 64-bit atomics are
 // address-free, so they work in memory that several processes map.
 struct StatusBoard::Slot {
-  std::atomic<int64_t> pid{0}, step{0}, activity{0}, progress_ns{0}, slowest_step_ns{0};
+  std::atomic<int64_t> step{0}, activity{0}, progress_ns{0}, slowest_step_ns{0};
   std::atomic<int64_t> started[kGroups]{}, finished[kGroups]{};
   std::atomic<int64_t> wait_group{-1}, wait_op{0}, wait_seq{0}, wait_bytes{0}, wait_since_ns{0};
 };
@@ -52,7 +51,6 @@ StatusBoard::StatusBoard(void* node_comm, std::vector<int> node_world_ranks, int
   MPI_Win_shared_query(win, 0, &size, &unit, &base);
   slots_ = static_cast<Slot*>(base);
   Slot* mine = new (&slots_[local_index_]) Slot;
-  mine->pid = getpid();
   mine->progress_ns = monotonic_ns();
   MPI_Barrier(comm);  // every row is constructed before anyone reads one
 }
@@ -106,7 +104,6 @@ RankStatus StatusBoard::view(int local_index) const {
   const Slot& s = slot(local_index);
   RankStatus r;
   r.world_rank = node_world_ranks_[local_index];
-  r.pid = s.pid;
   r.step = s.step;
   r.activity = static_cast<Activity>(s.activity.load());
   r.progress_age_s = age_s(s.progress_ns);

@@ -1,8 +1,7 @@
-// oneDNN matmul with cached primitives, and the differentiable linear built on it.
+// oneDNN matmul with cached primitives.
 #include "llama2/kernels/matmul.h"
 
 #include <algorithm>
-#include <chrono>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -12,7 +11,6 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <torch/csrc/autograd/custom_function.h>
 #include <dnnl.hpp>
 #include <fmt/format.h>
 
@@ -175,37 +173,6 @@ void tile_matmul_f64(const TileOperand& a, const TileOperand& b, double* c, int6
     }
 }
 
-class LinearFunction : public torch::autograd::Function<LinearFunction> {
- public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w) {
-    ScopedPhase phase(Phase::Gemm);
-    ctx->save_for_backward({x, w});
-    // dW goes straight into the weight's gradient buffer when it has one: no temporary, no accumulation pass.
-    ctx->saved_data["dw"] = w.scalar_type() == at::kDouble ? at::Tensor() : gradient_accumulator(w);
-    const at::Tensor x2 = x.reshape({-1, x.size(-1)});  // [m, in]
-    auto out_sizes = x.sizes().vec();
-    out_sizes.back() = w.size(0);
-    return llama2::matmul(x2, false, w, true, MatrixKind::Weight).view(out_sizes);  // [..., out]
-  }
-
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
-                                               torch::autograd::tensor_list grads) {
-    ScopedPhase phase(Phase::Gemm);
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor& x = saved[0];
-    const at::Tensor& w = saved[1];                                           // [out, in]
-    const at::Tensor dy = grads[0].contiguous().view({-1, w.size(0)});       // [m, out]
-    const at::Tensor dx = llama2::matmul(dy, false, w, false, MatrixKind::Weight).view(x.sizes());  // [m, in]
-    const at::Tensor x2 = x.reshape({-1, x.size(-1)});
-    at::Tensor dw_buffer = ctx->saved_data["dw"].toTensor();
-    if (dw_buffer.defined()) {
-      matmul_into(dy, true, x2, false, dw_buffer, true);  // .grad += dy^T @ x
-      return {dx, at::Tensor()};
-    }
-    return {dx, llama2::matmul(dy, true, x2, false)};  // [out, in]
-  }
-};
-
 }  // namespace
 
 void tile_matmul(const TileOperand& a, const TileOperand& b, void* c, int64_t ldc, TileType c_type,
@@ -228,13 +195,6 @@ void tile_matmul(const TileOperand& a, const TileOperand& b, void* c, int64_t ld
   tp.matmul.execute(stream, {{DNNL_ARG_SRC, tp.a}, {DNNL_ARG_WEIGHTS, tp.b}, {DNNL_ARG_DST, tp.c},
                              {DNNL_ARG_SCRATCHPAD, tp.scratchpad}});
   stream.wait();
-}
-
-at::Tensor gradient_accumulator(const at::Tensor& w) {
-  const at::Tensor& grad = w.grad();
-  const bool direct = grad.defined() && grad.is_contiguous() &&
-                      (grad.scalar_type() == w.scalar_type() || grad.scalar_type() == at::kFloat);
-  return direct ? grad : at::Tensor();
 }
 
 void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b, at::Tensor& c,
@@ -281,29 +241,6 @@ at::Tensor matmul(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bo
                            a.options());
   matmul_into(a, transpose_a, b, transpose_b, c, false, b_kind);
   return c;
-}
-
-at::Tensor linear(const at::Tensor& x, const at::Tensor& w) {
-  return LinearFunction::apply(x.contiguous(), w);
-}
-
-double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, bool bf16, double min_seconds,
-                          int64_t batch) {
-  const auto shape = [&](int64_t rows, int64_t cols) {
-    return batch > 1 ? std::vector<int64_t>{batch, rows, cols} : std::vector<int64_t>{rows, cols};
-  };
-  const auto dtype = bf16 ? at::kBFloat16 : at::kFloat;
-  const at::Tensor a = at::randn(shape(m, k)).to(dtype), b = at::randn(shape(n, k)).to(dtype);
-  llama2::matmul(a, false, b, true);  // warm-up: primitive creation, page faults
-  double best_s = 1e30, total_s = 0;
-  for (int i = 0; i < repeats || total_s < min_seconds; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    llama2::matmul(a, false, b, true);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    best_s = std::min(best_s, seconds);
-    total_s += seconds;
-  }
-  return 2.0 * batch * m * k * n / best_s;
 }
 
 }  // namespace llama2

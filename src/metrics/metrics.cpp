@@ -1,7 +1,9 @@
 // metrics.jsonl: one JSON object per optimizer step.
 #include "llama2/metrics/metrics.h"
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -36,6 +38,7 @@ void MetricsLog::write(const StepMetrics& m) {
   if (!m.sample.empty()) j["sample"] = m.sample;
   jsonl_ << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
   jsonl_.flush();
+  if (!jsonl_) throw RuntimeFailure("cannot write " + dir_ + "/metrics.jsonl (" + std::strerror(errno) + ")");
   for (const char* key : {"loss", "lr", "grad_norm", "tokens_per_s", "seq_per_s", "mfu", "val_loss"})
     if (j.contains(key)) tensorboard_->scalar(std::string("train/") + key, m.step, j[key].get<double>());
   tensorboard_->scalar("train/peak_rss_gib", m.step, m.peak_rss_bytes / 1073741824.0);

@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -28,10 +30,9 @@ uint32_t masked_crc32c(const void* data, size_t size) {
 TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
   char host[256] = "localhost";
   ::gethostname(host, sizeof(host) - 1);
-  const std::string path =
-      fmt::format("{}/events.out.tfevents.{}.{}", dir, static_cast<int64_t>(now_s()), host);
-  out_.open(path, std::ios::binary | std::ios::trunc);
-  if (!out_) throw RuntimeFailure("cannot create TensorBoard file " + path);
+  path_ = fmt::format("{}/events.out.tfevents.{}.{}", dir, static_cast<int64_t>(now_s()), host);
+  out_.open(path_, std::ios::binary | std::ios::trunc);
+  if (!out_) throw RuntimeFailure("cannot create TensorBoard file " + path_);
   tensorboard::Event event;
   event.set_wall_time(now_s());
   event.set_file_version("brain.Event:2");
@@ -73,6 +74,9 @@ void TensorBoardWriter::write_record(const std::string& data) {
   out_.write(reinterpret_cast<const char*>(&data_crc), sizeof(data_crc));
 }
 
-void TensorBoardWriter::flush() { out_.flush(); }
+void TensorBoardWriter::flush() {
+  out_.flush();
+  if (!out_) throw RuntimeFailure("cannot write TensorBoard file " + path_ + " (" + std::strerror(errno) + ")");
+}
 
 }  // namespace llama2

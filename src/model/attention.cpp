@@ -14,9 +14,10 @@
 #include <fmt/format.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "llama2/kernels/accumulate.h"
+#include "llama2/kernels/dtype_conversion.h"
 #include "llama2/kernels/matmul.h"
 #include "llama2/kernels/vector_math.h"
+#include "llama2/kernels/workers.h"
 #include "llama2/util/errors.h"
 #include "llama2/util/phases.h"
 
@@ -32,8 +33,9 @@ using torch::autograd::tensor_list;
 // r·B·rep·d + (g·rep + h)·d.
 // Tiles: query rows [r0, r0 + rows) of one head (kAttentionBlockRows) against keys [j0, j0 + keys)
 // (kAttentionBlockKeys). Query rows [r0, r0 + rows) see keys [0, r0 + rows) only: tiles beyond are skipped,
-// and in tiles that cross the diagonal the keys after a row's position get probability 0 (exp of the causal
-// mask's kMaskedScore in fp32 and bf16), computed from the positions rather than read from an [s, s] matrix.
+// and in tiles that cross the diagonal the keys after a row's position get probability 0, written as 0 without an
+// exponential (what exp of the causal mask's kMaskedScore is in fp32 and bf16), from the positions rather than
+// read from an [s, s] matrix.
 // Key tiles start at multiples of kAttentionBlockKeys, a multiple of kAttentionBlockRows, so a tile never starts
 // after its first row's position, and every row of a tile sees at least one of its keys. The backward holds its
 // tiles transposed (keys × rows): then only the GEMM into d_q reads one transposed, where oneDNN's brgemm runs ~10%
@@ -76,23 +78,6 @@ void gemm(const TileOperand& a, const TileOperand& b, A* c, int64_t cols, bool a
 LLAMA2_INLINE int64_t visible_keys(int64_t r, int64_t diagonal, int64_t keys) {
   return std::min<int64_t>(r + diagonal + 1, keys);
 }
-
-// Runs task(t, w) for every t in [0, tasks) on the intra-op threads, w < workers naming the caller's per-worker
-// buffers. Worker w takes tasks w, 2W−1−w, 2W+w, ... (W = workers): a snake over tasks that callers order
-// largest first (causal tasks differ in cost), so the shares come out even, and the same in every run, so sums
-// over per-worker buffers are reproducible.
-template <typename F>
-void for_each_task(int64_t tasks, int64_t workers, const F& task) {
-  at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t w = begin; w < end; ++w)
-      for (int64_t round = 0; round * workers < tasks; ++round) {
-        const int64_t t = round * workers + (round % 2 == 0 ? w : workers - 1 - w);
-        if (t < tasks) task(t, w);
-      }
-  });
-}
-
-int64_t workers_for(int64_t tasks) { return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), tasks)); }
 
 // The row kernels below are compiled per ISA for each storage type (LLAMA2_CPU_CLONES).
 
@@ -209,16 +194,6 @@ void output_dots(const Geometry& geo, const T* do3, const T* out, Acc<T>* D) {
     }
   });
 }
-
-// Per-worker buffers of `count` elements of type E, contiguous: worker w's start.
-template <typename E>
-struct WorkerBuffers {
-  at::Tensor storage;
-  int64_t count;
-  WorkerBuffers(int64_t workers, int64_t count, const at::TensorOptions& options)
-      : storage(at::empty({workers, count}, options.dtype(c10::CppTypeToScalarType<E>()))), count(count) {}
-  E* operator[](int64_t w) const { return storage.data_ptr<E>() + w * count; }
-};
 
 // A score tile in Acc and its copy in the inputs' type for the GEMMs (the same memory when that type is Acc).
 template <typename T>

@@ -32,8 +32,7 @@ at::Tensor initial_full_value(const Parameter& param, size_t index, uint64_t see
 std::vector<Parameter> parameter_layout(const ModelConfig& config, int64_t tp) {
   const int64_t h = config.hidden_size, d = config.head_dim(), inter = config.intermediate_size;
   const int64_t q_rows = config.num_attention_heads * d, kv_rows = config.num_key_value_heads * d;
-  const int64_t padded_vocab = (config.vocab_size + tp - 1) / tp * tp;
-  const ShardSpec vocab_rows{0, {config.vocab_size}, padded_vocab};
+  const ShardSpec vocab_rows{0, {config.vocab_size}, config.padded_vocab_size(tp)};
   std::vector<Parameter> params;
   const auto add = [&](const std::string& name, std::vector<int64_t> full_shape, ShardSpec spec, bool is_norm) {
     params.push_back({name, at::Tensor(), std::move(full_shape), std::move(spec), is_norm});
@@ -64,7 +63,6 @@ std::vector<int64_t> local_shape(const Parameter& param, int64_t tp) {
 Llama::Llama(const ModelConfig& config, const TensorParallel& tp, const ModelOptions& options)
     : config_(config), tp_(tp), options_(options), params_(parameter_layout(config, tp.comm->size())) {
   const int64_t t = tp.comm->size();
-  padded_vocab_ = (config.vocab_size + t - 1) / t * t;
   constexpr size_t kParamsPerLayer = 6;  // the order parameter_layout() adds them in
   for (size_t i = 0; i < static_cast<size_t>(config.num_hidden_layers); ++i) {
     const size_t first = 1 + kParamsPerLayer * i;

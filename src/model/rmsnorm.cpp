@@ -8,7 +8,8 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "llama2/kernels/accumulate.h"
+#include "llama2/kernels/dtype_conversion.h"
+#include "llama2/kernels/workers.h"
 #include "llama2/kernels/vector_math.h"
 #include "llama2/util/phases.h"
 
@@ -80,16 +81,21 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const at::Tensor dy = grads[0].contiguous();
     const int64_t h = x.size(-1), rows = x.numel() / h;
     at::Tensor dx = at::empty_like(x);
-    // dw: one partial sum per thread, added in thread order (reproducible for a given thread count).
-    at::Tensor dw_parts = at::zeros({at::get_num_threads(), h}, x.options().dtype(acc_type(x)));
+    // dw: one partial sum per worker over its own contiguous rows, added in worker order (reproducible for a
+    // given thread count).
+    const int64_t workers = workers_for((rows + 15) / 16);
+    at::Tensor dw;
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "rms_norm_backward", [&] {
-      at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+      const WorkerBuffers<Acc<scalar_t>> dw_parts(workers, h, x.options());  // [workers, h]
+      dw_parts.storage.zero_();
+      for_each_task(workers, workers, [&](int64_t t, int64_t worker) {
         backward_rows<scalar_t>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), dy.data_ptr<scalar_t>(),
-                                inv_rms.data_ptr<Acc<scalar_t>>(), dx.data_ptr<scalar_t>(),
-                                dw_parts[at::get_thread_num()].data_ptr<Acc<scalar_t>>(), h, begin, end);
+                                inv_rms.data_ptr<Acc<scalar_t>>(), dx.data_ptr<scalar_t>(), dw_parts[worker], h,
+                                rows * t / workers, rows * (t + 1) / workers);
       });
+      dw = dw_parts.storage.sum(0);
     });
-    return {dx, dw_parts.sum(0).to(w.scalar_type()), at::Tensor()};
+    return {dx, dw.to(w.scalar_type()), at::Tensor()};
   }
 };
 

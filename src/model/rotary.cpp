@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "llama2/kernels/accumulate.h"
+#include "llama2/kernels/dtype_conversion.h"
 #include "llama2/kernels/vector_math.h"
 #include "llama2/util/errors.h"
 

@@ -5,7 +5,7 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "llama2/kernels/accumulate.h"
+#include "llama2/kernels/dtype_conversion.h"
 #include "llama2/kernels/vector_math.h"
 
 namespace llama2 {

@@ -60,50 +60,29 @@ void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg
   param.unsafeGetTensorImpl()->bump_version();
 }
 
-std::vector<size_t> flat_order(const std::vector<Parameter>& params) {
-  std::vector<size_t> order;
-  for (size_t i = 0; i < params.size(); ++i) if (params[i].is_norm) order.push_back(i);
-  for (size_t i = 0; i < params.size(); ++i) if (!params[i].is_norm) order.push_back(i);
-  return order;
-}
-
 ShardedAdamW::ShardedAdamW(std::vector<Parameter>& params, const Communicator& tp, const Communicator& dp,
                            const AdamWOptions& options)
-    : tp_(tp), dp_(dp), options_(options) {
+    : tp_(tp), dp_(dp), options_(options), layout_(params, tp.size(), options.zero_1 ? dp.size() : 1) {
   c10::AutoGradMode no_grad(false);
-  std::vector<Parameter*> order;
-  for (size_t i : flat_order(params)) {
-    order.push_back(&params[i]);
-    numel_ += params[i].value.numel();
-    if (params[i].is_norm) norm_numel_ += params[i].value.numel();
-  }
-
-  const int64_t ranks = options.zero_1 ? dp.size() : 1;
-  padded_ = (numel_ + ranks - 1) / ranks * ranks;
-  shard_numel_ = padded_ / ranks;
-  shard_offset_ = options.zero_1 ? dp.rank() * shard_numel_ : 0;
-
+  const int64_t padded = layout_.padded(), shard_numel = layout_.shard_numel();
+  shard_offset_ = options.zero_1 ? layout_.shard_begin(dp.rank()) : 0;
   const auto dtype = params.at(0).value.scalar_type();
-  flat_params_ = at::zeros({padded_}, at::TensorOptions().dtype(dtype));
-  flat_grads_ = at::zeros({padded_}, at::TensorOptions().dtype(
+  flat_params_ = at::zeros({padded}, at::TensorOptions().dtype(dtype));
+  flat_grads_ = at::zeros({padded}, at::TensorOptions().dtype(
       dtype == at::kBFloat16 && options.fp32_main_grads ? at::kFloat : dtype));
-  int64_t offset = 0;
-  std::vector<int64_t> offsets(params.size());
-  for (auto* p : order) {
-    const int64_t n = p->value.numel();
-    offsets[p - params.data()] = offset;
-    flat_params_.narrow(0, offset, n).copy_(p->value.reshape({-1}));
-    p->value = flat_params_.narrow(0, offset, n).view(p->value.sizes()).detach().set_requires_grad(true);
-    p->value.mutable_grad() = flat_grads_.narrow(0, offset, n).view(p->value.sizes());
-    offset += n;
+  for (size_t i : layout_.order()) {
+    Parameter& p = params[i];
+    const int64_t n = p.value.numel();
+    flat_params_.narrow(0, layout_.offset(i), n).copy_(p.value.reshape({-1}));
+    p.value = flat_params_.narrow(0, layout_.offset(i), n).view(p.value.sizes()).detach().set_requires_grad(true);
+    p.value.mutable_grad() = flat_grads_.narrow(0, layout_.offset(i), n).view(p.value.sizes());
   }
-  shard_norm_numel_ = std::clamp<int64_t>(norm_numel_ - shard_offset_, 0, shard_numel_);
-  const at::Tensor param_shard = flat_params_.narrow(0, shard_offset_, shard_numel_);
+  shard_norm_numel_ = std::clamp<int64_t>(layout_.norm_numel() - shard_offset_, 0, shard_numel);
+  const at::Tensor param_shard = flat_params_.narrow(0, shard_offset_, shard_numel);
   master_ = dtype == at::kFloat ? param_shard : param_shard.to(at::kFloat);
-  exp_avg_ = at::zeros({shard_numel_}, at::kFloat);
-  exp_avg_sq_ = at::zeros({shard_numel_}, at::kFloat);
-  buckets_ = std::make_unique<GradientBuckets>(flat_grads_, std::move(offsets), norm_numel_,
-                                               options.bucket_numel, dp, options.zero_1);
+  exp_avg_ = at::zeros({shard_numel}, at::kFloat);
+  exp_avg_sq_ = at::zeros({shard_numel}, at::kFloat);
+  buckets_ = std::make_unique<GradientBuckets>(flat_grads_, layout_, options.bucket_numel, dp, options.zero_1);
 }
 
 void ShardedAdamW::gradients_ready(const std::vector<size_t>& params) { buckets_->mark_ready(params); }
@@ -114,8 +93,7 @@ void ShardedAdamW::zero_grad() {
 }
 
 int64_t ShardedAdamW::state_bytes() const {
-  const bool separate_master = flat_params_.scalar_type() != at::kFloat;
-  return (separate_master ? 3 : 2) * shard_numel_ * static_cast<int64_t>(sizeof(float));
+  return static_cast<int64_t>((separate_master() ? master_.nbytes() : 0) + exp_avg_.nbytes() + exp_avg_sq_.nbytes());
 }
 
 double ShardedAdamW::global_grad_norm(const at::Tensor& grad_shard) const {
@@ -127,7 +105,7 @@ double ShardedAdamW::global_grad_norm(const at::Tensor& grad_shard) const {
         std::plus<double>());
   };
   // Norm weights are replicated over TP: only TP rank 0 counts them.
-  double local = sum_squares_of(grad_shard.narrow(0, shard_norm_numel_, shard_numel_ - shard_norm_numel_));
+  double local = sum_squares_of(grad_shard.narrow(0, shard_norm_numel_, shard_numel() - shard_norm_numel_));
   if (tp_.rank() == 0) local += sum_squares_of(grad_shard.narrow(0, 0, shard_norm_numel_));
   at::Tensor sum_sq = at::full({1}, local, at::kDouble);
   tp_.all_reduce(sum_sq);
@@ -137,10 +115,10 @@ double ShardedAdamW::global_grad_norm(const at::Tensor& grad_shard) const {
 
 at::Tensor ShardedAdamW::reduce_gradients() {
   c10::AutoGradMode no_grad(false);
-  if (options_.sequence_parallel && tp_.size() > 1 && norm_numel_ > 0) {  // each TP rank saw s/tp positions
-    at::Tensor norms = flat_grads_.narrow(0, 0, norm_numel_).to(at::kFloat);
+  if (options_.sequence_parallel && tp_.size() > 1 && layout_.norm_numel() > 0) {  // each TP rank saw s/tp positions
+    at::Tensor norms = flat_grads_.narrow(0, 0, layout_.norm_numel()).to(at::kFloat);
     tp_.all_reduce(norms);
-    flat_grads_.narrow(0, 0, norm_numel_).copy_(norms);
+    flat_grads_.narrow(0, 0, layout_.norm_numel()).copy_(norms);
   }
   // The DP sum in fp32 (bf16 gradients are widened bucket by bucket); buckets that backward already
   // completed are in flight (gradients_ready), the rest go now.
@@ -168,7 +146,7 @@ StepResult ShardedAdamW::step(double lr) {
       adamw_update(p, grad_shard.narrow(0, begin, count), m, v, decay, step_, lr, options_, clip);
     };
     update(0, shard_norm_numel_, options_.weight_decay_norms ? 1.0 : 0.0);
-    update(shard_norm_numel_, shard_numel_ - shard_norm_numel_, 1.0);
+    update(shard_norm_numel_, shard_numel() - shard_norm_numel_, 1.0);
   }
 
   sync_params_from_master();

@@ -2,7 +2,6 @@
 #include "llama2/optim/grad_buckets.h"
 
 #include <algorithm>
-#include <numeric>
 #include <utility>
 
 #include <ATen/ATen.h>
@@ -11,22 +10,17 @@
 
 namespace llama2 {
 
-GradientBuckets::GradientBuckets(const at::Tensor& flat_grads, std::vector<int64_t> offsets,
-                                 int64_t held_numel, int64_t bucket_numel,
+GradientBuckets::GradientBuckets(const at::Tensor& flat_grads, const FlatLayout& layout, int64_t bucket_numel,
                                  const Communicator& dp, bool zero_1)
-    : flat_grads_(flat_grads), offsets_(std::move(offsets)), held_numel_(held_numel),
-      bucket_numel_(std::max<int64_t>(1, bucket_numel)), dp_(dp), zero_1_(zero_1) {
-  by_offset_.resize(offsets_.size());
-  std::iota(by_offset_.begin(), by_offset_.end(), size_t{0});
-  std::sort(by_offset_.begin(), by_offset_.end(), [&](size_t a, size_t b) { return offsets_[a] > offsets_[b]; });
-}
+    : flat_grads_(flat_grads), layout_(layout), by_offset_(layout.order().rbegin(), layout.order().rend()),
+      bucket_numel_(std::max<int64_t>(1, bucket_numel)), dp_(dp), zero_1_(zero_1) {}
 
 void GradientBuckets::start() {
   started_ = true;
-  ready_.assign(offsets_.size(), false);
+  ready_.assign(by_offset_.size(), false);
   next_ = 0;
   pending_top_ = flat_grads_.numel();  // the padding above the last parameter travels with the first bucket
-  result_ = zero_1_ && dp_.size() > 1 ? at::empty({flat_grads_.numel() / dp_.size()}, flat_grads_.options())
+  result_ = zero_1_ && dp_.size() > 1 ? at::empty({layout_.shard_numel()}, flat_grads_.options())
                                       : flat_grads_;
 }
 
@@ -37,18 +31,16 @@ void GradientBuckets::launch(int64_t begin, int64_t end) {
     in_flight_.push_back(dp_.all_reduce_async(bucket));
     return;
   }
-  const int64_t shard = result_.numel();
   std::vector<int64_t> counts(dp_.size());
-  for (int r = 0; r < dp_.size(); ++r)
-    counts[r] = std::max<int64_t>(0, std::min(end, (r + 1) * shard) - std::max(begin, r * shard));
-  const int64_t mine = std::clamp(begin - dp_.rank() * shard, int64_t{0}, shard);
+  for (int r = 0; r < dp_.size(); ++r) counts[r] = layout_.overlap(begin, end, r);
+  const int64_t mine = std::clamp(begin - layout_.shard_begin(dp_.rank()), int64_t{0}, layout_.shard_numel());
   at::Tensor out = result_.narrow(0, mine, counts[dp_.rank()]);
   in_flight_.push_back(dp_.reduce_scatter_async(bucket, out, counts));
 }
 
 void GradientBuckets::advance(int64_t min_bucket, int64_t floor) {
-  while (next_ < by_offset_.size() && ready_[by_offset_[next_]] && offsets_[by_offset_[next_]] >= floor) {
-    const int64_t bottom = offsets_[by_offset_[next_++]];
+  while (next_ < by_offset_.size() && ready_[by_offset_[next_]] && layout_.offset(by_offset_[next_]) >= floor) {
+    const int64_t bottom = layout_.offset(by_offset_[next_++]);
     if (pending_top_ - bottom >= min_bucket) {
       launch(bottom, pending_top_);
       pending_top_ = bottom;
@@ -59,7 +51,7 @@ void GradientBuckets::advance(int64_t min_bucket, int64_t floor) {
 void GradientBuckets::mark_ready(const std::vector<size_t>& params) {
   if (!started_) start();
   for (size_t i : params) ready_.at(i) = true;
-  advance(bucket_numel_, held_numel_);
+  advance(bucket_numel_, layout_.norm_numel());
   for (PendingCollective& c : in_flight_) c.test();
 }
 

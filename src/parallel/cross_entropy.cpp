@@ -7,6 +7,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "llama2/dist/communicator.h"
+#include "llama2/kernels/linear.h"
 #include "llama2/kernels/matmul.h"
 #include "llama2/kernels/vector_math.h"
 #include "llama2/parallel/layers.h"

@@ -4,7 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "llama2/dist/communicator.h"
-#include "llama2/kernels/matmul.h"
+#include "llama2/kernels/linear.h"
 #include "llama2/parallel/mappings.h"
 
 namespace llama2 {

@@ -54,6 +54,25 @@ double measure_attention_flops(const ModelConfig& c, int64_t b, int64_t seq_len,
 
 }  // namespace
 
+double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, bool bf16, double min_seconds,
+                          int64_t batch) {
+  const auto shape = [&](int64_t rows, int64_t cols) {
+    return batch > 1 ? std::vector<int64_t>{batch, rows, cols} : std::vector<int64_t>{rows, cols};
+  };
+  const auto dtype = bf16 ? at::kBFloat16 : at::kFloat;
+  const at::Tensor a = at::randn(shape(m, k)).to(dtype), b = at::randn(shape(n, k)).to(dtype);
+  llama2::matmul(a, false, b, true);  // warm-up: primitive creation, page faults
+  double best_s = 1e30, total_s = 0;
+  for (int i = 0; i < repeats || total_s < min_seconds; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    llama2::matmul(a, false, b, true);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best_s = std::min(best_s, seconds);
+    total_s += seconds;
+  }
+  return 2.0 * batch * m * k * n / best_s;
+}
+
 MachineRates measure_gemm_rates(const ModelConfig& c, int64_t tokens, int64_t tp, bool bf16) {
   MachineRates r;
   // The projections' combined rate: total FLOPs over the sum of each shape's time (layers weigh L times).

@@ -9,6 +9,7 @@
 #include "llama2/kernels/packed_weights.h"
 #include "llama2/model/attention.h"
 #include "llama2/parallel/layers.h"
+#include "llama2/util/human_units.h"
 
 namespace llama2 {
 namespace {
@@ -21,7 +22,6 @@ int64_t per_layer_params(const ModelConfig& c) {
   return qkv + o + mlp + 2 * h;
 }
 
-int64_t padded_vocab(const ModelConfig& c, int64_t tp) { return (c.vocab_size + tp - 1) / tp * tp; }
 
 // Peak RSS of a rank before any model state: libtorch, oneDNN and Open MPI loaded and initialised
 // (measured: the tiny config's peak minus its parameters, states and activations).
@@ -49,7 +49,7 @@ MemoryPlanInput memory_plan_input(const TrainOptions& o, int64_t tp, int64_t dp)
 }
 
 MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
-  const int64_t t = in.tp, h = c.hidden_size, vocab = padded_vocab(c, t);
+  const int64_t t = in.tp, h = c.hidden_size, vocab = c.padded_vocab_size(t);
   const int64_t norms = (2 * c.num_hidden_layers + 1) * h;
   const int64_t sharded = parameter_count(c) - norms + (vocab - c.vocab_size) * h * (c.tie_word_embeddings ? 1 : 2);
   MemoryPlan m;
@@ -110,7 +110,7 @@ StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, cons
   const double h = static_cast<double>(c.hidden_size), inter = static_cast<double>(c.intermediate_size);
   const double layers = static_cast<double>(c.num_hidden_layers), elem = in.bf16 ? 2 : 4;
   const double qkv = static_cast<double>(c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim();
-  const double vocab_local = static_cast<double>(padded_vocab(c, in.tp)) / t;
+  const double vocab_local = static_cast<double>(c.padded_vocab_size(in.tp)) / t;
   const double sp = c.sequence_parallel_enabled ? t : 1;
   StepEstimate e;
   // Projections: forward, data gradient and weight gradient, 3 · 2·m·k·n each; the lm_head once.
@@ -164,13 +164,7 @@ std::vector<GemmShape> model_gemm_shapes(const ModelConfig& c, int64_t tokens, i
           {"o_proj", tokens, c.num_attention_heads * d / tp, h},
           {"gate_up_proj", tokens, h, 2 * c.intermediate_size / tp},
           {"down_proj", tokens, c.intermediate_size / tp, h},
-          {"lm_head", tokens, h, padded_vocab(c, tp) / tp}};
-}
-
-std::string format_bytes(int64_t bytes) {
-  const double b = static_cast<double>(bytes);
-  if (b >= 1024.0 * 1024 * 1024) return fmt::format("{:.2f} GiB", b / (1024.0 * 1024 * 1024));
-  return fmt::format("{:.1f} MiB", b / (1024.0 * 1024));
+          {"lm_head", tokens, h, c.padded_vocab_size(tp) / tp}};
 }
 
 std::string format_plan(const ModelConfig& c, const MemoryPlanInput& in, const StepPlanInput& step,

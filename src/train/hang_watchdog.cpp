@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "llama2/plan/plan.h"
+#include "llama2/util/human_units.h"
 
 namespace llama2 {
 namespace {

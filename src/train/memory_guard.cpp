@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "llama2/plan/plan.h"
+#include "llama2/util/human_units.h"
 #include "llama2/util/errors.h"
 
 namespace llama2 {

@@ -26,7 +26,6 @@ void install_preemption_handlers() {
 }
 
 bool preemption_requested() { return g_signal != 0; }
-int preemption_signal() { return g_signal; }
 
 bool preemption_agreed(const DistributedContext& dist) {
   at::Tensor flag = at::full({1}, preemption_requested() ? 1 : 0, at::kLong);

@@ -10,14 +10,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "llama2/util/errors.h"
+#include "llama2/util/file_io.h"
 
 namespace llama2 {
 namespace {
@@ -43,10 +42,11 @@ nlohmann::json this_run() {
 
 // The holder as read from the file; null if it cannot be read or parsed (a holder that died mid-write).
 nlohmann::json read_holder(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return nlohmann::json::parse(text.str(), nullptr, false);
+  try {
+    return nlohmann::json::parse(read_file(path), nullptr, false);
+  } catch (const BadInput&) {
+    return nullptr;
+  }
 }
 
 // Why the holder is gone ("" while it may be alive): its pid ended on this host, or it is this Slurm job

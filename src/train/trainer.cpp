@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <thread>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -17,7 +18,7 @@
 #include "llama2/checkpoint/hf_interop.h"
 #include "llama2/data/data_sources.h"
 #include "llama2/dist/communicator.h"
-#include "llama2/kernels/matmul.h"
+#include "llama2/plan/machine_rates.h"
 #include "llama2/kernels/packed_weights.h"
 #include "llama2/metrics/metrics.h"
 #include "llama2/model/llama.h"
@@ -25,15 +26,17 @@
 #include "llama2/optim/lr_schedule.h"
 #include "llama2/plan/plan.h"
 #include "llama2/data/tokenizer.h"
-#include "llama2/train/generate.h"
+#include "llama2/infer/generate.h"
 #include "llama2/train/hang_watchdog.h"
 #include "llama2/train/memory_guard.h"
 #include "llama2/train/preemption.h"
 #include "llama2/train/run_lock.h"
 #include "llama2/train/straggler.h"
+#include "llama2/util/human_units.h"
 #include "llama2/util/errors.h"
 #include "llama2/util/file_io.h"
 #include "llama2/util/phases.h"
+#include "llama2/util/test_hooks.h"
 
 namespace llama2 {
 namespace {
@@ -46,11 +49,6 @@ int64_t peak_rss_bytes() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<int64_t>(usage.ru_maxrss) * 1024;
-}
-
-std::string format_duration(double seconds) {
-  const auto s = static_cast<int64_t>(seconds);
-  return s >= 3600 ? fmt::format("{}h{:02d}m", s / 3600, s / 60 % 60) : fmt::format("{}m{:02d}s", s / 60, s % 60);
 }
 
 AdamWOptions adamw_options(const TrainOptions& o, bool sequence_parallel) {
@@ -68,10 +66,9 @@ AdamWOptions adamw_options(const TrainOptions& o, bool sequence_parallel) {
   return a;
 }
 
-// The model config: --config, else --model_path's config.json; both given must describe the same model.
+// The model config: --config, else --model_path's config.json (one is given: check_flag_combinations); both given
+// must describe the same model.
 ModelConfig training_config(const TrainOptions& o) {
-  if (o.config_path.empty() && o.model_path.empty())
-    throw BadInput("--config FILE or --model_path DIR is required; expected a Hugging Face config.json");
   if (o.config_path.empty()) return load_hf_config(o.model_path);
   ModelConfig config = load_model_config(o.config_path);
   if (!o.model_path.empty() && !config_differences(config, load_hf_config(o.model_path)).empty())
@@ -216,14 +213,14 @@ Trainer::Trainer(TrainOptions options, DistributedContext& dist)
   const TensorParallel tp{&dist_.tp(), config_.sequence_parallel_enabled && layout_.tp > 1};
   model_ = std::make_unique<Llama>(config_, tp, ModelOptions{o_.seq_len, o_.seed,
                                                              o_.use_mix_precision ? at::kBFloat16 : at::kFloat});
-  const std::string resume_dir = resolve_checkpoint(o_.resume_ckpt, checkpoints_);
+  const std::string resume_dir = resolve_checkpoint("--resume_ckpt", o_.resume_ckpt, checkpoints_);
   if (resume_dir.empty() && !o_.model_path.empty()) {
     load_hf_weights(o_.model_path, *model_, layout_.tp_rank);
     spdlog::info("initialized from the Hugging Face model in {}", o_.model_path);
   }
   optimizer_ = std::make_unique<ShardedAdamW>(model_->parameters(), dist_.tp(), dist_.dp(),
                                               adamw_options(o_, tp.sequence_parallel));
-  spdlog::info("optimizer state: {} per rank (measured)", format_bytes(optimizer_->state_bytes()));
+  spdlog::info("optimizer state: {} per rank (fp32 master, exp_avg, exp_avg_sq of this rank's shard)", format_bytes(optimizer_->state_bytes()));
   schedule_ = {o_.lr, o_.min_lr, o_.warmup_steps, o_.max_steps, o_.lr_schedule};
   step_samples_ = o_.batch_size * o_.grad_accum_usteps * layout_.dp;
   data_ = open_data(config_, o_, step_samples_);
@@ -297,6 +294,8 @@ StepMetrics Trainer::train_step() {
 
 at::Tensor Trainer::micro_step(int64_t micro) {
   board_.progress();
+  if (test_hooks().delay_rank == layout_.rank)  // a straggler of known extra compute, for the tests
+    std::this_thread::sleep_for(std::chrono::duration<double>(test_hooks().delay_s));
   const int64_t first = state_.consumed_samples +
                         first_sample(0, micro, layout_.dp_rank, o_.batch_size, o_.grad_accum_usteps, layout_.dp);
   const at::Tensor batch = [&] {

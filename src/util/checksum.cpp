@@ -3,11 +3,11 @@
 
 #include <array>
 #include <cstring>
-#include <fstream>
 #include <iterator>
 #include <vector>
 
 #include "llama2/util/errors.h"
+#include "llama2/util/file_io.h"
 
 namespace llama2 {
 namespace {
@@ -103,9 +103,7 @@ std::string sha256_hex(const void* data, size_t size) {
 }
 
 std::string sha256_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw BadInput(path + ": cannot read file");
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string bytes = read_file(path);
   return sha256_hex(bytes.data(), bytes.size());
 }
 

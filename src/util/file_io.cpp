@@ -13,6 +13,24 @@
 
 namespace llama2 {
 
+std::string read_file(const std::string& path, const std::string& flag, const std::string& expected) {
+  std::string bytes;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : 0;
+  char buffer[1 << 16];
+  while (fd >= 0 && (n = ::read(fd, buffer, sizeof buffer)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    bytes.append(buffer, static_cast<size_t>(n));
+  }
+  const int saved_errno = errno;
+  if (fd >= 0) ::close(fd);
+  if (n < 0)
+    throw BadInput((flag.empty() ? path : flag + " = " + path) + ": cannot read (" + std::strerror(saved_errno) + ")" +
+                   (expected.empty() ? "" : "; expected " + expected));
+  return bytes;
+}
+
 void ensure_directory(const std::string& dir, const std::string& flag) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -65,8 +83,11 @@ void AtomicFile::commit() {
 void sync_directory(const std::string& dir) {
   const int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) io_error("cannot open directory", dir);
-  ::fsync(fd);
+  const int synced = ::fsync(fd);
+  const int saved_errno = errno;
   ::close(fd);
+  errno = saved_errno;
+  if (synced != 0) io_error("cannot fsync directory", dir);
 }
 
 }  // namespace llama2

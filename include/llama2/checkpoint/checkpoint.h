@@ -58,8 +58,9 @@ std::string save_checkpoint(const std::string& root, int64_t keep_last, const Ll
                             const ShardedAdamW& optimizer, const TrainingState& state, const DistributedContext& dist);
 
 // The checkpoint to resume from: `explicit_dir` (a checkpoint, or a root with `latest`) if given, else
-// <root>/latest if present, else "" (start fresh). BadInput when an explicit one is not a checkpoint.
-std::string resolve_checkpoint(const std::string& explicit_dir, const std::string& root);
+// <root>/latest if present, else "" (start fresh). BadInput naming `flag` (the option that gave explicit_dir) when
+// an explicit one is not a checkpoint.
+std::string resolve_checkpoint(const std::string& flag, const std::string& explicit_dir, const std::string& root);
 
 // Loads a checkpoint saved at any tp/dp into this rank's model and optimizer (collective).
 // BadInput (nothing modified on disk): missing meta.json or shard, checksum mismatch, truncated file,

@@ -24,6 +24,8 @@ struct ModelConfig {
   bool selective_checkpoint_enabled = false;
 
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
+  // Vocabulary rows padded up to a multiple of the TP degree (Megatron's padding; the loss masks the padding).
+  int64_t padded_vocab_size(int64_t tp) const { return (vocab_size + tp - 1) / tp * tp; }
 };
 
 // Parses and validates `path`. Throws BadInput naming the file, key, value and what would be valid.

@@ -58,7 +58,6 @@ class Communicator {
   at::Tensor all_gather(const at::Tensor& t) const;
   // [size·n, ...] on each rank → [n, ...]: this rank's block of the element-wise sum over ranks.
   at::Tensor reduce_scatter(const at::Tensor& t) const;
-  void broadcast(at::Tensor& t, int root) const;  // in place
   // Non-blocking sum over ranks: in place, or of `in` (1-D, Σ counts elements) scattered so that rank r gets
   // the r-th run of counts[r] elements into `out` (1-D, counts[rank] elements).
   PendingCollective all_reduce_async(at::Tensor& t) const;

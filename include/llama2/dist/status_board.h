@@ -15,9 +15,9 @@ enum class CommGroup { World, Tp, Dp, Count };
 inline constexpr std::array<const char*, static_cast<size_t>(CommGroup::Count)> kCommGroupNames = {"world", "tp",
                                                                                                      "dp"};
 
-enum class CollectiveOp { AllReduce, AllGather, ReduceScatter, Broadcast, Barrier, Count };
+enum class CollectiveOp { AllReduce, AllGather, ReduceScatter, Barrier, Count };
 inline constexpr std::array<const char*, static_cast<size_t>(CollectiveOp::Count)> kCollectiveOpNames = {
-    "all_reduce", "all_gather", "reduce_scatter", "broadcast", "barrier"};
+    "all_reduce", "all_gather", "reduce_scatter", "barrier"};
 
 // What a rank's loop is doing; setup and checkpoint saves may take longer than a step.
 enum class Activity { Setup, Step, Eval, Sample, Checkpoint, Finish, Count };
@@ -27,7 +27,7 @@ inline constexpr std::array<const char*, static_cast<size_t>(Activity::Count)> k
 // One rank's row as another process (or its own watchdog thread) reads it.
 struct RankStatus {
   int world_rank = 0;
-  int64_t pid = 0, step = 0;
+  int64_t step = 0;
   Activity activity = Activity::Setup;
   double progress_age_s = 0;  // since its last progress (an activity change, a micro-step, a finished collective)
   double slowest_step_s = 0;

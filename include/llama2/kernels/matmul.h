@@ -43,18 +43,4 @@ struct TileOperand {
 // gradient checks); c is fp32, or fp64 for fp64.
 void tile_matmul(const TileOperand& a, const TileOperand& b, void* c, int64_t ldc, TileType c_type, bool accumulate);
 
-// The gradient buffer a GEMM adds w's dW into directly: w's .grad when it exists (the optimizer's flat buffer),
-// is contiguous and holds w's dtype or fp32 (a bf16 weight's main gradient); else undefined (autograd's way).
-at::Tensor gradient_accumulator(const at::Tensor& w);
-
-// y = x @ w^T for x [..., in] and w [out, in], differentiable (backward: dx = dy @ w, dw = dy^T @ x,
-// both on oneDNN). The linear layer of every projection.
-at::Tensor linear(const at::Tensor& x, const at::Tensor& w);
-
-// The best FLOP/s of this process's threads over m×k·k×n GEMMs on oneDNN (the MFU denominator), fp32 or with
-// bf16 inputs (fp32 accumulation, as mixed precision runs them): at least `repeats` timed calls, and more until
-// `min_seconds` have passed, so that a noisy moment is outlasted; `batch` > 1: that many in one batched call.
-double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, bool bf16 = false, double min_seconds = 0,
-                          int64_t batch = 1);
-
 }  // namespace llama2

@@ -39,9 +39,9 @@ inline float vector_exp(float x) {
   p = p * r + 4.9999231792e-1f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  int32_t bits;
+  uint32_t bits;  // unsigned: NaN's bits wrap instead of overflowing (the product is NaN either way)
   std::memcpy(&bits, &t, sizeof bits);
-  bits = (bits - 0x4B400000 + 127) << 23;  // n + bias, in the exponent field (0 for n = −127)
+  bits = (bits - 0x4B400000u + 127u) << 23;  // n + bias, in the exponent field (0 for n = −127)
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;

@@ -17,6 +17,7 @@ class TensorBoardWriter {
 
  private:
   void write_record(const std::string& data);
+  std::string path_;
   std::ofstream out_;
 };
 

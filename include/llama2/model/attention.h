@@ -19,7 +19,7 @@ inline constexpr float kMaskedScore = -10000.0f;
 // q [s, b, nq, d], k and v [s, b, nkv, d] with nq a multiple of nkv (query head j uses kv head
 // j / (nq / nkv), as HF's repeat_kv) → [s, b, nq·d]. Inputs stored head-major ([b, n, s, d], as rotary_qkv
 // makes them) are read in place, and the output is written in place: no layout copies. Causal: query i sees
-// keys j ≤ i, later ones get kMaskedScore. Each query tile runs an online softmax over its key tiles (scale,
+// keys j ≤ i, later ones get probability 0 (exp of kMaskedScore). Each query tile runs an online softmax over its key tiles (scale,
 // mask and softmax fused, vectorised; tiles past the diagonal skipped), so the probabilities [b, nq, s, s] never exist in memory. Backward keeps only q, k, v, the output
 // and each row's log-sum-exp, and recomputes each tile's probabilities from them: core attention is always
 // selectively checkpointed, at the cost of one more q·kᵀ.

@@ -55,8 +55,6 @@ class Llama {
   const std::vector<Parameter>& parameters() const { return params_; }
   const ModelConfig& config() const { return config_; }
   const TensorParallel& tensor_parallel() const { return tp_; }
-  // Vocabulary rows padded up to a multiple of tp (Megatron's padding); padding is masked from the loss.
-  int64_t padded_vocab() const { return padded_vocab_; }
 
   // Set before a forward: its backward calls `hook` with the indexes of parameters whose gradients are
   // complete, a block at a time, last block first (for overlapping the DP reduction). nullptr: none.
@@ -80,7 +78,6 @@ class Llama {
   ModelConfig config_;
   TensorParallel tp_;
   ModelOptions options_;
-  int64_t padded_vocab_;
   std::vector<Parameter> params_;
   std::vector<Layer> layers_;
   size_t embed_ = 0, norm_ = 0, lm_head_ = 0;

@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "llama2/model/llama.h"
+#include "llama2/optim/flat_layout.h"
 #include "llama2/optim/grad_buckets.h"
 
 namespace llama2 {
@@ -32,10 +33,6 @@ struct AdamWOptions {
 void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
                   double decay, int64_t step, double lr, const AdamWOptions& options, double grad_scale = 1);
 
-// Order of parameters in the flat buffers: RMSNorm weights first (one contiguous range to sum over TP
-// with SP), then the others, each in model order. Shared with checkpoints (resharding).
-std::vector<size_t> flat_order(const std::vector<Parameter>& params);
-
 struct StepResult {
   double grad_norm = 0;  // global, before clipping
   bool applied = false;  // false when the norm was not finite
@@ -53,7 +50,8 @@ class ShardedAdamW {
   void gradients_ready(const std::vector<size_t>& params);
 
   // After backward of all micro-steps: sums SP norm grads over TP, averages grads over DP
-  // (reduce-scatter with ZeRO-1, all-reduce without; bucketed), clips, updates, all-gathers params.
+  // (reduce-scatter with ZeRO-1, all-reduce without; in buckets when overlapped, else one collective), clips,
+  // updates, all-gathers params.
   StepResult step(double lr);
   void zero_grad();
 
@@ -61,14 +59,15 @@ class ShardedAdamW {
   // fp32 [shard_numel] (this rank's ZeRO-1 range, or everything without ZeRO-1).
   at::Tensor reduce_gradients();
   int64_t shard_offset() const { return shard_offset_; }
+  const FlatLayout& layout() const { return layout_; }
 
-  // Bytes of fp32 optimizer state held by this rank (master params if separate, exp_avg, exp_avg_sq).
+  // Bytes of fp32 optimizer state this rank holds, from its tensors (master params if separate, exp_avg, exp_avg_sq).
   int64_t state_bytes() const;
   int64_t step_count() const { return step_; }
   void set_step_count(int64_t step) { step_ = step; }
 
   // This rank's fp32 state over flat range [shard_offset, shard_offset + shard_numel) (for checkpoints).
-  int64_t shard_numel() const { return shard_numel_; }
+  int64_t shard_numel() const { return layout_.shard_numel(); }
   bool zero_1() const { return options_.zero_1; }
   bool separate_master() const { return flat_params_.scalar_type() != at::kFloat; }
   at::Tensor& master() { return master_; }
@@ -83,8 +82,8 @@ class ShardedAdamW {
   const Communicator& tp_;
   const Communicator& dp_;
   AdamWOptions options_;
-  int64_t numel_ = 0, padded_ = 0, norm_numel_ = 0;  // norm params come first in the flat buffers
-  int64_t shard_offset_ = 0, shard_numel_ = 0;       // this rank's range of the flat buffer
+  FlatLayout layout_;                                 // norm params first; shards: dp with ZeRO-1, else 1
+  int64_t shard_offset_ = 0;                          // this rank's range starts here
   int64_t step_ = 0;
   at::Tensor flat_params_;  // [padded] model dtype; parameters are views into it
   at::Tensor flat_grads_;   // [padded] fp32 or the model dtype (fp32_main_grads); parameters' .grad are views

@@ -8,18 +8,17 @@
 #include <ATen/core/Tensor.h>
 
 #include "llama2/dist/communicator.h"
+#include "llama2/optim/flat_layout.h"
 
 namespace llama2 {
 
 class GradientBuckets {
  public:
-  // Parameter i's gradient starts at flat_grads[offsets[i]]; the parameters tile the buffer from 0 up to the
-  // padding at its end. It holds `padded` elements (a multiple of dp); with ZeRO-1 rank r owns
-  // [r·padded/dp, (r+1)·padded/dp). A bucket is
-  // launched once it holds at least `bucket_numel` elements; [0, held_numel) only by finish() (the SP norm
-  // gradients, which are summed over TP first).
-  GradientBuckets(const at::Tensor& flat_grads, std::vector<int64_t> offsets,
-                  int64_t held_numel, int64_t bucket_numel, const Communicator& dp, bool zero_1);
+  // flat_grads [layout.padded()] laid out by `layout` (whose shards are the DP ranks with ZeRO-1). A bucket is
+  // launched once it holds at least `bucket_numel` elements; the norm weights [0, layout.norm_numel()) only by
+  // finish() (with SP they are summed over TP first).
+  GradientBuckets(const at::Tensor& flat_grads, const FlatLayout& layout, int64_t bucket_numel,
+                  const Communicator& dp, bool zero_1);
 
   // Backward has finished these parameters' gradients: launch every bucket that is now complete, counting
   // down from the top of the flat buffer (the order backward produces them), and let earlier ones progress.
@@ -37,9 +36,9 @@ class GradientBuckets {
   void launch(int64_t begin, int64_t end);
 
   at::Tensor flat_grads_;             // [padded] fp32 or bf16
-  std::vector<int64_t> offsets_;
+  const FlatLayout& layout_;
   std::vector<size_t> by_offset_;     // parameters, highest offset first
-  int64_t held_numel_, bucket_numel_;
+  int64_t bucket_numel_;
   const Communicator& dp_;
   bool zero_1_;
   // One reduction in progress:

@@ -14,6 +14,12 @@ namespace llama2 {
 // and out of a shared segment); the network bandwidth is left 0 (one process cannot measure it).
 MachineRates measure_machine_rates(const ModelConfig& config, int64_t tokens, int64_t seq_len, int64_t tp, bool bf16);
 
+// The best FLOP/s of this process's threads over m×k·k×n GEMMs on oneDNN (the MFU denominator), fp32 or with
+// bf16 inputs (fp32 accumulation, as mixed precision runs them): at least `repeats` timed calls, and more until
+// `min_seconds` have passed, so that a noisy moment is outlasted; `batch` > 1: that many in one batched call.
+double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, bool bf16 = false, double min_seconds = 0,
+                          int64_t batch = 1);
+
 // Only the GEMM part of measure_machine_rates: peak_flops and gemm_flops set, the rest 0.
 MachineRates measure_gemm_rates(const ModelConfig& config, int64_t tokens, int64_t tp, bool bf16);
 

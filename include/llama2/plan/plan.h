@@ -88,6 +88,4 @@ StepEstimate estimate_step(const ModelConfig& config, const MemoryPlanInput& inp
 std::string format_plan(const ModelConfig& config, const MemoryPlanInput& input, const StepPlanInput& step,
                         const MachineRates* rates = nullptr);
 
-std::string format_bytes(int64_t bytes);
-
 }  // namespace llama2

@@ -11,7 +11,6 @@ inline constexpr int kExitPreempted = 3;
 
 void install_preemption_handlers();
 bool preemption_requested();  // this process has received SIGTERM or SIGUSR1
-int preemption_signal();      // which one (0 if none)
 
 // True on every rank when any rank has received SIGTERM or SIGUSR1 (a collective over the world).
 bool preemption_agreed(const DistributedContext& dist);

@@ -1,4 +1,4 @@
-// Owns output files on disk: output directories created with a clear error, and durable writes (a file goes to
+// Owns files on disk: whole-file reads with a clear error, output directories created with one, and durable writes (a file goes to
 // "<path>.tmp", is fsynced, renamed over <path>, its directory fsynced: a crash leaves the old file or the new one).
 #pragma once
 #include <cstddef>
@@ -21,10 +21,14 @@ class AtomicFile {
   int fd_ = -1;
 };
 
+// The whole file's bytes. BadInput "<flag> = <path>: cannot read (<reason>); expected <expected>" (the flag and the
+// expectation only when given).
+std::string read_file(const std::string& path, const std::string& flag = "", const std::string& expected = "");
+
 // Creates `dir` and its parents; throws BadInput naming the directory and the reason.
 void ensure_directory(const std::string& dir, const std::string& flag);
 
-// fsync of a directory, so that renames and creations inside it are durable.
+// fsync of a directory, so that renames and creations inside it are durable; RuntimeFailure if it fails.
 void sync_directory(const std::string& dir);
 
 }  // namespace llama2

@@ -1,6 +1,6 @@
-// Owns the accumulation type of the hand-written kernels (fp32 for fp32 and bf16 data, fp64 for fp64) and the
-// conversions between storage and it: bf16 by bit operations, which vectorise where c10::BFloat16's do not, and
-// whole rows by the CPU's conversion instruction where it has one.
+// Owns the conversions between a kernel's storage dtype and its accumulation type Acc<T> (fp32 for fp32 and bf16,
+// fp64 for fp64): bf16 by bit operations, which vectorise where c10::BFloat16's do not, and whole rows by the
+// CPU's conversion instruction where it has one.
 #pragma once
 #include <cstdint>
 #include <cstring>

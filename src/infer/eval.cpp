@@ -1,10 +1,8 @@
 // eval: loss and perplexity of a model on a text, windows spread over DP ranks.
-#include "llama2/train/eval.h"
+#include "llama2/infer/eval.h"
 
 #include <cmath>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -15,6 +13,7 @@
 #include "llama2/dist/communicator.h"
 #include "llama2/model/llama.h"
 #include "llama2/util/errors.h"
+#include "llama2/util/file_io.h"
 
 namespace llama2 {
 
@@ -22,13 +21,10 @@ EvalResult run_eval(const EvalOptions& o, DistributedContext& dist) {
   const ModelSource source(o.model_path, o.checkpoint);
   const ModelConfig& config = source.config();
 
-  std::ifstream in(o.text, std::ios::binary);
-  if (!in) throw BadInput("--text = " + o.text + ": cannot read file");
-  std::stringstream text;
-  text << in.rdbuf();
+  const std::string text = read_file(o.text, "--text");
   const std::string tokenizer_path = source.tokenizer_path(o.tokenizer);
   const std::vector<int> ids =
-      encode_for_model(Tokenizer(tokenizer_path), text.str(), tokenizer_path, config.vocab_size);
+      encode_for_model(Tokenizer(tokenizer_path), text, tokenizer_path, config.vocab_size);
   const int64_t windows = (static_cast<int64_t>(ids.size()) - 1) / o.seq_len;
   if (windows < 1)
     throw BadInput(fmt::format("--text = {}: {} tokens make no window of --seq_len {} + 1", o.text, ids.size(), o.seq_len));

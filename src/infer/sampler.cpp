@@ -1,5 +1,5 @@
 // Greedy and temperature / top-k / top-p sampling over fp64 probabilities.
-#include "llama2/train/sampler.h"
+#include "llama2/infer/sampler.h"
 
 #include <ATen/ATen.h>
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "llama2/train/sampler.h"
+#include "llama2/infer/sampler.h"
 
 namespace llama2 {
 

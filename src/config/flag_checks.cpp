@@ -1,5 +1,5 @@
 // Numeric flag validators: parse the text as the flag's type, then say in words what would be valid.
-#include "llama2/cli/flag_checks.h"
+#include "llama2/config/flag_checks.h"
 
 #include <cerrno>
 #include <cmath>

@@ -1,5 +1,5 @@
 // Row conversion fp32 → bf16: the CPU's instruction where it has one (AVX512-BF16), picked once at first use.
-#include "llama2/kernels/accumulate.h"
+#include "llama2/kernels/dtype_conversion.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

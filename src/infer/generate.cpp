@@ -1,5 +1,5 @@
 // generate: prompt → KV-cached decoding → text.
-#include "llama2/train/generate.h"
+#include "llama2/infer/generate.h"
 
 #include <chrono>
 

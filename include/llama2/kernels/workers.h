@@ -1,0 +1,43 @@
+// Owns how the hand-written kernels split work over this process's threads: a fixed number of workers, tasks
+// dealt to them in a fixed order, and per-worker scratch buffers (partial sums added in worker order, so a
+// result is reproducible for a given thread count).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+namespace llama2 {
+
+// Workers for `tasks` tasks: one per thread, at most one per task.
+inline int64_t workers_for(int64_t tasks) {
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), tasks));
+}
+
+// Runs task(t, w) for every t in [0, tasks) on the intra-op threads, w < workers naming the caller's per-worker
+// buffers. Worker w takes tasks w, 2W−1−w, 2W+w, ... (W = workers): a snake over tasks that callers order
+// largest first (causal tasks differ in cost), so the shares come out even, and the same in every run, so sums
+// over per-worker buffers are reproducible.
+template <typename F>
+void for_each_task(int64_t tasks, int64_t workers, const F& task) {
+  at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t w = begin; w < end; ++w)
+      for (int64_t round = 0; round * workers < tasks; ++round) {
+        const int64_t t = round * workers + (round % 2 == 0 ? w : workers - 1 - w);
+        if (t < tasks) task(t, w);
+      }
+  });
+}
+
+// Per-worker buffers of `count` elements of type E, contiguous [workers, count]: worker w's start.
+template <typename E>
+struct WorkerBuffers {
+  at::Tensor storage;
+  int64_t count;
+  WorkerBuffers(int64_t workers, int64_t count, const at::TensorOptions& options)
+      : storage(at::empty({workers, count}, options.dtype(c10::CppTypeToScalarType<E>()))), count(count) {}
+  E* operator[](int64_t w) const { return storage.data_ptr<E>() + w * count; }
+};
+
+}  // namespace llama2

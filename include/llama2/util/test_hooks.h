@@ -1,0 +1,20 @@
+// Owns the faults that tests inject through the environment: LLAMA2_TEST_HOOKS="hook=value;..." is read once; unset
+// (production) every hook is off. Each hook names the world rank it acts on, so one rank of a job misbehaves.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace llama2 {
+
+struct TestHooks {
+  int delay_rank = -1;      // compute_delay=RANK:SECONDS — that rank sleeps SECONDS in each micro-step's compute
+  double delay_s = 0;
+  int skip_rank = -1;       // skip_collective=RANK:GROUP:SEQ — that rank never joins collective #SEQ of GROUP
+  std::string skip_group;   // (world, tp or dp): it blocks there as if it had lost a message
+  int64_t skip_seq = 0;
+};
+
+// The hooks of this process; BadInput naming LLAMA2_TEST_HOOKS and the value on a malformed one.
+const TestHooks& test_hooks();
+
+}  // namespace llama2
