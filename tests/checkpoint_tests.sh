@@ -5,6 +5,12 @@
 #   sigkill    SIGKILL at random instants during frequent saves → `latest` always loads (eval --checkpoint)
 #   reshard    a tp=2 checkpoint continued at tp=1, dp=2 and tp=2: the next loss equals the continued run's (1e-5)
 #   corrupt    missing shard, flipped bit, truncation, other config, unknown version: status 2, files untouched
+#   async_kill a save every 5 steps whose background write is slowed (test hook slow_save=4): SIGKILL of every rank at
+#              step ≥ 12 while step 10's write is in flight (its .tmp directory exists, `latest` names step 5) →
+#              the rerun resumes from step 5 and its losses 6-20 are bitwise those of an uninterrupted run
+#   rollback   20 steps saving every 5, then --resume_ckpt step 10 to 20 again (--keep_last 3): steps 15 and 20
+#              saved again, the first pass's 15 and 20 moved into checkpoints/rolled-back-*/ (nothing deleted), one
+#              line says so, and losses 11-20 bitwise equal to the first pass
 source "$(dirname "$0")/script_lib.sh"
 base=("$bin" train --config "$root/configs/tiny.json" --synthetic_data --seq_len 32 --lr 3e-3 --warmup_steps 2
       --log_interval 100)
@@ -88,6 +94,51 @@ reshard() {
   "${mpirun[@]}" -np 2 "${train[@]}" --tensor_parallel_size 2 --resume_ckpt "$work/l11/checkpoints" --steps_this_run 1 \
     --output_dir "$work/back" >/dev/null 2>&1 || fail "tp=1 → tp=2"
   echo "ok: tp=1 checkpoint loads at tp=2 (step-12 loss $(loss_at "$work/back" 12))"
+}
+
+async_kill() {
+  "${mpirun[@]}" -np 2 "${train[@]}" --tensor_parallel_size 2 --output_dir "$work/whole" >/dev/null 2>&1 || fail "uninterrupted"
+  LLAMA2_TEST_HOOKS=slow_save=4 "${mpirun[@]}" -x LLAMA2_TEST_HOOKS -np 2 "${train[@]}" --tensor_parallel_size 2 \
+    --checkpoint_freq 5 --output_dir "$work/run" >"$work/log" 2>&1 &
+  local job=$! ckpt="$work/run/checkpoints"
+  for _ in $(seq 600); do
+    [[ -d "$ckpt/step-00000010.tmp" && "$(cat "$ckpt/latest" 2>/dev/null)" == step-00000005 ]] &&
+      (( $(wc -l <"$work/run/metrics.jsonl") >= 12 )) && break
+    sleep 0.05
+  done
+  [[ -d "$ckpt/step-00000010.tmp" && "$(cat "$ckpt/latest")" == step-00000005 ]] ||
+    fail "never saw step 10's write in flight with latest at step 5: $(ls "$ckpt") latest=$(cat "$ckpt/latest" 2>&1)"
+  pkill -KILL -f "^$bin train .*--output_dir $work/run"
+  wait $job 2>/dev/null
+  "${mpirun[@]}" -np 2 "${train[@]}" --tensor_parallel_size 2 --output_dir "$work/run" >"$work/log2" 2>&1 ||
+    fail "rerun: $(grep -m3 "error" "$work/log2")"
+  grep -q "resumed from .*step-00000005" "$work/log2" || fail "did not resume from step 5: $(grep resumed "$work/log2")"
+  for step in $(seq 6 20); do
+    [[ "$(loss_at "$work/run" "$step")" == "$(loss_at "$work/whole" "$step")" ]] || fail "step $step's loss differs"
+  done
+  echo "ok: SIGKILL during step 10's background write: resumed from step 5, losses 6-20 bitwise equal"
+}
+
+rollback() {
+  "${mpirun[@]}" -np 2 "${train[@]}" --tensor_parallel_size 2 --checkpoint_freq 5 --keep_last 3 \
+    --output_dir "$work/run" >/dev/null 2>&1 || fail "first pass"
+  cp "$work/run/metrics.jsonl" "$work/first.jsonl"
+  "${mpirun[@]}" -np 2 "${train[@]}" --tensor_parallel_size 2 --checkpoint_freq 5 --keep_last 3 \
+    --resume_ckpt "$work/run/checkpoints/step-00000010" --output_dir "$work/run" >"$work/log" 2>&1 ||
+    { tail -5 "$work/log"; fail "second pass from step 10"; }
+  grep -q "rolled back to step 10: later checkpoints step-00000015, step-00000020 moved aside to .*/rolled-back-[0-9TZ]* (nothing deleted)" \
+    "$work/log" || fail "no rollback line: $(grep -i roll "$work/log")"
+  local aside
+  aside=$(ls -d "$work"/run/checkpoints/rolled-back-*) || fail "no rolled-back directory"
+  [[ -f "$aside/step-00000015/meta.json" && -f "$aside/step-00000020/meta.json" ]] || fail "the first pass's 15 and 20 are not in $aside"
+  [[ -f "$work/run/checkpoints/step-00000020/meta.json" && -f "$work/run/checkpoints/step-00000015/meta.json" ]] ||
+    fail "steps 15 and 20 were not saved again: $(ls "$work/run/checkpoints")"
+  [[ $(cat "$work/run/checkpoints/latest") == step-00000020 ]] || fail "latest is $(cat "$work/run/checkpoints/latest")"
+  for step in $(seq 11 20); do
+    [[ "$(loss_at "$work/run" "$step")" == "$(grep "\"step\":$step," "$work/first.jsonl" | head -1 | grep -o '"loss":[^,}]*' | cut -d: -f2)" ]] ||
+      fail "step $step's loss differs from the first pass"
+  done
+  echo "ok: rolled back to 10: 15 and 20 saved again, the first pass's in $(basename "$aside"), losses 11-20 bitwise equal"
 }
 
 corrupt() {

@@ -37,9 +37,9 @@ stop_rank1() {
   kill -KILL "$pid" 2>/dev/null
   [[ $status -eq 4 ]] || fail "status $status, expected 4: $(tail -5 "$work/run.log")"
   (( elapsed_ms < (timeout_s + 10) * 1000 )) || fail "the job ended $elapsed_ms ms after the stop"
-  grep -q "warning.*rank 0: waiting .* rank 1 \(has not joined it\|joined it but has not finished\)" "$work/run.log" ||
+  grep -q "warning.*rank 0: waiting .* rank 1 (host [^)]*) \(has not joined it\|joined it but has not finished\)" "$work/run.log" ||
     fail "no early warning naming rank 1: $(tail -5 "$work/run.log")"
-  grep -q "^error: rank 0: waiting .* rank 1 \(has not joined it\|joined it but has not finished\).*exit status 4" \
+  grep -q "^error: rank 0: waiting .* rank 1 (host [^)]*) \(has not joined it\|joined it but has not finished\).*exit status 4" \
     "$work/run.log" || fail "no error line naming rank 1: $(tail -5 "$work/run.log")"
   echo "ok: ended $elapsed_ms ms after the stop: $(grep -o '^error: rank 0.*' "$work/run.log" | cut -c1-300)"
 }

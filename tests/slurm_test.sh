@@ -1,17 +1,14 @@
 #!/usr/bin/env bash
-# Starts a real single-node Slurm (scripts/local-slurm.sh), then:
+# On the local Slurm cluster (scripts/local-slurm.sh, started once by the ctest fixture `cluster_start`):
 #   1. sbatch --wait scripts/smoke.sbatch: the job completes, both ranks trained, the loss fell, a checkpoint exists;
 #   2. a longer smoke job gets `scancel --signal=USR1`: it saves, requeues itself and resumes to completion.
-# Usage: slurm_test.sh REPO_ROOT
+# Usage: slurm_test.sh REPO_ROOT SLURM_STATE_DIR
 set -u
 root=$(realpath "$1")
-work=$(mktemp -d)
-export LOCAL_SLURM_DIR=$work/slurm LOCAL_SLURM_PORT=$(( 7000 + RANDOM % 2000 ))
+export SLURM_CONF=$2/slurm.conf
+work=$(mktemp -d -p "$PWD" slurm-XXXX)  # the build tree: the shared filesystem, as the nodes see it
 fail() { echo "FAIL: $*"; for f in "$work"/*.out; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
-cleanup() { bash "$root/scripts/local-slurm.sh" stop >/dev/null 2>&1; rm -rf "$work"; }
-trap cleanup EXIT
-setup=$(bash "$root/scripts/local-slurm.sh" start) || fail "local Slurm did not start: $setup"
-eval "$setup"
+trap 'rm -rf "$work"' EXIT
 
 # 1. The smoke job, waited for.
 sbatch --wait --chdir="$root" --output="$work/smoke-%j.out" --export=ALL,REPO="$root",OUT="$work/smoke" \

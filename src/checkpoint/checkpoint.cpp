@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <optional>
@@ -33,16 +34,29 @@ void write_text(const std::string& path, const std::string& text) {
   file.commit();
 }
 
+// The step of a complete checkpoint directory's name ("step-00000120" → 120); -1 for anything else (a .tmp save,
+// rolled-back-*, latest).
+int64_t checkpoint_step(const fs::path& path) {
+  const std::string name = path.filename().string();
+  if (name.rfind("step-", 0) != 0 || name.size() == 5 || name.find_first_not_of("0123456789", 5) != std::string::npos)
+    return -1;
+  return std::stoll(name.substr(5));
+}
+
+// The complete checkpoints under root, by step.
+std::vector<std::pair<int64_t, fs::path>> checkpoints_by_step(const std::string& root) {
+  std::vector<std::pair<int64_t, fs::path>> found;
+  for (const auto& entry : fs::directory_iterator(root))
+    if (const int64_t step = checkpoint_step(entry.path()); entry.is_directory() && step >= 0)
+      found.emplace_back(step, entry.path());
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
 void prune(const std::string& root, int64_t keep_last) {
   if (keep_last <= 0) return;
-  std::vector<fs::path> complete;
-  for (const auto& entry : fs::directory_iterator(root)) {
-    const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && name.rfind("step-", 0) == 0 && name.find('.') == std::string::npos)
-      complete.push_back(entry.path());
-  }
-  std::sort(complete.begin(), complete.end());
-  for (size_t i = 0; i + static_cast<size_t>(keep_last) < complete.size(); ++i) fs::remove_all(complete[i]);
+  const auto complete = checkpoints_by_step(root);
+  for (size_t i = 0; i + static_cast<size_t>(keep_last) < complete.size(); ++i) fs::remove_all(complete[i].second);
 }
 
 // A non-negative integer key of meta.json, at most `max`: floats, negatives and larger values are BadInput
@@ -114,6 +128,8 @@ CheckpointReader::CheckpointReader(const std::string& dir) : impl_(std::make_uni
                                  meta_path, c.tp, c.dp, c.optimizer_shards, c.config.num_key_value_heads, kMaxRanks));
     for (const char* key : {"step", "optimizer_step", "consumed_samples", "consumed_tokens"})
       meta_integer(c.meta, key, meta_path, INT64_MAX);
+    for (const char* key : {"seq_len", "global_batch"})
+      if (c.meta.contains(key)) meta_integer(c.meta, key, meta_path, INT64_MAX);
     meta_integer(c.meta, "seed", meta_path, UINT64_MAX);
     const nlohmann::json& files = c.meta.at("files");
     if (!files.is_object()) throw BadInput(meta_path + ": key 'files' is not an object of file name → CRC-32C");
@@ -132,8 +148,10 @@ int64_t CheckpointReader::optimizer_step() const { return impl_->meta.at("optimi
 
 TrainingState CheckpointReader::state() const {
   const nlohmann::json& m = impl_->meta;
+  const auto text = [&](const char* key) { return m.contains(key) && m[key].is_string() ? m[key].get<std::string>() : ""; };
   return {m.at("step").get<int64_t>(), m.at("consumed_samples").get<int64_t>(), m.at("consumed_tokens").get<int64_t>(),
-          m.at("seed").get<uint64_t>()};
+          m.at("seed").get<uint64_t>(), m.value("seq_len", int64_t{0}), m.value("global_batch", int64_t{0}),
+          text("corpus"), text("tokenizer")};
 }
 
 at::Tensor CheckpointReader::weights(size_t i, int64_t t) {
@@ -164,49 +182,103 @@ at::Tensor CheckpointReader::full_weights(size_t i) {
   return unshard(shards, impl_->params[i].spec);
 }
 
-std::string save_checkpoint(const std::string& root, int64_t keep_last, const Llama& model,
-                            const ShardedAdamW& optimizer, const TrainingState& state, const DistributedContext& dist) {
+PreparedSave prepare_save(const std::string& root, const Llama& model, const ShardedAdamW& optimizer,
+                          const TrainingState& state, const DistributedContext& dist, SnapshotBuffers* snapshot) {
   const ParallelLayout& l = dist.layout();
-  const std::string name = fmt::format("step-{:08d}", state.step);
-  const std::string final_dir = root + "/" + name, tmp_dir = final_dir + ".tmp";
+  PreparedSave save;
+  save.root = root;
+  save.name = fmt::format("step-{:08d}", state.step);
+  save.tmp_dir = root + "/" + save.name + ".tmp";
+  save.file = save.tmp_dir + "/" + rank_file(l.rank);
   if (l.rank == 0) {
     fs::create_directories(root);
-    fs::remove_all(tmp_dir);  // a save that died midway
-    fs::create_directories(tmp_dir);
+    fs::remove_all(save.tmp_dir);  // a save that died midway
+    fs::create_directories(save.tmp_dir);
   }
   dist.world().barrier();
 
-  SafetensorsWriter writer({{"tp_rank", std::to_string(l.tp_rank)}, {"dp_rank", std::to_string(l.dp_rank)}});
-  if (l.dp_rank == 0)
-    for (const Parameter& p : model.parameters()) writer.add("model." + p.name, p.value.detach());
-  const int64_t optimizer_shards = optimizer.zero_1() ? l.dp : 1;
+  save.writer = SafetensorsWriter({{"tp_rank", std::to_string(l.tp_rank)}, {"dp_rank", std::to_string(l.dp_rank)}});
+  const auto add = [&](const std::string& name, const at::Tensor& t) {
+    if (!snapshot) return save.writer.add(name, t.detach());
+    at::Tensor& copy = (*snapshot)[name];
+    if (!copy.defined()) copy = at::empty_like(t, at::MemoryFormat::Contiguous);
+    save.writer.add(name, copy.copy_(t.detach()));
+  };
   auto& opt = const_cast<ShardedAdamW&>(optimizer);
+  // bf16 training resumes, exports and evaluates from the fp32 master (optim.master): the bf16 model.* copy is
+  // read by nothing and not written.
+  if (l.dp_rank == 0 && !opt.separate_master())
+    for (const Parameter& p : model.parameters()) add("model." + p.name, p.value);
+  const int64_t optimizer_shards = optimizer.zero_1() ? l.dp : 1;
   if (l.dp_rank < optimizer_shards) {
-    writer.add("optim.exp_avg", opt.exp_avg());
-    writer.add("optim.exp_avg_sq", opt.exp_avg_sq());
-    if (opt.separate_master()) writer.add("optim.master", opt.master());
+    add("optim.exp_avg", opt.exp_avg());
+    add("optim.exp_avg_sq", opt.exp_avg_sq());
+    if (opt.separate_master()) add("optim.master", opt.master());
   }
-  const uint32_t crc = writer.write(tmp_dir + "/" + rank_file(l.rank));
-  const at::Tensor crcs = dist.world().all_gather(at::tensor({static_cast<int64_t>(crc)}, at::kLong));
-
-  if (l.rank == 0) {
-    nlohmann::json files = nlohmann::json::object();
-    for (int64_t r = 0; r < l.world; ++r) files[rank_file(r)] = static_cast<uint32_t>(crcs[r].item<int64_t>());
-    const nlohmann::json meta = {
+  if (l.rank == 0)
+    save.meta = nlohmann::json{
         {"format", "llama2_pretrain checkpoint"}, {"version", kCheckpointVersion},
         {"step", state.step}, {"optimizer_step", optimizer.step_count()},
         {"consumed_samples", state.consumed_samples}, {"consumed_tokens", state.consumed_tokens},
-        {"seed", state.seed}, {"tp", l.tp}, {"dp", l.dp}, {"world", l.world},
+        {"seed", state.seed}, {"seq_len", state.seq_len}, {"global_batch", state.global_batch},
+        {"corpus", state.corpus}, {"tokenizer", state.tokenizer}, {"tp", l.tp}, {"dp", l.dp}, {"world", l.world},
         {"optimizer_shards", optimizer_shards}, {"dtype", opt.separate_master() ? "BF16" : "F32"},
-        {"config", nlohmann::json::parse(model_config_to_json(model.config()))}, {"files", files}};
-    write_text(tmp_dir + "/meta.json", meta.dump(2) + "\n");
-    fs::rename(tmp_dir, final_dir);
-    sync_directory(root);
-    write_text(root + "/latest", name + "\n");  // only now does `latest` move
-    prune(root, keep_last);
+        {"config", nlohmann::json::parse(model_config_to_json(model.config()))}}.dump();
+  return save;
+}
+
+uint32_t write_rank_file(const PreparedSave& save) { return save.writer.write(save.file); }
+
+std::string publish_save(PreparedSave& save, uint32_t crc, int64_t keep_last, const DistributedContext& dist) {
+  const ParallelLayout& l = dist.layout();
+  const at::Tensor crcs = dist.world().all_gather(at::tensor({static_cast<int64_t>(crc)}, at::kLong));
+  const std::string final_dir = save.root + "/" + save.name;
+  if (l.rank == 0) {
+    nlohmann::json files = nlohmann::json::object();
+    for (int64_t r = 0; r < l.world; ++r) files[rank_file(r)] = static_cast<uint32_t>(crcs[r].item<int64_t>());
+    nlohmann::json meta = nlohmann::json::parse(save.meta);
+    meta["files"] = files;
+    write_text(save.tmp_dir + "/meta.json", meta.dump(2) + "\n");
+    fs::rename(save.tmp_dir, final_dir);
+    sync_directory(save.root);
+    write_text(save.root + "/latest", save.name + "\n");  // only now does `latest` move
+    prune(save.root, keep_last);
   }
   dist.world().barrier();
   return final_dir;
+}
+
+std::string save_checkpoint(const std::string& root, int64_t keep_last, const Llama& model,
+                            const ShardedAdamW& optimizer, const TrainingState& state, const DistributedContext& dist) {
+  PreparedSave save = prepare_save(root, model, optimizer, state, dist, nullptr);
+  return publish_save(save, write_rank_file(save), keep_last, dist);
+}
+
+std::string roll_back_after(const std::string& root, int64_t step) {
+  if (!fs::is_directory(root)) return "";
+  std::vector<fs::path> later;
+  for (const auto& [s, path] : checkpoints_by_step(root))
+    if (s > step) later.push_back(path);
+  if (later.empty()) return "";
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", std::gmtime(&now));
+  const std::string aside = root + "/rolled-back-" + stamp;
+  fs::create_directories(aside);
+  std::string names;
+  for (const fs::path& path : later) {
+    fs::rename(path, aside + "/" + path.filename().string());
+    names += (names.empty() ? "" : ", ") + path.filename().string();
+  }
+  sync_directory(aside);
+  sync_directory(root);
+  // `latest` names the checkpoint resumed from when it is one of root's; else none of root's is newer than it.
+  const std::string resumed = fmt::format("step-{:08d}", step);
+  if (fs::exists(root + "/" + resumed + "/meta.json"))
+    write_text(root + "/latest", resumed + "\n");
+  else
+    fs::remove(root + "/latest");
+  return fmt::format("{} moved aside to {} (nothing deleted)", names, aside);
 }
 
 std::string resolve_checkpoint(const std::string& flag, const std::string& explicit_dir, const std::string& root) {

@@ -132,8 +132,20 @@ void add_train_options(CLI::App* app, TrainOptions& o) {
   app->add_option("--collective_timeout", o.collective_timeout,
                   "seconds a rank may wait in one collective, or go without progress, before the job ends with "
                   "exit status 4 naming the ranks it waited for (warned at a tenth; training steps get at least 3x "
-                  "the slowest step, setup and checkpoint saves 3x this; 0: no watchdog)")
+                  "the slowest step, the first step 10x plan's estimate of it, setup and checkpoint saves 3x this; "
+                  "0: no limit)")
       ->check(number_at_least(0))->capture_default_str();
+  app->add_option("--heartbeat_timeout", o.heartbeat_timeout,
+                  "seconds without a heartbeat from a rank (sent every second outside MPI, whatever the step time) "
+                  "before every rank ends the job with exit status 5 naming its host and rank: stopped, killed or "
+                  "cut off (0: no liveness check)")
+      ->check(number_at_least(0))->capture_default_str();
+  add_bool(app, "async_save", o.async_save,
+           "write checkpoints in the background: a save holds the step only while it copies this rank's state to "
+           "host memory (plan counts the copy); false: the step waits for the whole write");
+  add_bool(app, "allow_data_change", o.allow_data_change,
+           "resume although the checkpoint was trained with another --seq_len, global batch, corpus or tokenizer "
+           "(its position is kept in tokens; else: exit 2 naming both values)");
   add_bool(app, "skip_nonfinite", o.skip_nonfinite,
            "skip a step whose loss or gradient norm is NaN/inf and go on (else: exit 1, saving nothing new)");
   add_bool(app, "log_all_ranks", o.log_all_ranks, "every rank logs, prefixed with its rank (debugging)");

@@ -38,6 +38,8 @@ DataSources open_data(const ModelConfig& c, const TrainOptions& o, int64_t globa
   spdlog::info("data: {} train tokens = {} windows of {} + 1 ({} global batches per epoch), {} validation tokens",
                train->tokens(), train->windows(), o.seq_len, train->windows() / global_batch, index.validation.tokens);
   d.train = std::move(train);
+  d.corpus = sha256_file(o.data_dir + "/index.json");
+  d.tokenizer = index.tokenizer_sha256;
   if (o.eval_interval > 0 && index.validation.tokens <= o.seq_len)
     spdlog::warn("--eval_interval = {}: --data_dir = {} holds {} validation tokens, no window of --seq_len {} + 1; "
                  "no validation loss (prepare-data --val_fraction sets the split)",

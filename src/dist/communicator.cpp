@@ -4,28 +4,37 @@
 #include <mpi.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include <ATen/ATen.h>
 #include <c10/util/BFloat16.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "llama2/dist/heartbeat.h"
 #include "llama2/util/errors.h"
 #include "llama2/util/phases.h"
+#include "llama2/util/test_hooks.h"
 
 namespace llama2 {
 namespace {
 
 MPI_Comm handle(void* c) { return static_cast<MPI_Comm>(c); }
 
-void check(int rc, const char* what) {
+void check(int rc, const std::string& what) {
   if (rc == MPI_SUCCESS) return;
   char text[MPI_MAX_ERROR_STRING];
   int len = 0;
   MPI_Error_string(rc, text, &len);
   throw RuntimeFailure(fmt::format("MPI {} failed: {}", what, std::string(text, len)));
+}
+
+// "Allreduce on the tp group"
+std::string on_group(const char* call, CommGroup group) {
+  return fmt::format("{} on the {} group", call, kCommGroupNames[static_cast<size_t>(group)]);
 }
 
 // bf16 has no MPI type: it travels as 16-bit words and is summed by this user op, which adds in fp32 and
@@ -77,6 +86,37 @@ int count_of(const at::Tensor& t) {
 
 int64_t bytes_of(const at::Tensor& t) { return t.numel() * static_cast<int64_t>(t.element_size()); }
 
+// The skip_collective test hook: this rank stays alive and busy (its heartbeat and progress go on) but never joins
+// the group's collective #SEQ, as a rank that lost a message or loops elsewhere would.
+void never_join_if_hooked(StatusBoard& board, CommGroup group) {
+  const TestHooks& hooks = test_hooks();
+  if (hooks.skip_rank != board.world_rank() || hooks.skip_group != kCommGroupNames[static_cast<size_t>(group)] ||
+      board.self().started[static_cast<size_t>(group)] + 1 != hooks.skip_seq)
+    return;
+  for (;;) {
+    board.progress();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+// A collective's number on the status board and its flight-recorder entry, as it starts.
+int64_t start_collective(StatusBoard& board, CommGroup group, CollectiveOp op, int64_t bytes) {
+  never_join_if_hooked(board, group);
+  return board.collective_started(group, op, bytes);
+}
+
+// Ranks of one TP group must share a node: their collectives run in every layer, at memory speed.
+void require_tp_inside_nodes(const std::vector<std::string>& hosts, int tp, int local_size) {
+  for (size_t first = 0; first < hosts.size(); first += static_cast<size_t>(tp))
+    for (size_t r = first + 1; r < first + static_cast<size_t>(tp); ++r)
+      if (hosts[r] != hosts[first])
+        throw BadInput(fmt::format(
+            "--tensor_parallel_size = {}: the TP group of ranks {}..{} spans hosts {} (rank {}) and {} (rank {}); "
+            "expected every TP group inside one node: a TP size dividing the ranks per node ({} here), with ranks "
+            "numbered node by node (srun --ntasks-per-node's block distribution, mpirun --map-by slot)",
+            tp, first, first + tp - 1, hosts[first], first, hosts[r], r, local_size));
+}
+
 }  // namespace
 
 // A blocking collective's life on the status board: numbered and published as waited for when it starts,
@@ -86,7 +126,7 @@ class Communicator::Published {
   Published(const Communicator& c, CollectiveOp op, int64_t bytes)
       : board_(c.size_ > 1 ? c.board_ : nullptr), group_(c.group_) {
     if (!board_) return;
-    seq_ = board_->collective_started(group_);
+    seq_ = start_collective(*board_, group_, op, bytes);
     board_->waiting(group_, op, seq_, bytes);
   }
   ~Published() {
@@ -140,7 +180,7 @@ void Communicator::all_reduce(at::Tensor& t, ReduceOp op) const {
   if (size_ == 1) return;
   Published published(*this, CollectiveOp::AllReduce, bytes_of(t));
   check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), count_of(t), mpi_type(t), mpi_op(t, op), handle(comm_)),
-        "Allreduce");
+        on_group("Allreduce", group_));
 }
 
 at::Tensor Communicator::all_gather(const at::Tensor& t) const {
@@ -154,7 +194,7 @@ at::Tensor Communicator::all_gather(const at::Tensor& t) const {
   Published published(*this, CollectiveOp::AllGather, bytes_of(out));
   check(MPI_Allgather(t.data_ptr(), count_of(t), mpi_type(t), out.data_ptr(), count_of(t), mpi_type(t),
                       handle(comm_)),
-        "Allgather");
+        on_group("Allgather", group_));
   return out;
 }
 
@@ -171,7 +211,7 @@ at::Tensor Communicator::reduce_scatter(const at::Tensor& t) const {
   Published published(*this, CollectiveOp::ReduceScatter, bytes_of(t));
   check(MPI_Reduce_scatter_block(t.data_ptr(), out.data_ptr(), count_of(out), mpi_type(t),
                                  mpi_op(t, ReduceOp::Sum), handle(comm_)),
-        "Reduce_scatter_block");
+        on_group("Reduce_scatter_block", group_));
   return out;
 }
 
@@ -185,7 +225,7 @@ struct PendingCollective::Request {
   int64_t seq = 0, bytes = 0;
 
   Request(StatusBoard* b, CommGroup g, CollectiveOp o, int64_t n)
-      : board(b), group(g), op(o), seq(b ? b->collective_started(g) : 0), bytes(n) {}
+      : board(b), group(g), op(o), seq(b ? start_collective(*b, g, o, n) : 0), bytes(n) {}
   void finished() {
     if (board) board->collective_finished(group, seq);
   }
@@ -208,14 +248,14 @@ PendingCollective::~PendingCollective() {
 bool PendingCollective::test() {
   if (request_->handle == MPI_REQUEST_NULL) return true;
   int done = 0;
-  check(MPI_Test(&request_->handle, &done, MPI_STATUS_IGNORE), "Test");
+  check(MPI_Test(&request_->handle, &done, MPI_STATUS_IGNORE), on_group("Test", request_->group));
   if (done) request_->finished();
   return done != 0;
 }
 
 void PendingCollective::wait() {
   ScopedPhase phase(Phase::Communication);
-  if (request_->handle != MPI_REQUEST_NULL) check(request_->wait(), "Wait");
+  if (request_->handle != MPI_REQUEST_NULL) check(request_->wait(), on_group("Wait", request_->group));
 }
 
 PendingCollective Communicator::all_reduce_async(at::Tensor& t) const {
@@ -224,7 +264,7 @@ PendingCollective Communicator::all_reduce_async(at::Tensor& t) const {
                                                               CollectiveOp::AllReduce, bytes_of(t));
   check(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), count_of(t), mpi_type(t), mpi_op(t, ReduceOp::Sum),
                        handle(comm_), &request->handle),
-        "Iallreduce");
+        on_group("Iallreduce", group_));
   return PendingCollective(std::move(request));
 }
 
@@ -245,13 +285,13 @@ PendingCollective Communicator::reduce_scatter_async(const at::Tensor& in, at::T
                                      counts.size(), in.numel(), out.numel()));
   check(MPI_Ireduce_scatter(in.data_ptr(), out.data_ptr(), request->counts.data(), mpi_type(in),
                             mpi_op(in, ReduceOp::Sum), handle(comm_), &request->handle),
-        "Ireduce_scatter");
+        on_group("Ireduce_scatter", group_));
   return PendingCollective(std::move(request));
 }
 
 void Communicator::barrier() const {
   Published published(*this, CollectiveOp::Barrier, 0);
-  check(MPI_Barrier(handle(comm_)), "Barrier");
+  check(MPI_Barrier(handle(comm_)), on_group("Barrier", group_));
 }
 
 DistributedContext::DistributedContext(int* argc, char*** argv) {
@@ -271,6 +311,7 @@ DistributedContext::DistributedContext(int* argc, char*** argv) {
 }
 
 DistributedContext::~DistributedContext() {
+  heartbeat_.reset();
   tp_.reset();
   dp_.reset();
   world_.reset();
@@ -284,13 +325,13 @@ void DistributedContext::set_tensor_parallel(int tp, int requested_threads) {
   int local_size = 1, local_rank = 0;
   MPI_Comm_size(node, &local_size);
   MPI_Comm_rank(node, &local_rank);
-  std::vector<int> node_world_ranks(local_size);
-  const int world_rank = world_->rank();
-  MPI_Allgather(&world_rank, 1, MPI_INT, node_world_ranks.data(), 1, MPI_INT, node);
-  board_ = std::make_unique<StatusBoard>(node, std::move(node_world_ranks), world_rank);
   MPI_Comm_free(&node);
 
   layout_ = ParallelLayout::make(world_->size(), world_->rank(), tp, local_size, local_rank);
+  heartbeat_.reset();  // the previous layout's (tests change it), before its board goes
+  heartbeat_ = std::make_unique<Heartbeat>(MPI_COMM_WORLD);
+  require_tp_inside_nodes(heartbeat_->hosts(), tp, local_size);
+  board_ = std::make_unique<StatusBoard>(world_->rank(), heartbeat_->hosts(), tp);
   layout_.threads = default_threads(requested_threads, local_size);
   MPI_Comm tp_comm, dp_comm;
   check(MPI_Comm_split(MPI_COMM_WORLD, layout_.dp_rank, layout_.tp_rank, &tp_comm), "Comm_split(tp)");
@@ -300,6 +341,7 @@ void DistributedContext::set_tensor_parallel(int tp, int requested_threads) {
   world_->publish_to(*board_, CommGroup::World);
   tp_->publish_to(*board_, CommGroup::Tp);
   dp_->publish_to(*board_, CommGroup::Dp);
+  heartbeat_->start(*board_);
 }
 
 void DistributedContext::abort(int status, const std::string& message) const {

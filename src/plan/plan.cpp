@@ -45,7 +45,7 @@ double flops_per_token(const ModelConfig& c, int64_t seq_len) {
 
 MemoryPlanInput memory_plan_input(const TrainOptions& o, int64_t tp, int64_t dp) {
   return {tp, dp, o.batch_size, o.seq_len, o.use_mix_precision, o.use_zero_1, o.main_grad_dtype == "fp32",
-          resolve_weight_packing(o.pack_weights, o.use_mix_precision)};
+          resolve_weight_packing(o.pack_weights, o.use_mix_precision), o.async_save};
 }
 
 MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
@@ -65,6 +65,8 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   const int64_t ranks = in.zero_1 ? in.dp : 1;
   const int64_t shard = (m.local_params + ranks - 1) / ranks;
   m.optimizer_bytes = shard * 4 * (in.bf16 ? 3 : 2);
+  // bf16 saves the master, not the bf16 weights; fp32 saves the weights (on DP rank 0; an upper bound elsewhere).
+  if (in.async_save) m.snapshot_bytes = m.optimizer_bytes + (in.bf16 ? 0 : m.weight_bytes);
   // The reduction runs in place in the gradients' dtype; ZeRO-1 receives its shard into a buffer of its own, and
   // bf16 gradients are widened to fp32 for the optimizer (the shard, or all of them without ZeRO-1).
   const bool own_shard = in.zero_1 && in.dp > 1;
@@ -194,6 +196,9 @@ std::string format_plan(const ModelConfig& c, const MemoryPlanInput& in, const S
                      format_bytes(m.activation_bytes), c.sequence_parallel_enabled ? "on" : "off");
   out += fmt::format("  loss                {}  (chunked logits, dw, dx)\n", format_bytes(m.loss_bytes));
   out += fmt::format("  runtime             {}  (libtorch, oneDNN, Open MPI)\n", format_bytes(m.runtime_bytes));
+  if (in.async_save)
+    out += fmt::format("  checkpoint copy     {}  (--async_save: a save's snapshot while it is written)\n",
+                       format_bytes(m.snapshot_bytes));
   out += fmt::format("  total (peak RSS)    {}\n", format_bytes(m.total()));
   if (rates == nullptr) return out;
   const StepEstimate e = estimate_step(c, in, step, *rates);

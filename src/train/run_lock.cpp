@@ -1,4 +1,5 @@
-// run.lock: created with O_EXCL (atomic on NFS v3+ and Lustre, unlike flock), its holder described in JSON.
+// run.lock: its content written to a temporary file first, then hard-linked into place (link() is atomic on NFS and
+// Lustre, unlike flock, and the lock never exists without its content); its holder described in JSON.
 #include "llama2/train/run_lock.h"
 
 #include <fcntl.h>
@@ -49,14 +50,49 @@ nlohmann::json read_holder(const std::string& path) {
   }
 }
 
-// Why the holder is gone ("" while it may be alive): its pid ended on this host, or it is this Slurm job
-// before a requeue. A holder on another host is taken as alive: its pid cannot be checked from here.
+// Whether a process of this host runs: it exists and is not a zombie (killed, not yet reaped by its parent).
+bool process_runs(int64_t pid) {
+  if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return false;
+  try {
+    const std::string stat = read_file(fmt::format("/proc/{}/stat", pid));
+    const size_t after_name = stat.rfind(')');
+    return after_name == std::string::npos || stat.compare(after_name + 1, 2, " Z") != 0;
+  } catch (const BadInput&) {
+    return true;  // no /proc: kill's answer stands
+  }
+}
+
+// Slurm's word on a job: its state (RUNNING, COMPLETED, FAILED, ...), "gone" when the controller no longer knows
+// it, "" when it cannot be asked (no scontrol, no controller): then nothing is concluded.
+std::string slurm_job_state(const std::string& job) {
+  if (job.find_first_not_of("0123456789_") != std::string::npos) return "";
+  FILE* p = popen(("scontrol -o show job " + job + " 2>&1").c_str(), "r");
+  if (!p) return "";
+  std::string out;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, p)) out += buffer;
+  pclose(p);
+  const size_t at = out.find("JobState=");
+  if (at != std::string::npos) return out.substr(at + 9, out.find_first_of(" \n", at) - at - 9);
+  return out.find("Invalid job id") != std::string::npos ? "gone" : "";
+}
+
+// Why the holder is gone ("" while it may be alive): it is this Slurm job before a requeue, Slurm says its job no
+// longer runs, or its pid ended on this host. A holder on another host outside Slurm is taken as alive: its pid
+// cannot be checked from here.
 std::string gone_because(const nlohmann::json& holder) {
-  if (!holder.is_object()) return "it is unreadable (its holder died while writing it)";
+  if (!holder.is_object()) return "it is unreadable";
   const std::string job = holder.value("slurm_job_id", "");
   if (!job.empty() && job == env("SLURM_JOB_ID")) return "it is this Slurm job's, from before a requeue";
+  if (!job.empty()) {
+    const std::string state = slurm_job_state(job);
+    if (state == "gone") return fmt::format("Slurm no longer knows job {}", job);
+    if (!state.empty() && state != "RUNNING" && state != "COMPLETING" && state != "SUSPENDED" &&
+        state != "CONFIGURING")
+      return fmt::format("Slurm says job {} is {}", job, state);
+  }
   const int64_t pid = holder.value("pid", int64_t{0});
-  if (holder.value("host", "") == host_name() && pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+  if (holder.value("host", "") == host_name() && pid > 0 && !process_runs(pid))
     return fmt::format("its process {} no longer runs", pid);
   return "";
 }
@@ -70,22 +106,23 @@ std::string describe(const nlohmann::json& holder) {
                      job.empty() ? "" : ", Slurm job " + job, holder.value("started", "?"));
 }
 
-// Creates the file if absent; false if it exists.
+// Creates the file with its content if absent, in one step (a hard link of a complete temporary file); false if it
+// exists.
 bool create_exclusive(const std::string& path, const std::string& content) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
-  if (fd < 0) {
-    if (errno == EEXIST) return false;
-    throw BadInput(fmt::format("--output_dir: cannot create {} ({}); expected a writable directory", path,
+  const std::string tmp = fmt::format("{}.{}.{}.tmp", path, host_name(), getpid());
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw BadInput(fmt::format("--output_dir: cannot create {} ({}); expected a writable directory", tmp,
                                std::strerror(errno)));
-  }
   const bool written = write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
   const bool synced = fsync(fd) == 0;
   close(fd);
-  if (!written || !synced) {
-    unlink(path.c_str());
-    throw RuntimeFailure(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-  }
-  return true;
+  const int linked = written && synced ? link(tmp.c_str(), path.c_str()) : -1;
+  const int saved_errno = errno;
+  unlink(tmp.c_str());
+  if (linked == 0) return true;
+  if (written && synced && saved_errno == EEXIST) return false;
+  throw RuntimeFailure(fmt::format("cannot write {}: {}", path, std::strerror(saved_errno)));
 }
 
 }  // namespace

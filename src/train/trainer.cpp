@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "llama2/checkpoint/async_save.h"
 #include "llama2/checkpoint/checkpoint.h"
 #include "llama2/checkpoint/hf_interop.h"
 #include "llama2/data/data_sources.h"
@@ -159,6 +160,7 @@ class Trainer {
 
  private:
   void resume(const std::string& dir);
+  void map_data_position(const std::string& dir, const TrainingState& now);
   StepMetrics train_step();                 // micro-batches with accumulation, then one AdamW step
   at::Tensor micro_step(int64_t micro);     // forward and backward of one micro-batch → its loss / accum
   double optimizer_step(const StepMetrics& m);  // → the gradient norm; refuses or skips non-finite steps
@@ -167,7 +169,8 @@ class Trainer {
   std::string sample(int64_t step);         // a greedy continuation of --sample_prompt ("" when not due)
   void report(StepMetrics& m);              // phase tally, the ranks' compute spread, metrics, the log lines
   void maybe_save(int64_t step);            // at --checkpoint_freq and at the last step
-  void save();
+  void save();                              // with --async_save only a snapshot; the write goes on in the background
+  void publish_pending_save();              // waits for the save in flight, if any, and publishes it
   int preempt(int64_t step);                // a stop signal: save, then the requeue status
   int finish(int status);                   // results.json
 
@@ -175,11 +178,12 @@ class Trainer {
   DistributedContext& dist_;
   const ModelConfig config_;
   const ParallelLayout& layout_;
-  StatusBoard& board_;     // this rank's activity and progress, for the watchdogs of the node's ranks
-  HangWatchdog watchdog_;  // from here on, a stall ends the job with kExitHang
+  StatusBoard& board_;     // this rank's activity and progress, sent to every rank with its heartbeats
+  HangWatchdog watchdog_;  // from here on, a stall ends the job with kExitHang, a silent rank with kExitLost
   std::unique_ptr<RunLock> lock_;  // rank 0's, before anything is written to --output_dir
   MetricsLog metrics_;
   const std::string checkpoints_;
+  AsyncCheckpointer saver_;
   double peak_flops_ = 0;
   std::unique_ptr<Llama> model_;
   std::unique_ptr<ShardedAdamW> optimizer_;
@@ -201,10 +205,11 @@ Trainer::Trainer(TrainOptions options, DistributedContext& dist)
       config_(configure(o_, dist)),
       layout_(dist.layout()),
       board_(dist.status_board()),
-      watchdog_(board_, o_.collective_timeout),
+      watchdog_(board_, dist.heartbeat(), {o_.collective_timeout, o_.heartbeat_timeout, o_.output_dir}),
       lock_(lock_output_dir(o_.output_dir, layout_)),
       metrics_(o_.output_dir, layout_.rank == 0),
-      checkpoints_(o_.output_dir + "/checkpoints") {
+      checkpoints_(o_.output_dir + "/checkpoints"),
+      saver_(checkpoints_, o_.keep_last, dist, o_.async_save) {
   log_startup(config_, o_, layout_, apply_threads(layout_));
   apply_weight_packing(o_);
   if (!o_.skip_memory_check && layout_.local_rank == 0)
@@ -225,7 +230,8 @@ Trainer::Trainer(TrainOptions options, DistributedContext& dist)
   step_samples_ = o_.batch_size * o_.grad_accum_usteps * layout_.dp;
   data_ = open_data(config_, o_, step_samples_);
   step_flops_ = flops_per_token(config_, o_.seq_len) * o_.seq_len * step_samples_;
-  state_ = {0, 0, 0, o_.seed};
+  watchdog_.set_first_step_estimate(step_flops_ / (peak_flops_ * layout_.world));  // plan's GEMM-bound step time
+  state_ = {0, 0, 0, o_.seed, o_.seq_len, step_samples_, data_.corpus, data_.tokenizer};
   if (!resume_dir.empty()) resume(resume_dir);
   stop_step_ = o_.steps_this_run > 0 ? std::min(o_.max_steps, state_.step + o_.steps_this_run) : o_.max_steps;
   if (o_.sample_interval > 0) {
@@ -239,14 +245,48 @@ Trainer::Trainer(TrainOptions options, DistributedContext& dist)
   summary_ = {state_.step, 0, layout_.world, layout_.tp, layout_.dp};
 }
 
+// The checkpoint's data position in this run's terms: the same seq_len, global batch, corpus and tokenizer, or
+// (with --allow_data_change) the tokens consumed so far in samples of this run's seq_len.
+void Trainer::map_data_position(const std::string& dir, const TrainingState& now) {
+  std::vector<std::string> differ;
+  const auto compare = [&](const std::string& what, const auto& saved, const auto& current, bool recorded) {
+    if (recorded && saved != current) differ.push_back(fmt::format("{} {} (checkpoint) vs {} (this run)", what, saved, current));
+  };
+  compare("--seq_len", state_.seq_len, now.seq_len, state_.seq_len > 0);
+  compare("global batch", state_.global_batch, now.global_batch, state_.global_batch > 0);
+  compare("corpus (index.json sha256)", state_.corpus, now.corpus, !state_.corpus.empty());
+  compare("tokenizer sha256", state_.tokenizer, now.tokenizer, !state_.corpus.empty());
+  if (!differ.empty() && !o_.allow_data_change)
+    throw BadInput(fmt::format("{} was trained with other data: {}; resuming would misread its data position. Expected "
+                               "the same, or --allow_data_change to keep the position in tokens",
+                               dir, fmt::join(differ, "; ")));
+  if (!differ.empty()) {
+    const int64_t samples = state_.consumed_tokens / now.seq_len;
+    spdlog::warn("--allow_data_change: {}; {} tokens consumed → sample {} of --seq_len {} (was sample {})",
+                 fmt::join(differ, "; "), state_.consumed_tokens, samples, now.seq_len, state_.consumed_samples);
+    state_.consumed_samples = samples;
+  }
+  state_.seq_len = now.seq_len;
+  state_.global_batch = now.global_batch;
+  state_.corpus = now.corpus;
+  state_.tokenizer = now.tokenizer;
+}
+
 void Trainer::resume(const std::string& dir) {
   const auto start = Clock::now();
+  const TrainingState fresh = state_;
   state_ = load_checkpoint(dir, *model_, *optimizer_, dist_);
   spdlog::info("checkpoint loaded in {:.2f} s (peak RSS {})", seconds_since(start), format_bytes(peak_rss_bytes()));
+  map_data_position(dir, fresh);
   if (state_.seed != o_.seed)
     spdlog::warn("resuming with --seed {} but the checkpoint was trained with seed {}: the data order changes",
                  o_.seed, state_.seed);
   spdlog::info("resumed from {}: step {}, {} samples consumed", dir, state_.step, state_.consumed_samples);
+  if (layout_.rank == 0) {
+    const std::string moved = roll_back_after(checkpoints_, state_.step);
+    if (!moved.empty()) spdlog::warn("rolled back to step {}: later checkpoints {}", state_.step, moved);
+  }
+  dist_.world().barrier();
 }
 
 int Trainer::run() {
@@ -392,25 +432,37 @@ void Trainer::report(StepMetrics& m) {
 }
 
 void Trainer::maybe_save(int64_t step) {
+  if (saver_.all_written()) publish_pending_save();  // its writes have finished on every rank
   if (step == stop_step_ || (o_.checkpoint_freq > 0 && step % o_.checkpoint_freq == 0)) save();
 }
 
 void Trainer::save() {
   board_.set_activity(Activity::Checkpoint, state_.step);
-  const auto start = Clock::now();
-  const std::string dir = save_checkpoint(checkpoints_, o_.keep_last, *model_, *optimizer_, state_, dist_);
-  spdlog::info("checkpoint {} saved in {:.2f} s (peak RSS {})", dir, seconds_since(start),
-               format_bytes(peak_rss_bytes()));
+  const double held_s = saver_.save(*model_, *optimizer_, state_);
+  if (o_.async_save)
+    spdlog::info("checkpoint of step {}: training held {:.2f} s to copy this rank's state, written in the background "
+                 "(peak RSS {})", state_.step, held_s, format_bytes(peak_rss_bytes()));
+  else
+    spdlog::info("checkpoint of step {} saved in {:.2f} s (peak RSS {})", state_.step, held_s,
+                 format_bytes(peak_rss_bytes()));
+}
+
+void Trainer::publish_pending_save() {
+  if (saver_.pending_step() < 0) return;
+  board_.set_activity(Activity::Checkpoint, saver_.pending_step());
+  saver_.finish();
 }
 
 int Trainer::preempt(int64_t step) {
   save();
+  publish_pending_save();
   spdlog::warn("stopped by signal after step {}; checkpoint saved; exit status {} (requeue to continue)", step,
                kExitPreempted);
   return finish(kExitPreempted);
 }
 
 int Trainer::finish(int status) {
+  publish_pending_save();
   board_.set_activity(Activity::Finish, state_.step);
   summary_.steps = state_.step;
   const double timed_s = summary_.timed_seconds;

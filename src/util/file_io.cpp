@@ -46,7 +46,8 @@ namespace {
 
 }  // namespace
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
+AtomicFile::AtomicFile(std::string path, std::string tmp)
+    : path_(std::move(path)), tmp_(tmp.empty() ? path_ + ".tmp" : std::move(tmp)) {
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) io_error("cannot create", tmp_);
 }

@@ -19,10 +19,11 @@ TestHooks parse(const std::string& text) {
     long long seq = 0;
     const bool ok =
         std::sscanf(item.c_str(), "compute_delay=%d:%lf", &hooks.delay_rank, &hooks.delay_s) == 2 ||
-        std::sscanf(item.c_str(), "skip_collective=%d:%15[a-z]:%lld", &hooks.skip_rank, group, &seq) == 3;
+        std::sscanf(item.c_str(), "skip_collective=%d:%15[a-z]:%lld", &hooks.skip_rank, group, &seq) == 3 ||
+        std::sscanf(item.c_str(), "slow_save=%lf", &hooks.slow_save_s) == 1;
     if (!ok)
       throw BadInput("LLAMA2_TEST_HOOKS = " + text + ": cannot read '" + item +
-                     "'; expected compute_delay=RANK:SECONDS or skip_collective=RANK:GROUP:SEQ");
+                     "'; expected compute_delay=RANK:SECONDS, skip_collective=RANK:GROUP:SEQ or slow_save=SECONDS");
     if (group[0] != '\0') {
       hooks.skip_group = group;
       hooks.skip_seq = seq;

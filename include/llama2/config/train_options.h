@@ -52,6 +52,9 @@ struct TrainOptions {
   bool skip_nonfinite = false;     // a non-finite loss/grad norm skips the step instead of ending the run
   bool skip_memory_check = false;  // train even where plan's predicted peak RSS exceeds what the node has
   double collective_timeout = 600;  // s: a longer collective wait or stall ends the job with status 4 (0: off)
+  bool async_save = true;          // checkpoints written in the background while training goes on
+  bool allow_data_change = false;  // resume although seq_len, global batch, corpus or tokenizer changed
+  double heartbeat_timeout = 20;    // s: a rank silent this long (stopped, killed, cut off) ends the job with status 5
   bool log_all_ranks = false;      // every rank logs (prefixed with its rank), not only rank 0
   double peak_tflops = 0;          // per-rank peak for MFU; 0: measure oneDNN GEMMs (the run's precision)
   // Parallel layout for `plan` (train reads it from MPI), and the rates its step estimate divides by

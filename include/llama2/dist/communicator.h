@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "llama2/dist/heartbeat.h"
 #include "llama2/dist/layout.h"
 #include "llama2/dist/status_board.h"
 
@@ -80,15 +81,18 @@ class DistributedContext {
   DistributedContext(int* argc, char*** argv);
   ~DistributedContext();
 
-  // Splits the world into TP and DP groups; throws BadInput if world % tp != 0.
+  // Splits the world into TP and DP groups and starts the heartbeat channel; throws BadInput if world % tp != 0
+  // or a TP group would span nodes.
   void set_tensor_parallel(int tp, int requested_threads);
 
   const ParallelLayout& layout() const { return layout_; }
   const Communicator& world() const { return *world_; }
   const Communicator& tp() const { return *tp_; }
   const Communicator& dp() const { return *dp_; }
-  // This node's status table (after set_tensor_parallel), where the communicators publish their collectives.
+  // The job's status table (after set_tensor_parallel), where the communicators publish their collectives, and
+  // the heartbeat channel that keeps the other ranks' rows in it.
   StatusBoard& status_board() const { return *board_; }
+  Heartbeat& heartbeat() const { return *heartbeat_; }
 
   // Ends every rank of the job with `status` after printing `message` (no hang of the others).
   [[noreturn]] void abort(int status, const std::string& message) const;
@@ -96,6 +100,7 @@ class DistributedContext {
  private:
   ParallelLayout layout_;
   std::unique_ptr<StatusBoard> board_;
+  std::unique_ptr<Heartbeat> heartbeat_;
   std::unique_ptr<Communicator> world_, tp_, dp_;
 };
 

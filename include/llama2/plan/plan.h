@@ -23,6 +23,7 @@ struct MemoryPlanInput {
   bool bf16 = false, zero_1 = true;
   bool fp32_main_grads = true;  // with bf16: gradients accumulate and are reduced in fp32
   bool packed_weights = false;  // GEMM weights also held in oneDNN's layout (packed_weights.h)
+  bool async_save = false;      // a checkpoint's snapshot in host memory while it is written
   int64_t grad_bytes_per_param() const { return bf16 && !fp32_main_grads ? 2 : 4; }
 };
 
@@ -40,9 +41,10 @@ struct MemoryPlan {
   int64_t activation_bytes = 0;  // kept for backward during one micro-batch, as the heap holds them
   int64_t loss_bytes = 0;        // the fused loss: a chunk of logits, dw, dx
   int64_t runtime_bytes = 0;     // the process itself: libtorch, oneDNN, Open MPI (measured)
+  int64_t snapshot_bytes = 0;    // --async_save: the copy of what a rank saves (its optimizer shard; fp32 weights)
   int64_t total() const {
     return weight_bytes + packed_bytes + grad_bytes + optimizer_bytes + reduce_bytes + activation_bytes + loss_bytes +
-           runtime_bytes;
+           runtime_bytes + snapshot_bytes;
   }
 };
 

@@ -8,7 +8,9 @@ namespace llama2 {
 
 class AtomicFile {
  public:
-  explicit AtomicFile(std::string path);  // RuntimeFailure naming the path if it cannot be created
+  // RuntimeFailure naming the path if it cannot be created. `tmp`: the temporary's path, when several processes may
+  // write `path` at once (default "<path>.tmp").
+  explicit AtomicFile(std::string path, std::string tmp = "");
   ~AtomicFile();                          // an uncommitted file is removed
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;

@@ -12,6 +12,7 @@ struct TestHooks {
   int skip_rank = -1;       // skip_collective=RANK:GROUP:SEQ — that rank never joins collective #SEQ of GROUP
   std::string skip_group;   // (world, tp or dp): it blocks there as if it had lost a message
   int64_t skip_seq = 0;
+  double slow_save_s = 0;   // slow_save=SECONDS — every rank's background checkpoint write starts that much later
 };
 
 // The hooks of this process; BadInput naming LLAMA2_TEST_HOOKS and the value on a malformed one.

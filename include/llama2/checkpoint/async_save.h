@@ -1,0 +1,42 @@
+// Owns saving checkpoints without stopping training: a save copies this rank's shards to host memory (all a step
+// waits for), a background thread writes and fsyncs the rank's file, and the main thread publishes the checkpoint
+// (CRCs, meta.json, rename, `latest`) at the first step boundary where every rank's write has finished.
+#pragma once
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "llama2/checkpoint/checkpoint.h"
+
+namespace llama2 {
+
+class AsyncCheckpointer {
+ public:
+  // `async` false: every save runs its three phases on the calling thread (save_checkpoint's behaviour).
+  AsyncCheckpointer(std::string root, int64_t keep_last, const DistributedContext& dist, bool async);
+  ~AsyncCheckpointer();  // a write still running is joined; nothing is published from a destructor
+
+  // Starts saving `state` (first finishing the previous save, if one is in flight). Collective. Returns the seconds
+  // the caller was held: the snapshot, and with `async` false the whole save.
+  double save(const Llama& model, const ShardedAdamW& optimizer, const TrainingState& state);
+  // At a step boundary on every rank (collective while a save is in flight): whether every rank's write of the save
+  // in flight has finished, so that finish() publishes it without waiting. False when none is in flight.
+  bool all_written();
+  int64_t pending_step() const;  // the step of the save in flight
+  // Waits for the save in flight and publishes it. Collective. Returns its directory, "" when none was in flight.
+  std::string finish();
+
+ private:
+  struct Pending;
+
+  std::string root_;
+  int64_t keep_last_;
+  const DistributedContext& dist_;
+  bool async_;
+  SnapshotBuffers snapshot_;  // reused by every save: free while no save is in flight
+  std::unique_ptr<Pending> pending_;
+};
+
+}  // namespace llama2

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Faults on the local multi-node Slurm cluster (scripts/local-slurm.sh start --nodes 2, started once by the ctest
+# fixture `cluster_start`): a dp=2 job with one rank on each node, launched by sbatch of scripts/smoke.sbatch through
+# scripts/slurm-launch.sh, --heartbeat_timeout 5. Each case measures from the fault to the first line naming it.
+# Usage: cluster_tests.sh CASE REPO_ROOT SLURM_STATE_DIR
+#   stop_rank:       SIGSTOP of rank 1 (node l2n2) → rank 0 ends the job with status 5 within 5 + 15 s naming host
+#                    l2n2 and rank 1; hang/rank-0.json holds rank 0's flight recorder; the launcher says "a rank was lost"
+#   kill_node:       SIGKILL of every process of l2n2 (slurmd too) → the same line within 5 + 15 s
+#   cut_link:        l2n2's link down → the same line within 5 + 15 s
+#   skip_collective: rank 1 alive but never joining dp collective #30 (test hook), --collective_timeout 4 → status 4,
+#                    rank 0's line saying rank 1 on l2n2 has not joined it; then a resubmitted job on l2n2 alone takes
+#                    over the run.lock the killed job left on l2n1, warning that Slurm says that job no longer runs
+#   tp_span:         TP=2 over 2 nodes of 1 rank → status 2 naming both hosts; the launcher says "bad input"
+#   elastic:         a job of --nodes=1-2 (dp 2, checkpoint every 5) loses node 2 (SIGSTOP of its rank) at step ~12 →
+#                    the launcher excludes l2n2 and requeues; the job resumes on l2n1 alone from step 10 with
+#                    accumulation 2 and the same global batch: losses and consumed tokens of steps 11-30 bitwise equal
+#                    to an uninterrupted 2-node run
+set -u
+case=$1 root=$(realpath "$2") state=$3
+export SLURM_CONF=$state/slurm.conf
+work=$(mktemp -d -p "$PWD" cluster-XXXX)  # the build tree: the shared filesystem, as the nodes see it
+job=""
+fail() {
+  echo "FAIL: $*"
+  for f in "$work"/*.out; do [[ -f $f ]] && { echo "--- $f"; tail -25 "$f"; }; done
+  exit 1
+}
+cleanup() {  # node 2 healthy again first (a cut link keeps its job from ending), then the job gone
+  [[ $case == kill_node || $case == cut_link ]] && LOCAL_SLURM_DIR=$state bash "$root/scripts/local-slurm.sh" revive 2
+  [[ -n "$job" ]] && scancel "$job" 2>/dev/null
+  for _ in $(seq 240); do [[ -z "$job" ]] || ! squeue -h -j "$job" 2>/dev/null | grep -q . && break; sleep 0.5; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# Submits the smoke job over both nodes (1 rank each, dp 2) with more flags; sets $job.
+submit() {  # NAME EXTRA_TRAIN_ARGS [sbatch options...]
+  local name=$1 extra=$2
+  shift 2
+  job=$(sbatch --parsable --chdir="$root" --job-name="$name" --output="$work/$name-%j.out" --nodes=2 --ntasks=2 \
+    --ntasks-per-node=1 --no-requeue \
+    --export=ALL,REPO="$root",OUT="$work/$name",RANKS_PER_NODE=1,TP=1,GBS=2,MBS=1,MAX_STEPS=1000000,EXTRA_TRAIN_ARGS="$extra" \
+    "$@" "$root/scripts/smoke.sbatch") || fail "sbatch"
+}
+
+# Waits until the job has trained `steps` steps.
+wait_steps() {
+  local steps=$1
+  for _ in $(seq 600); do
+    [[ -f "$work/$2/metrics.jsonl" ]] && (( $(wc -l <"$work/$2/metrics.jsonl") >= steps )) && return
+    sleep 0.2
+  done
+  fail "the job did not reach step $steps in 120 s"
+}
+
+# The pid of the training rank running on node l2n2 (run in $(...): the caller fails on its status).
+rank_on_node2() {
+  local pid
+  for pid in $(ip netns pids l2n2); do
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "llama2_pretrain train" && { echo "$pid"; return; }
+  done
+  fail "no training rank on l2n2"
+}
+
+# Waits up to `limit_s` for a line matching `pattern` in the job's output; prints the ms since `start_ms` (run in
+# $(...): the caller fails on its status).
+wait_line() {  # PATTERN START_MS LIMIT_S
+  local pattern=$1 start=$2 limit=$3
+  while (( $(now_ms) - start < limit * 1000 )); do
+    grep -qE "$pattern" "$work"/*.out 2>/dev/null && { echo $(( $(now_ms) - start )); return; }
+    sleep 0.1
+  done
+  fail "no line matching '$pattern' within $limit s"
+}
+
+lost_rank_case() {  # NAME FAULT_COMMAND
+  local name=$1 fault=$2 start elapsed
+  submit "$name" "--heartbeat_timeout 5"
+  wait_steps 5 "$name"
+  local pid
+  pid=$(rank_on_node2) || fail "$pid"
+  start=$(now_ms)
+  eval "$fault"
+  elapsed=$(wait_line "^error: rank 0: lost host l2n2 \(rank 1\): no heartbeat" "$start" 20) || fail "$elapsed"
+  echo "ok: $name: named $elapsed ms after the fault: $(grep -ohE '^error: rank 0: lost .*' "$work"/*.out | head -1 | cut -c1-400)"
+}
+
+stop_rank() {
+  lost_rank_case stop_rank 'kill -STOP $pid'
+  for _ in $(seq 100); do ! squeue -h -j "$job" | grep -q . && break; sleep 0.2; done
+  grep -q "a rank was lost (exit status 5" "$work"/*.out || fail "the launcher did not say a rank was lost"
+  [[ -s "$work/stop_rank/hang/rank-0.json" ]] || fail "no flight recorder of rank 0 in hang/"
+  grep -q '"op": "all_reduce"' "$work/stop_rank/hang/rank-0.json" || fail "rank 0's ring holds no collective"
+  grep -q '"status": 5' "$work/stop_rank/job-end.json" || fail "job-end.json does not say status 5"
+  echo "ok: launcher: $(grep -o 'job [0-9]*: a rank was lost.*' "$work"/*.out | cut -c1-200)"
+}
+
+kill_node() { lost_rank_case kill_node 'ip netns pids l2n2 | xargs -r kill -9'; }
+cut_link() { lost_rank_case cut_link 'ip link set l2v2 down'; }
+
+skip_collective() {
+  export LLAMA2_TEST_HOOKS="skip_collective=1:dp:30"
+  submit skip "--heartbeat_timeout 5 --collective_timeout 4"
+  unset LLAMA2_TEST_HOOKS
+  local start elapsed
+  start=$(now_ms)
+  elapsed=$(wait_line "^error: rank 0: waiting .* dp [a-z_]+ #30 .*rank 1 \(host l2n2, tp_rank 0, dp_rank 1\) has not joined it" "$start" 60) ||
+    fail "$elapsed"
+  echo "ok: skip_collective: $(grep -ohE '^error: rank 0: waiting .*' "$work"/*.out | head -1 | cut -c1-400)"
+  for _ in $(seq 150); do ! squeue -h -j "$job" | grep -q . && break; sleep 0.2; done
+  grep -q "a rank hung (exit status 4" "$work"/*.out || fail "the launcher did not say a rank hung"
+  [[ -f "$work/skip/run.lock" ]] || fail "the hung job left no run.lock to take over"
+  # Resubmitted (a new job id) on the other node alone, to the same directory: the stale lock is taken over.
+  job=$(sbatch --parsable --chdir="$root" --output="$work/again-%j.out" --nodes=1 --ntasks=1 --nodelist=l2n2 \
+    --no-requeue --export=ALL,REPO="$root",OUT="$work/skip",RANKS_PER_NODE=1,TP=1,GBS=1,MBS=1,MAX_STEPS=3 \
+    "$root/scripts/smoke.sbatch") || fail "sbatch"
+  for _ in $(seq 300); do ! squeue -h -j "$job" | grep -q . && break; sleep 0.2; done
+  grep -qE "taking over .*run.lock from host l2n1.*Slurm (says job [0-9]+ is [A-Z_]+|no longer knows job [0-9]+)" \
+    "$work"/again-*.out || fail "the resubmitted job did not take over the stale lock"
+  echo "ok: $(grep -ohE 'taking over .*' "$work"/again-*.out | head -1)"
+}
+
+tp_span() {
+  job=$(sbatch --parsable --chdir="$root" --output="$work/span-%j.out" --nodes=2 --ntasks=2 --ntasks-per-node=1 \
+    --no-requeue --export=ALL,REPO="$root",OUT="$work/span",RANKS_PER_NODE=1,TP=2,GBS=2,MBS=2 \
+    "$root/scripts/smoke.sbatch") || fail "sbatch"
+  for _ in $(seq 300); do ! squeue -h -j "$job" | grep -q . && break; sleep 0.2; done
+  grep -q "the TP group of ranks 0..1 spans hosts l2n1 (rank 0) and l2n2 (rank 1)" "$work"/span-*.out ||
+    fail "no error naming the two hosts"
+  grep -q "bad input (exit status 2)" "$work"/span-*.out || fail "the launcher did not say bad input"
+  echo "ok: $(grep -ohE 'error: .*spans hosts.*' "$work"/span-*.out | head -1 | cut -c1-300)"
+}
+
+# Steps 11-30's loss and consumed tokens (the last record of each step) of a run's metrics.
+steps_11_30() {
+  grep -o '"step":[0-9]*\|"loss":[^,}]*\|"consumed_tokens":[0-9]*' "$1" | paste - - - |
+    awk -F'[:\t]' '$2 >= 11 && $2 <= 30 { v[$2] = $0 } END { for (s in v) print v[s] }' | sort -t: -k2 -n
+}
+
+elastic() {
+  local env=ALL,REPO="$root",RANKS_PER_NODE=1,TP=1,GBS=2,MBS=1,MAX_STEPS=30,CHECKPOINT_FREQ=5
+  job=$(sbatch --parsable --chdir="$root" --output="$work/whole-%j.out" --nodes=2 --ntasks-per-node=1 --no-requeue \
+    --export="$env",OUT="$work/whole" "$root/scripts/smoke.sbatch") || fail "sbatch"
+  for _ in $(seq 600); do ! squeue -h -j "$job" | grep -q . && break; sleep 0.2; done
+  grep -q "training completed" "$work"/whole-*.out || fail "the uninterrupted run did not complete"
+  job=$(sbatch --parsable --chdir="$root" --output="$work/elastic-%j.out" --nodes=1-2 --ntasks-per-node=1 --requeue \
+    --export="$env",OUT="$work/elastic",EXTRA_TRAIN_ARGS="--heartbeat_timeout 5" "$root/scripts/smoke.sbatch") || fail "sbatch"
+  for _ in $(seq 600); do
+    [[ -f "$work/elastic/metrics.jsonl" ]] && (( $(wc -l <"$work/elastic/metrics.jsonl") >= 12 )) && break
+    sleep 0.05
+  done
+  local pid
+  pid=$(rank_on_node2) || fail "$pid"
+  kill -STOP "$pid"
+  for _ in $(seq 1500); do  # Slurm holds a requeued job about 2 minutes (BeginTime) before restarting it
+    grep -q "training completed" "$work"/elastic-*.out 2>/dev/null && break
+    sleep 0.2
+  done
+  grep -q "training completed" "$work"/elastic-*.out || fail "the elastic job did not complete after the loss"
+  grep -q "excluding l2n2 and requeueing" "$work"/elastic-*.out || fail "the launcher did not exclude l2n2"
+  grep -q "world 1, TP 1, DP 1, micro-batch 1, accumulation 2, global batch 2" "$work"/elastic-*.out ||
+    fail "the requeued job did not run on 1 node with accumulation 2"
+  grep -q "resumed from .*step-00000010" "$work"/elastic-*.out || fail "the requeued job did not resume from step 10"
+  diff <(steps_11_30 "$work/whole/metrics.jsonl") <(steps_11_30 "$work/elastic/metrics.jsonl") ||
+    fail "steps 11-30 differ from the uninterrupted 2-node run"
+  echo "ok: elastic: lost l2n2 at step $(grep -o '"step":[0-9]*' "$work/elastic/metrics.jsonl" | sed -n 12p | cut -d: -f2)," \
+       "requeued, resumed on 1 node from step 10 with accumulation 2; steps 11-30 bitwise equal"
+  grep -hE "lost host|excluding|requeueing|job [0-9]+ \(restart|resumed from|not using" "$work"/elastic-*.out | cut -c1-250
+}
+
+"$case"
