@@ -9,7 +9,7 @@ packages=(
   libsentencepiece-dev sentencepiece
   nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev
   libprotobuf-dev protobuf-compiler
-  slurm-wlm munge                    # scripts/local-slurm.sh and the Slurm launch test
+  slurm-wlm munge iproute2 util-linux  # scripts/local-slurm.sh (namespace nodes) and the Slurm tests
   python3 python3-matplotlib         # scripts/plot_metrics.py, tests/check_tfevents.py
   gettext-base                       # envsubst, for the hostile-input table
   clang libclang-rt-14-dev libomp-dev  # the libFuzzer build (-DLLAMA2_FUZZ=ON)

@@ -5,6 +5,7 @@
 # Usage: cluster_tests.sh CASE REPO_ROOT SLURM_STATE_DIR
 #   stop_rank:       SIGSTOP of rank 1 (node l2n2) → rank 0 ends the job with status 5 within 5 + 15 s naming host
 #                    l2n2 and rank 1; hang/rank-0.json holds rank 0's flight recorder; the launcher says "a rank was lost"
+#   stop_rank0:      SIGSTOP of rank 0 (node l2n1, where the batch script runs) → rank 1 names host l2n1 and rank 0
 #   kill_node:       SIGKILL of every process of l2n2 (slurmd too) → the same line within 5 + 15 s
 #   cut_link:        l2n2's link down → the same line within 5 + 15 s
 #   skip_collective: rank 1 alive but never joining dp collective #30 (test hook), --collective_timeout 4 → status 4,
@@ -54,13 +55,13 @@ wait_steps() {
   fail "the job did not reach step $steps in 120 s"
 }
 
-# The pid of the training rank running on node l2n2 (run in $(...): the caller fails on its status).
-rank_on_node2() {
+# The pid of the training rank running on node l2nN (run in $(...): the caller fails on its status).
+rank_on_node() {
   local pid
-  for pid in $(ip netns pids l2n2); do
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "llama2_pretrain train" && { echo "$pid"; return; }
+  for pid in $(ip netns pids "l2n$1"); do  # the binary itself, not the srun whose arguments name it
+    [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == */llama2_pretrain ]] && { echo "$pid"; return; }
   done
-  fail "no training rank on l2n2"
+  fail "no training rank on l2n$1"
 }
 
 # Waits up to `limit_s` for a line matching `pattern` in the job's output; prints the ms since `start_ms` (run in
@@ -74,20 +75,22 @@ wait_line() {  # PATTERN START_MS LIMIT_S
   fail "no line matching '$pattern' within $limit s"
 }
 
-lost_rank_case() {  # NAME FAULT_COMMAND
-  local name=$1 fault=$2 start elapsed
+lost_rank_case() {  # NAME NODE FAULT_COMMAND: the fault hits node NODE (1 or 2), the other node's rank names it
+  local name=$1 node=$2 fault=$3 start elapsed
+  local lost=$(( node - 1 )) other=$(( 2 - node ))
   submit "$name" "--heartbeat_timeout 5"
   wait_steps 5 "$name"
   local pid
-  pid=$(rank_on_node2) || fail "$pid"
+  pid=$(rank_on_node "$node") || fail "$pid"
   start=$(now_ms)
   eval "$fault"
-  elapsed=$(wait_line "^error: rank 0: lost host l2n2 \(rank 1\): no heartbeat" "$start" 20) || fail "$elapsed"
-  echo "ok: $name: named $elapsed ms after the fault: $(grep -ohE '^error: rank 0: lost .*' "$work"/*.out | head -1 | cut -c1-400)"
+  elapsed=$(wait_line "^error: rank $other: lost host l2n$node \(rank $lost\): no heartbeat" "$start" 20) ||
+    fail "$elapsed"
+  echo "ok: $name: named $elapsed ms after the fault: $(grep -ohE "^error: rank $other: lost .*" "$work"/*.out | head -1 | cut -c1-400)"
 }
 
 stop_rank() {
-  lost_rank_case stop_rank 'kill -STOP $pid'
+  lost_rank_case stop_rank 2 'kill -STOP $pid'
   for _ in $(seq 100); do ! squeue -h -j "$job" | grep -q . && break; sleep 0.2; done
   grep -q "a rank was lost (exit status 5" "$work"/*.out || fail "the launcher did not say a rank was lost"
   [[ -s "$work/stop_rank/hang/rank-0.json" ]] || fail "no flight recorder of rank 0 in hang/"
@@ -96,8 +99,9 @@ stop_rank() {
   echo "ok: launcher: $(grep -o 'job [0-9]*: a rank was lost.*' "$work"/*.out | cut -c1-200)"
 }
 
-kill_node() { lost_rank_case kill_node 'ip netns pids l2n2 | xargs -r kill -9'; }
-cut_link() { lost_rank_case cut_link 'ip link set l2v2 down'; }
+kill_node() { lost_rank_case kill_node 2 'ip netns pids l2n2 | xargs -r kill -9'; }
+cut_link() { lost_rank_case cut_link 2 'ip link set l2v2 down'; }
+stop_rank0() { lost_rank_case stop_rank0 1 'kill -STOP $pid'; }  # no coordinator: rank 1 names the lost rank 0
 
 skip_collective() {
   export LLAMA2_TEST_HOOKS="skip_collective=1:dp:30"
@@ -151,7 +155,7 @@ elastic() {
     sleep 0.05
   done
   local pid
-  pid=$(rank_on_node2) || fail "$pid"
+  pid=$(rank_on_node 2) || fail "$pid"
   kill -STOP "$pid"
   for _ in $(seq 1500); do  # Slurm holds a requeued job about 2 minutes (BeginTime) before restarting it
     grep -q "training completed" "$work"/elastic-*.out 2>/dev/null && break
