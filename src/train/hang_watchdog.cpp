@@ -87,7 +87,6 @@ double hang_limit_s(Activity activity, double timeout_s, double slowest_step_s, 
   return std::max(timeout_s, kFirstStepFactor * first_step_s);
 }
 
-
 HangWatchdog::HangWatchdog(const StatusBoard& board, Heartbeat& heartbeat, WatchdogOptions options)
     : board_(board), heartbeat_(heartbeat), options_(std::move(options)) {
   if (options_.collective_timeout_s > 0 || options_.heartbeat_timeout_s > 0) thread_ = std::thread([this] { watch(); });
