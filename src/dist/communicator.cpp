@@ -14,7 +14,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "llama2/dist/heartbeat.h"
 #include "llama2/util/errors.h"
 #include "llama2/util/phases.h"
 #include "llama2/util/test_hooks.h"
