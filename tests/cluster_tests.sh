@@ -29,11 +29,16 @@ fail() {
 cleanup() {  # node 2 healthy again first (a cut link keeps its job from ending), then the job gone
   [[ $case == kill_node || $case == cut_link ]] && LOCAL_SLURM_DIR=$state bash "$root/scripts/local-slurm.sh" revive 2
   [[ -n "$job" ]] && scancel "$job" 2>/dev/null
-  for _ in $(seq 240); do [[ -z "$job" ]] || ! squeue -h -j "$job" 2>/dev/null | grep -q . && break; sleep 0.5; done
+  wait_job_gone 120
   rm -rf "$work"
 }
 trap cleanup EXIT
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# Waits up to SECONDS for $job to leave the queue (none: returns at once).
+wait_job_gone() {
+  local deadline=$(( $(now_ms) + $1 * 1000 ))
+  while [[ -n "$job" ]] && squeue -h -j "$job" 2>/dev/null | grep -q . && (( $(now_ms) < deadline )); do sleep 0.2; done
+}
 
 # Submits the smoke job over both nodes (1 rank each, dp 2) with more flags; sets $job.
 submit() {  # NAME EXTRA_TRAIN_ARGS [sbatch options...]
@@ -91,7 +96,7 @@ lost_rank_case() {  # NAME NODE FAULT_COMMAND: the fault hits node NODE (1 or 2)
 
 stop_rank() {
   lost_rank_case stop_rank 2 'kill -STOP $pid'
-  for _ in $(seq 100); do ! squeue -h -j "$job" | grep -q . && break; sleep 0.2; done
+  wait_job_gone 20
   grep -q "a rank was lost (exit status 5" "$work"/*.out || fail "the launcher did not say a rank was lost"
   [[ -s "$work/stop_rank/hang/rank-0.json" ]] || fail "no flight recorder of rank 0 in hang/"
   grep -q '"op": "all_reduce"' "$work/stop_rank/hang/rank-0.json" || fail "rank 0's ring holds no collective"
@@ -112,14 +117,14 @@ skip_collective() {
   elapsed=$(wait_line "^error: rank 0: waiting .* dp [a-z_]+ #30 .*rank 1 \(host l2n2, tp_rank 0, dp_rank 1\) has not joined it" "$start" 60) ||
     fail "$elapsed"
   echo "ok: skip_collective: $(grep -ohE '^error: rank 0: waiting .*' "$work"/*.out | head -1 | cut -c1-400)"
-  for _ in $(seq 150); do ! squeue -h -j "$job" | grep -q . && break; sleep 0.2; done
+  wait_job_gone 30
   grep -q "a rank hung (exit status 4" "$work"/*.out || fail "the launcher did not say a rank hung"
   [[ -f "$work/skip/run.lock" ]] || fail "the hung job left no run.lock to take over"
   # Resubmitted (a new job id) on the other node alone, to the same directory: the stale lock is taken over.
   job=$(sbatch --parsable --chdir="$root" --output="$work/again-%j.out" --nodes=1 --ntasks=1 --nodelist=l2n2 \
     --no-requeue --export=ALL,REPO="$root",OUT="$work/skip",RANKS_PER_NODE=1,TP=1,GBS=1,MBS=1,MAX_STEPS=3 \
     "$root/scripts/smoke.sbatch") || fail "sbatch"
-  for _ in $(seq 300); do ! squeue -h -j "$job" | grep -q . && break; sleep 0.2; done
+  wait_job_gone 60
   grep -qE "taking over .*run.lock from host l2n1.*Slurm (says job [0-9]+ is [A-Z_]+|no longer knows job [0-9]+)" \
     "$work"/again-*.out || fail "the resubmitted job did not take over the stale lock"
   echo "ok: $(grep -ohE 'taking over .*' "$work"/again-*.out | head -1)"
@@ -129,7 +134,7 @@ tp_span() {
   job=$(sbatch --parsable --chdir="$root" --output="$work/span-%j.out" --nodes=2 --ntasks=2 --ntasks-per-node=1 \
     --no-requeue --export=ALL,REPO="$root",OUT="$work/span",RANKS_PER_NODE=1,TP=2,GBS=2,MBS=2 \
     "$root/scripts/smoke.sbatch") || fail "sbatch"
-  for _ in $(seq 300); do ! squeue -h -j "$job" | grep -q . && break; sleep 0.2; done
+  wait_job_gone 60
   grep -q "the TP group of ranks 0..1 spans hosts l2n1 (rank 0) and l2n2 (rank 1)" "$work"/span-*.out ||
     fail "no error naming the two hosts"
   grep -q "bad input (exit status 2)" "$work"/span-*.out || fail "the launcher did not say bad input"
@@ -146,7 +151,7 @@ elastic() {
   local env=ALL,REPO="$root",RANKS_PER_NODE=1,TP=1,GBS=2,MBS=1,MAX_STEPS=30,CHECKPOINT_FREQ=5
   job=$(sbatch --parsable --chdir="$root" --output="$work/whole-%j.out" --nodes=2 --ntasks-per-node=1 --no-requeue \
     --export="$env",OUT="$work/whole" "$root/scripts/smoke.sbatch") || fail "sbatch"
-  for _ in $(seq 600); do ! squeue -h -j "$job" | grep -q . && break; sleep 0.2; done
+  wait_job_gone 120
   grep -q "training completed" "$work"/whole-*.out || fail "the uninterrupted run did not complete"
   job=$(sbatch --parsable --chdir="$root" --output="$work/elastic-%j.out" --nodes=1-2 --ntasks-per-node=1 --requeue \
     --export="$env",OUT="$work/elastic",EXTRA_TRAIN_ARGS="--heartbeat_timeout 5" "$root/scripts/smoke.sbatch") || fail "sbatch"
