@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Faults on the local multi-node Slurm cluster (scripts/local-slurm.sh start --nodes 2, started once by the ctest
-# fixture `cluster_start`): a dp=2 job with one rank on each node, launched by sbatch of scripts/smoke.sbatch through
-# scripts/slurm-launch.sh, --heartbeat_timeout 5. Each case measures from the fault to the first line naming it.
+# Faults on the local multi-node Slurm cluster (scripts/local-slurm.sh start --nodes 3, started once by the ctest
+# fixture `cluster_start`, which drains l2n3 for all but slow_link): a dp=2 job with one rank on each of l2n1 and l2n2,
+# launched by sbatch of scripts/smoke.sbatch through scripts/slurm-launch.sh, --heartbeat_timeout 5. Each case
+# measures from the fault to the first line naming it.
 # Usage: cluster_tests.sh CASE REPO_ROOT SLURM_STATE_DIR
 #   stop_rank:       SIGSTOP of rank 1 (node l2n2) → rank 0 ends the job with status 5 within 5 + 15 s naming host
 #                    l2n2 and rank 1; hang/rank-0.json holds rank 0's flight recorder; the launcher says "a rank was lost"
@@ -12,6 +13,10 @@
 #                    rank 0's line saying rank 1 on l2n2 has not joined it; then a resubmitted job on l2n2 alone takes
 #                    over the run.lock the killed job left on l2n1, warning that Slurm says that job no longer runs
 #   tp_span:         TP=2 over 2 nodes of 1 rank → status 2 naming both hosts; the launcher says "bad input"
+#   slow_link:       3 nodes, 1 rank each (dp 3, a 4096-token vocabulary: 1.8 MB of gradients a step); healthy, no
+#                    "slow link" line in 40 steps and a slowest link round trip under 20 ms in metrics.jsonl; then
+#                    l2n2's link limited to 5 Mbit/s (tc tbf on l2v2) → rank 0 names host l2n2 (rank 1) as the slow
+#                    link within 90 s
 #   elastic:         a job of --nodes=1-2 (dp 2, checkpoint every 5) loses node 2 (SIGSTOP of its rank) at step ~12 →
 #                    the launcher excludes l2n2 and requeues; the job resumes on l2n1 alone from step 10 with
 #                    accumulation 2 and the same global batch: losses and consumed tokens of steps 11-30 bitwise equal
@@ -28,8 +33,10 @@ fail() {
 }
 cleanup() {  # node 2 healthy again first (a cut link keeps its job from ending), then the job gone
   [[ $case == kill_node || $case == cut_link ]] && LOCAL_SLURM_DIR=$state bash "$root/scripts/local-slurm.sh" revive 2
+  [[ $case == slow_link ]] && tc qdisc del dev l2v2 root 2>/dev/null
   [[ -n "$job" ]] && scancel "$job" 2>/dev/null
   wait_job_gone 120
+  [[ $case == slow_link ]] && scontrol update NodeName=l2n3 State=DRAIN Reason=spare
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -40,13 +47,14 @@ wait_job_gone() {
   while [[ -n "$job" ]] && squeue -h -j "$job" 2>/dev/null | grep -q . && (( $(now_ms) < deadline )); do sleep 0.2; done
 }
 
-# Submits the smoke job over both nodes (1 rank each, dp 2) with more flags; sets $job.
+# Submits the smoke job over $NODES nodes (default both l2n1 and l2n2; 1 rank each, dp = nodes) with more flags;
+# sets $job.
 submit() {  # NAME EXTRA_TRAIN_ARGS [sbatch options...]
-  local name=$1 extra=$2
+  local name=$1 extra=$2 nodes=${NODES:-2}
   shift 2
-  job=$(sbatch --parsable --chdir="$root" --job-name="$name" --output="$work/$name-%j.out" --nodes=2 --ntasks=2 \
-    --ntasks-per-node=1 --no-requeue \
-    --export=ALL,REPO="$root",OUT="$work/$name",RANKS_PER_NODE=1,TP=1,GBS=2,MBS=1,MAX_STEPS=1000000,EXTRA_TRAIN_ARGS="$extra" \
+  job=$(sbatch --parsable --chdir="$root" --job-name="$name" --output="$work/$name-%j.out" --nodes="$nodes" \
+    --ntasks="$nodes" --ntasks-per-node=1 --no-requeue \
+    --export=ALL,REPO="$root",OUT="$work/$name",RANKS_PER_NODE=1,TP=1,GBS="$nodes",MBS=1,MAX_STEPS=${MAX_STEPS:-1000000},EXTRA_TRAIN_ARGS="$extra" \
     "$@" "$root/scripts/smoke.sbatch") || fail "sbatch"
 }
 
@@ -139,6 +147,32 @@ tp_span() {
     fail "no error naming the two hosts"
   grep -q "bad input (exit status 2)" "$work"/span-*.out || fail "the launcher did not say bad input"
   echo "ok: $(grep -ohE 'error: .*spans hosts.*' "$work"/span-*.out | head -1 | cut -c1-300)"
+}
+
+slow_link() {
+  scontrol update NodeName=l2n3 State=RESUME || fail "cannot resume l2n3"
+  cat >"$work/small.json" <<JSON
+{"vocab_size": 4096, "hidden_size": 64, "intermediate_size": 176, "num_hidden_layers": 2, "num_attention_heads": 4,
+ "num_key_value_heads": 2, "max_position_embeddings": 256, "hidden_act": "silu"}
+JSON
+  export NODES=3 CONFIG=$work/small.json LOG_INTERVAL=1
+  # Healthy: rank 0 computes 0.25 s a step (test hook), so 40 steps last long enough for the round trips to settle.
+  LLAMA2_TEST_HOOKS="compute_delay=0:0.25" MAX_STEPS=40 submit healthy ""
+  wait_job_gone 120
+  grep -q "training completed" "$work"/healthy-*.out || fail "the healthy 3-node run did not complete"
+  ! grep -q "slow link" "$work"/healthy-*.out || fail "a slow link named on a healthy cluster: $(grep -m1 'slow link' "$work"/healthy-*.out)"
+  local healthy_ms
+  healthy_ms=$(grep -o '"link_rtt_s_max":[0-9.e-]*' "$work/healthy/metrics.jsonl" | cut -d: -f2 | sort -g | tail -1 |
+    awk '{ printf "%.1f", 1e3 * $1 }')
+  [[ -n "$healthy_ms" ]] && awk -v ms="$healthy_ms" 'BEGIN { exit !(ms < 20) }' ||
+    fail "the healthy run's slowest link round trip is '$healthy_ms' ms, expected one under 20 ms"
+  tc qdisc add dev l2v2 root tbf rate 5mbit burst 32kb latency 400ms || fail "tc"
+  local start elapsed
+  start=$(now_ms)
+  submit slow ""
+  elapsed=$(wait_line "slow link: host l2n2 \(ranks 1\): [0-9.]+ ms round trip" "$start" 90) || fail "$elapsed"
+  echo "ok: slow_link: healthy 3 nodes: no line in 40 steps, slowest round trip $healthy_ms ms; l2n2 at 5 Mbit/s: named" \
+       "$elapsed ms after submission: $(grep -ohE 'slow link: .*' "$work"/slow-*.out | head -1)"
 }
 
 # Steps 11-30's loss and consumed tokens (the last record of each step) of a run's metrics.

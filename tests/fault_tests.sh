@@ -2,6 +2,9 @@
 # Faults of a running job. Usage: fault_tests.sh CASE BINARY REPO_ROOT [MPIRUN...]
 #   nonfinite   a NaN loss → exit 1 naming the step, nothing saved; --skip_nonfinite → skipped, run completes
 #   full_disk   a save that hits a file-size limit (as a full disk would) → exit 1; `latest` still loads
+#   mpi_error   rank 1 of dp=2 calls dp collective #5 on MPI_COMM_NULL (test hook fail_collective): MPI returns the
+#               error instead of aborting with its own message, and the job ends with status 1 in one line naming
+#               the rank, the call, the group and MPI's error, without a C++ stack trace
 source "$(dirname "$0")/script_lib.sh"
 tiny=(train --config "$root/configs/tiny.json" --synthetic_data --seq_len 32 --log_interval 1000)
 
@@ -33,6 +36,17 @@ full_disk() {
   "$bin" eval --checkpoint "$work/run/checkpoints" --tokenizer "$root/assets/tokenizer.model" --text "$work/text.txt" \
     --seq_len 16 >/dev/null 2>&1 || fail "the previous checkpoint no longer loads"
   echo "ok: save beyond the file-size limit → status 1 ($(grep -o 'error: .*' "$work/log" | cut -c1-90)...); latest = step-00000002 still loads"
+}
+
+mpi_error() {
+  LLAMA2_TEST_HOOKS="fail_collective=1:dp:5" "${mpirun[@]}" -np 2 "$bin" "${tiny[@]}" --max_steps 20 \
+    --output_dir "$work/run" >"$work/log" 2>&1
+  local status=$?
+  [[ $status -eq 1 ]] || fail "status $status, expected 1: $(tail -3 "$work/log")"
+  grep -q "^error: rank 1: MPI Allreduce on the dp group failed: MPI_ERR_COMM: invalid communicator" "$work/log" ||
+    fail "no line naming rank 1 and its collective: $(grep -i error "$work/log" | head -3)"
+  ! grep -qE "terminate called|MPI_ERRORS_ARE_FATAL|Backtrace" "$work/log" || fail "$(grep -m1 -E "terminate|FATAL|Backtrace" "$work/log")"
+  echo "ok: $(grep -m1 '^error: rank 1' "$work/log")"
 }
 
 "$case"

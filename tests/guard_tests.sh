@@ -13,7 +13,9 @@ source "$(dirname "$0")/script_lib.sh"
 tiny=(train --config "$root/configs/tiny.json" --synthetic_data --seq_len 32 --batch_size 2 --warmup_steps 2)
 
 lock_concurrent() {
-  "$bin" "${tiny[@]}" --max_steps 60 --checkpoint_freq 20 --output_dir "$work/run" >"$work/first.log" 2>&1 &
+  # 0.1 s per step: the first run lives at least 6 s, longer than the second needs to start on any machine
+  LLAMA2_TEST_HOOKS="compute_delay=0:0.1" \
+    "$bin" "${tiny[@]}" --max_steps 60 --checkpoint_freq 20 --output_dir "$work/run" >"$work/first.log" 2>&1 &
   local first=$!
   for _ in $(seq 100); do [[ -s "$work/run/metrics.jsonl" ]] && break; sleep 0.1; done
   [[ -s "$work/run/metrics.jsonl" ]] || fail "the first run wrote no metrics"

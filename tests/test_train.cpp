@@ -10,6 +10,7 @@
 
 #include "llama2/config/train_options.h"
 #include "llama2/data/data_sources.h"
+#include "llama2/dist/status_board.h"
 #include "llama2/train/straggler.h"
 #include "reference_llama.h"
 #include "test_support.h"
@@ -31,6 +32,47 @@ TEST(Straggler, NamedOnlyBeyondTheShareAndTheJitter) {
   spread.min_s = 0.010;  // 400% slower but 40 ms: jitter
   spread.max_s = 0.050;
   EXPECT_EQ(spread.straggler(), "");
+}
+
+// A row as rank `rank` would send it, with its round trip to its nearest other node.
+RankStatus row_with_rtt(int rank, double rtt_s) {
+  RankStatus row;
+  row.world_rank = rank;
+  row.link_rtt_s = rtt_s;
+  return row;
+}
+
+// Three nodes of two ranks, as rank 0 hears them: node b's ranks measure 120 and 90 ms, the others 0.3-0.5 ms (the
+// median node: 0.5 ms, a's slowest rank). Named by host and ranks, with its slowest rank's round trip; not named
+// under 20 ms or under 5 times the median node's.
+TEST(SlowLink, TheNodeBehindItNamedAmongThree) {
+  StatusBoard board(0, {"a", "a", "b", "b", "c", "c"}, 1);
+  board.set_link_rtt(0.0003);
+  const double rtts[] = {0, 0.0005, 0.120, 0.090, 0.0004, 0.0003};
+  for (int r = 1; r < 6; ++r) board.heard(row_with_rtt(r, rtts[r]));
+  EXPECT_EQ(link_spread(board).slow_link(), "slow link: host b (ranks 2, 3): 120.0 ms round trip to its nearest other node, 0.5 ms "
+                              "for the median node; the job's collectives wait on its network");
+  board.heard(row_with_rtt(2, 0.004));  // 4 ms, 8x the median but under 20 ms: not named
+  board.heard(row_with_rtt(3, 0.004));
+  EXPECT_EQ(link_spread(board).slow_link(), "");
+  for (int r : {1, 4}) board.heard(row_with_rtt(r, 0.006));
+  board.heard(row_with_rtt(2, 0.025));  // 25 ms but 4.2x the median node's 6 ms: not named
+  EXPECT_EQ(link_spread(board).slow_link(), "");
+}
+
+// Two nodes: the link between them, over 20 ms only; one node: nothing to compare.
+TEST(SlowLink, TwoNodesNameTheLinkOneNodeNothing) {
+  StatusBoard two(0, {"a", "b"}, 1);
+  two.set_link_rtt(0.050);
+  two.heard(row_with_rtt(1, 0.048));
+  EXPECT_EQ(link_spread(two).slow_link(), "slow link between hosts a and b: 50.0 ms round trip (with 2 nodes, which end is slow "
+                            "cannot be told)");
+  two.set_link_rtt(0.019);
+  two.heard(row_with_rtt(1, 0.019));
+  EXPECT_EQ(link_spread(two).slow_link(), "");
+  StatusBoard one(0, {"a", "a"}, 2);
+  one.set_link_rtt(1.0);
+  EXPECT_EQ(link_spread(one).slow_link(), "");
 }
 
 // `train --lr 0 --eval_interval 1` on synthetic data: the weights after step 1 are the initial ones, so its validation

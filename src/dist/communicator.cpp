@@ -85,23 +85,29 @@ int count_of(const at::Tensor& t) {
 
 int64_t bytes_of(const at::Tensor& t) { return t.numel() * static_cast<int64_t>(t.element_size()); }
 
-// The skip_collective test hook: this rank stays alive and busy (its heartbeat and progress go on) but never joins
-// the group's collective #SEQ, as a rank that lost a message or loops elsewhere would.
-void never_join_if_hooked(StatusBoard& board, CommGroup group) {
+// Whether the collective-fault test hook acts on this rank's collective #seq of `group`.
+bool hooked(const StatusBoard& board, CommGroup group, int64_t seq, TestHooks::CollectiveFault fault) {
   const TestHooks& hooks = test_hooks();
-  if (hooks.skip_rank != board.world_rank() || hooks.skip_group != kCommGroupNames[static_cast<size_t>(group)] ||
-      board.self().started[static_cast<size_t>(group)] + 1 != hooks.skip_seq)
-    return;
-  for (;;) {
+  return hooks.fault == fault && hooks.fault_rank == board.world_rank() &&
+         hooks.fault_group == kCommGroupNames[static_cast<size_t>(group)] && hooks.fault_seq == seq;
+}
+
+// A collective's number on the status board and its flight-recorder entry, as it starts. Under the skip_collective
+// test hook this rank stays alive and busy (its heartbeat and progress go on) but never joins it, as a rank that
+// lost a message or loops elsewhere would.
+int64_t start_collective(StatusBoard& board, CommGroup group, CollectiveOp op, int64_t bytes) {
+  while (hooked(board, group, board.self().started[static_cast<size_t>(group)] + 1,
+                TestHooks::CollectiveFault::Skip)) {
     board.progress();
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
+  return board.collective_started(group, op, bytes);
 }
 
-// A collective's number on the status board and its flight-recorder entry, as it starts.
-int64_t start_collective(StatusBoard& board, CommGroup group, CollectiveOp op, int64_t bytes) {
-  never_join_if_hooked(board, group);
-  return board.collective_started(group, op, bytes);
+// The communicator collective #seq runs on: MPI_COMM_NULL under the fail_collective test hook, so that MPI itself
+// returns an error through the handler our communicators carry.
+MPI_Comm comm_for(const StatusBoard* board, CommGroup group, int64_t seq, void* comm) {
+  return board && hooked(*board, group, seq, TestHooks::CollectiveFault::Fail) ? MPI_COMM_NULL : handle(comm);
 }
 
 // Ranks of one TP group must share a node: their collectives run in every layer, at memory speed.
@@ -128,6 +134,7 @@ class Communicator::Published {
     seq_ = start_collective(*board_, group_, op, bytes);
     board_->waiting(group_, op, seq_, bytes);
   }
+  MPI_Comm comm(void* communicator) const { return comm_for(board_, group_, seq_, communicator); }
   ~Published() {
     if (board_) board_->collective_finished(group_, seq_);
   }
@@ -178,7 +185,7 @@ void Communicator::all_reduce(at::Tensor& t, ReduceOp op) const {
   require_contiguous(t, "all_reduce");
   if (size_ == 1) return;
   Published published(*this, CollectiveOp::AllReduce, bytes_of(t));
-  check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), count_of(t), mpi_type(t), mpi_op(t, op), handle(comm_)),
+  check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), count_of(t), mpi_type(t), mpi_op(t, op), published.comm(comm_)),
         on_group("Allreduce", group_));
 }
 
@@ -192,7 +199,7 @@ at::Tensor Communicator::all_gather(const at::Tensor& t) const {
   at::Tensor out = at::empty(sizes, t.options());
   Published published(*this, CollectiveOp::AllGather, bytes_of(out));
   check(MPI_Allgather(t.data_ptr(), count_of(t), mpi_type(t), out.data_ptr(), count_of(t), mpi_type(t),
-                      handle(comm_)),
+                      published.comm(comm_)),
         on_group("Allgather", group_));
   return out;
 }
@@ -209,7 +216,7 @@ at::Tensor Communicator::reduce_scatter(const at::Tensor& t) const {
   at::Tensor out = at::empty(sizes, t.options());
   Published published(*this, CollectiveOp::ReduceScatter, bytes_of(t));
   check(MPI_Reduce_scatter_block(t.data_ptr(), out.data_ptr(), count_of(out), mpi_type(t),
-                                 mpi_op(t, ReduceOp::Sum), handle(comm_)),
+                                 mpi_op(t, ReduceOp::Sum), published.comm(comm_)),
         on_group("Reduce_scatter_block", group_));
   return out;
 }
@@ -225,6 +232,7 @@ struct PendingCollective::Request {
 
   Request(StatusBoard* b, CommGroup g, CollectiveOp o, int64_t n)
       : board(b), group(g), op(o), seq(b ? start_collective(*b, g, o, n) : 0), bytes(n) {}
+  MPI_Comm comm(void* communicator) const { return comm_for(board, group, seq, communicator); }
   void finished() {
     if (board) board->collective_finished(group, seq);
   }
@@ -262,7 +270,7 @@ PendingCollective Communicator::all_reduce_async(at::Tensor& t) const {
   auto request = std::make_unique<PendingCollective::Request>(size_ > 1 ? board_ : nullptr, group_,
                                                               CollectiveOp::AllReduce, bytes_of(t));
   check(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), count_of(t), mpi_type(t), mpi_op(t, ReduceOp::Sum),
-                       handle(comm_), &request->handle),
+                       request->comm(comm_), &request->handle),
         on_group("Iallreduce", group_));
   return PendingCollective(std::move(request));
 }
@@ -283,14 +291,14 @@ PendingCollective Communicator::reduce_scatter_async(const at::Tensor& in, at::T
     throw RuntimeFailure(fmt::format("reduce_scatter_async: counts for {} ranks do not match {} in, {} out elements",
                                      counts.size(), in.numel(), out.numel()));
   check(MPI_Ireduce_scatter(in.data_ptr(), out.data_ptr(), request->counts.data(), mpi_type(in),
-                            mpi_op(in, ReduceOp::Sum), handle(comm_), &request->handle),
+                            mpi_op(in, ReduceOp::Sum), request->comm(comm_), &request->handle),
         on_group("Ireduce_scatter", group_));
   return PendingCollective(std::move(request));
 }
 
 void Communicator::barrier() const {
   Published published(*this, CollectiveOp::Barrier, 0);
-  check(MPI_Barrier(handle(comm_)), on_group("Barrier", group_));
+  check(MPI_Barrier(published.comm(comm_)), on_group("Barrier", group_));
 }
 
 DistributedContext::DistributedContext(int* argc, char*** argv) {

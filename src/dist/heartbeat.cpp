@@ -24,6 +24,12 @@ namespace llama2 {
 namespace {
 
 constexpr uint32_t kMagic = 0x4C324842;  // "L2HB"
+constexpr double kRttSmoothing = 0.2;     // each round-trip sample's weight in a link's smoothed value
+
+int64_t monotonic_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 enum Kind : uint32_t { kBeat = 1, kGoodbye = 2, kVerdict = 3 };
 
 // One datagram (under one Ethernet frame): the sender's row as this build lays it out (every rank of a job runs the
@@ -32,6 +38,9 @@ struct Datagram {
   uint32_t magic = kMagic, kind = kBeat;
   uint64_t job = 0;
   int64_t rank = 0, status = 0;
+  // A beat's round-trip echo: its send time (the sender's clock), the receiver's last beat's send time as it arrived
+  // (0: none since the last echo) and how long the sender held it before this reply.
+  int64_t sent_ns = 0, echo_ns = 0, echo_hold_ns = 0;
   RankStatus row;
   char text[1024] = {};
 };
@@ -121,7 +130,8 @@ Heartbeat::Heartbeat(void* world_comm) {
   for (const Endpoint& e : all) {
     hosts_.emplace_back(e.host);
     // A rank on this host is reached over loopback: it stays reachable when only the node's link is cut.
-    peers_.push_back({hosts_.back() == mine.host ? htonl(INADDR_LOOPBACK) : e.ipv4, e.port});
+    const bool remote = hosts_.back() != mine.host;
+    peers_.push_back({remote ? e.ipv4 : htonl(INADDR_LOOPBACK), e.port, remote});
   }
   interval_s_ = std::max(1.0, world / 256.0);
 }
@@ -144,16 +154,46 @@ void Heartbeat::start(StatusBoard& board) {
   thread_ = std::thread([this] { run(); });
 }
 
+void Heartbeat::send_to(size_t rank, const void* datagram, size_t size) {
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = peers_[rank].ipv4;
+  to.sin_port = peers_[rank].port;
+  // Failures (a cut link: unreachable) are what the receivers' silence reports; nothing to do here.
+  sendto(fd_, datagram, size, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), sizeof to);
+}
+
 void Heartbeat::send_to_all(const void* datagram, size_t size) {
+  for (size_t r = 0; r < peers_.size(); ++r)
+    if (static_cast<int>(r) != world_rank_) send_to(r, datagram, size);
+}
+
+// This rank's row to every other rank, each beat echoing the last one heard from its receiver.
+void Heartbeat::send_beats() {
+  Datagram beat;
+  beat.job = job_;
+  beat.rank = world_rank_;
+  beat.row = board_->self();
   for (size_t r = 0; r < peers_.size(); ++r) {
     if (static_cast<int>(r) == world_rank_) continue;
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_addr.s_addr = peers_[r].ipv4;
-    to.sin_port = peers_[r].port;
-    // Failures (a cut link: unreachable) are what the receivers' silence reports; nothing to do here.
-    sendto(fd_, datagram, size, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    Peer& peer = peers_[r];
+    beat.sent_ns = monotonic_ns();
+    beat.echo_ns = peer.their_sent_ns;
+    beat.echo_hold_ns = peer.their_sent_ns ? beat.sent_ns - peer.their_arrival_ns : 0;
+    peer.their_sent_ns = 0;  // each beat echoed once
+    send_to(r, &beat, sizeof beat);
   }
+}
+
+// One round trip to `peer`: now less our beat's send time, less the time the peer held it before echoing.
+void Heartbeat::sample_rtt(Peer& peer, int64_t echo_ns, int64_t hold_ns) {
+  const double sample = static_cast<double>(monotonic_ns() - echo_ns - hold_ns) * 1e-9;
+  if (sample < 0 || sample > 60) return;  // not an echo of ours
+  peer.rtt_s = peer.rtt_s == 0 ? sample : (1 - kRttSmoothing) * peer.rtt_s + kRttSmoothing * sample;
+  double nearest = 0;
+  for (const Peer& p : peers_)
+    if (p.remote && p.rtt_s > 0 && (nearest == 0 || p.rtt_s < nearest)) nearest = p.rtt_s;
+  board_->set_link_rtt(nearest);
 }
 
 void Heartbeat::send_verdict(int status, const std::string& line) {
@@ -187,21 +227,21 @@ void Heartbeat::receive(const void* data, size_t size) {
     if (verdict_.from < 0) verdict_ = {static_cast<int>(d.rank), static_cast<int>(d.status), d.text};
   } else if (d.kind == kBeat && valid_row(d.row, d.rank)) {
     board_->heard(d.row);
+    Peer& peer = peers_[d.rank];
+    peer.their_sent_ns = d.sent_ns;
+    peer.their_arrival_ns = monotonic_ns();
+    if (d.echo_ns != 0 && peer.remote) sample_rtt(peer, d.echo_ns, d.echo_hold_ns);
   }
 }
 
 void Heartbeat::run() {
   using Clock = std::chrono::steady_clock;
   auto next_send = Clock::now();
-  Datagram beat;
-  beat.job = job_;
-  beat.rank = world_rank_;
   std::vector<char> buffer(sizeof(Datagram) + 1);
   while (!stop_) {
     const auto now = Clock::now();
     if (now >= next_send) {
-      beat.row = board_->self();
-      send_to_all(&beat, sizeof beat);
+      send_beats();
       next_send = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval_s_));
     }
     // Wake at least every 100 ms so that stop_ is seen promptly.

@@ -23,6 +23,7 @@ double age_s(int64_t since_ns) { return since_ns > 0 ? static_cast<double>(monot
 // Written only by this rank's main thread; read by its watchdog and heartbeat threads.
 struct StatusBoard::Slot {
   std::atomic<int64_t> step{0}, activity{0}, progress_ns{0}, slowest_step_ns{0};
+  std::atomic<int64_t> link_rtt_ns{0};  // written by the heartbeat thread
   std::atomic<int64_t> started[kGroups]{}, finished[kGroups]{};
   std::atomic<int64_t> wait_group{-1}, wait_op{0}, wait_seq{0}, wait_bytes{0}, wait_since_ns{0};
 };
@@ -71,6 +72,8 @@ void StatusBoard::collective_finished(CommGroup group, int64_t seq) {
   recorder_.finished(group, seq);
 }
 
+void StatusBoard::set_link_rtt(double seconds) { mine_->link_rtt_ns = static_cast<int64_t>(seconds * 1e9); }
+
 void StatusBoard::heard(const RankStatus& row) {
   if (row.world_rank < 0 || row.world_rank >= world_size() || row.world_rank == world_rank_) return;
   std::lock_guard<std::mutex> lock(heard_mutex_);
@@ -95,6 +98,7 @@ RankStatus StatusBoard::self() const {
   r.activity = static_cast<Activity>(s.activity.load());
   r.progress_age_s = age_s(s.progress_ns);
   r.slowest_step_s = static_cast<double>(s.slowest_step_ns) * 1e-9;
+  r.link_rtt_s = static_cast<double>(s.link_rtt_ns) * 1e-9;
   for (size_t g = 0; g < kGroups; ++g) {
     r.started[g] = s.started[g];
     r.finished[g] = s.finished[g];

@@ -35,6 +35,10 @@ void MetricsLog::write(const StepMetrics& m) {
     j["compute_s_min"] = m.compute_s_min;
     j["compute_s_max"] = m.compute_s_max;
   }
+  if (std::isfinite(m.link_rtt_s_max)) {
+    j["link_rtt_s_median"] = m.link_rtt_s_median;
+    j["link_rtt_s_max"] = m.link_rtt_s_max;
+  }
   if (!m.sample.empty()) j["sample"] = m.sample;
   jsonl_ << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
   jsonl_.flush();
@@ -42,6 +46,7 @@ void MetricsLog::write(const StepMetrics& m) {
   for (const char* key : {"loss", "lr", "grad_norm", "tokens_per_s", "seq_per_s", "mfu", "val_loss"})
     if (j.contains(key)) tensorboard_->scalar(std::string("train/") + key, m.step, j[key].get<double>());
   tensorboard_->scalar("train/peak_rss_gib", m.step, m.peak_rss_bytes / 1073741824.0);
+  if (std::isfinite(m.link_rtt_s_max)) tensorboard_->scalar("train/link_rtt_ms_max", m.step, 1e3 * m.link_rtt_s_max);
   if (!m.sample.empty()) tensorboard_->text("samples/greedy", m.step, m.sample);
   tensorboard_->flush();
 }

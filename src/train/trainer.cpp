@@ -411,6 +411,12 @@ void Trainer::report(StepMetrics& m) {
     m.compute_s_min = spread.min_s;
     m.compute_s_max = spread.max_s;
   }
+  LinkSpread links;
+  if (layout_.rank == 0) links = link_spread(board_);
+  if (links.hosts.size() > 1) {
+    m.link_rtt_s_median = links.median_s;
+    m.link_rtt_s_max = links.max_s;
+  }
   metrics_.write(m);
   const PhaseSeconds phases = take_phase_seconds();
   if (++summary_.steps_this_run > 1) {  // the run's first step pays start-up costs: not timed
@@ -429,6 +435,7 @@ void Trainer::report(StepMetrics& m) {
                format_duration(summary_.seconds / summary_.steps_this_run * (stop_step_ - m.step)));
   if (const std::string straggler = spread.straggler(); !straggler.empty())
     spdlog::warn("step {}: {}", m.step, straggler);
+  if (const std::string link = links.slow_link(); !link.empty()) spdlog::warn("step {}: {}", m.step, link);
 }
 
 void Trainer::maybe_save(int64_t step) {

@@ -15,18 +15,22 @@ TestHooks parse(const std::string& text) {
   std::istringstream items(text);
   for (std::string item; std::getline(items, item, ';');) {
     if (item.empty()) continue;
-    char group[16] = {};
+    char fault[8] = {}, group[16] = {};
     long long seq = 0;
-    const bool ok =
-        std::sscanf(item.c_str(), "compute_delay=%d:%lf", &hooks.delay_rank, &hooks.delay_s) == 2 ||
-        std::sscanf(item.c_str(), "skip_collective=%d:%15[a-z]:%lld", &hooks.skip_rank, group, &seq) == 3 ||
-        std::sscanf(item.c_str(), "slow_save=%lf", &hooks.slow_save_s) == 1;
+    const bool collective =
+        std::sscanf(item.c_str(), "%7[a-z]_collective=%d:%15[a-z]:%lld", fault, &hooks.fault_rank, group, &seq) == 4 &&
+        (std::string(fault) == "skip" || std::string(fault) == "fail");
+    const bool ok = collective ||
+                    std::sscanf(item.c_str(), "compute_delay=%d:%lf", &hooks.delay_rank, &hooks.delay_s) == 2 ||
+                    std::sscanf(item.c_str(), "slow_save=%lf", &hooks.slow_save_s) == 1;
     if (!ok)
       throw BadInput("LLAMA2_TEST_HOOKS = " + text + ": cannot read '" + item +
-                     "'; expected compute_delay=RANK:SECONDS, skip_collective=RANK:GROUP:SEQ or slow_save=SECONDS");
-    if (group[0] != '\0') {
-      hooks.skip_group = group;
-      hooks.skip_seq = seq;
+                     "'; expected compute_delay=RANK:SECONDS, skip_collective=RANK:GROUP:SEQ, "
+                     "fail_collective=RANK:GROUP:SEQ or slow_save=SECONDS");
+    if (collective) {
+      hooks.fault = std::string(fault) == "skip" ? TestHooks::CollectiveFault::Skip : TestHooks::CollectiveFault::Fail;
+      hooks.fault_group = group;
+      hooks.fault_seq = seq;
     }
   }
   return hooks;

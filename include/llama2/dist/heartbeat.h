@@ -1,5 +1,6 @@
 // Owns the job-wide liveness channel: UDP datagrams between every pair of ranks, outside MPI, each carrying its
-// sender's status row every interval, a goodbye at a normal end and a verdict when a rank ends the job.
+// sender's status row every interval (and an echo that times each link's round trip), a goodbye at a normal end and
+// a verdict when a rank ends the job.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -29,7 +30,8 @@ class Heartbeat {
   Heartbeat& operator=(const Heartbeat&) = delete;
 
   const std::vector<std::string>& hosts() const { return hosts_; }  // [world rank]
-  // Sends `board`'s own row to every other rank every interval_s() and files what arrives into `board`.
+  // Sends `board`'s own row to every other rank every interval_s() and files what arrives into `board`, with this
+  // rank's round trip to its nearest other node.
   void start(StatusBoard& board);
   // Between two beats of one rank: 1 s, longer above 256 ranks (each rank sends world − 1 datagrams a beat).
   double interval_s() const { return interval_s_; }
@@ -42,10 +44,18 @@ class Heartbeat {
   struct Peer {
     uint32_t ipv4 = 0;  // network order
     uint16_t port = 0;  // network order
+    bool remote = false;  // on another host
+    // The round trip, by echo: its last beat's send time (its clock) and when that arrived (ours), echoed back with
+    // our next beat to it; what comes back gives a sample (heartbeat thread only).
+    int64_t their_sent_ns = 0, their_arrival_ns = 0;
+    double rtt_s = 0;  // smoothed; 0: none yet
   };
   void run();
+  void send_beats();
+  void send_to(size_t rank, const void* datagram, size_t size);
   void send_to_all(const void* datagram, size_t size);
   void receive(const void* datagram, size_t size);
+  void sample_rtt(Peer& peer, int64_t echo_ns, int64_t hold_ns);
 
   int fd_ = -1;
   int world_rank_ = 0;

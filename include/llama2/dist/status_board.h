@@ -26,6 +26,7 @@ struct RankStatus {
   Activity activity = Activity::Setup;
   double progress_age_s = 0;  // since its last progress (an activity change, a micro-step, a finished collective)
   double slowest_step_s = 0;
+  double link_rtt_s = 0;      // heartbeat round trip to its nearest other node (smoothed); 0: none measured
   std::array<int64_t, kGroups> started{}, finished{};  // highest sequence numbers
   // The collective it is blocked in, if any:
   bool waiting = false;
@@ -55,7 +56,9 @@ class StatusBoard {
   void waiting(CommGroup group, CollectiveOp op, int64_t seq, int64_t bytes);   // blocked in it from now on
   void collective_finished(CommGroup group, int64_t seq);                       // completed (ends any wait)
 
-  // The heartbeat channel's writes (its thread): a row heard from another rank, or its goodbye.
+  // The heartbeat channel's writes (its thread): this rank's link round trip, a row heard from another rank, or its
+  // goodbye.
+  void set_link_rtt(double seconds);
   void heard(const RankStatus& row);
   void left(int world_rank);
 

@@ -20,6 +20,8 @@ struct StepMetrics {
   double val_loss = std::nan("");  // set on evaluation steps only
   double compute_s = 0;  // this rank's step time less its waits in collectives (not written)
   double compute_s_min = std::nan(""), compute_s_max = std::nan("");  // over ranks (several ranks only)
+  // Heartbeat round trip to the nearest other node: the median node's and the slowest's (several nodes only)
+  double link_rtt_s_median = std::nan(""), link_rtt_s_max = std::nan("");
   std::string sample;  // a greedy continuation of the sample prompt, on sample steps only
 };
 

@@ -9,9 +9,13 @@ namespace llama2 {
 struct TestHooks {
   int delay_rank = -1;      // compute_delay=RANK:SECONDS — that rank sleeps SECONDS in each micro-step's compute
   double delay_s = 0;
-  int skip_rank = -1;       // skip_collective=RANK:GROUP:SEQ — that rank never joins collective #SEQ of GROUP
-  std::string skip_group;   // (world, tp or dp): it blocks there as if it had lost a message
-  int64_t skip_seq = 0;
+  // skip_collective=RANK:GROUP:SEQ — that rank never joins collective #SEQ of GROUP (world, tp or dp): it blocks
+  // there as if it had lost a message; fail_collective=RANK:GROUP:SEQ — it calls that collective on MPI_COMM_NULL,
+  // so that MPI itself returns an error.
+  enum class CollectiveFault { None, Skip, Fail } fault = CollectiveFault::None;
+  int fault_rank = -1;
+  std::string fault_group;
+  int64_t fault_seq = 0;
   double slow_save_s = 0;   // slow_save=SECONDS — every rank's background checkpoint write starts that much later
 };
 
