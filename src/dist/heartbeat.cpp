@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "llama2/util/errors.h"
+#include "llama2/util/host_name.h"
 
 namespace llama2 {
 namespace {
@@ -52,12 +53,6 @@ struct Endpoint {  // what each rank tells the others at start-up
   uint32_t ipv4 = 0;
   uint16_t port = 0;
 };
-
-std::string host_name() {
-  char name[256] = {};
-  gethostname(name, sizeof name - 1);
-  return name;
-}
 
 bool is_loopback(uint32_t ipv4) { return (ntohl(ipv4) >> 24) == 127; }
 

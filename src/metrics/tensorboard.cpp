@@ -1,7 +1,6 @@
 // TensorBoard scalars: one Event per value, TFRecord-framed.
 #include "llama2/metrics/tensorboard.h"
 
-#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -11,6 +10,7 @@
 
 #include "llama2/util/checksum.h"
 #include "llama2/util/errors.h"
+#include "llama2/util/host_name.h"
 #include "tensorboard_event.pb.h"
 
 namespace llama2 {
@@ -28,9 +28,7 @@ uint32_t masked_crc32c(const void* data, size_t size) {
 }
 
 TensorBoardWriter::TensorBoardWriter(const std::string& dir) {
-  char host[256] = "localhost";
-  ::gethostname(host, sizeof(host) - 1);
-  path_ = fmt::format("{}/events.out.tfevents.{}.{}", dir, static_cast<int64_t>(now_s()), host);
+  path_ = fmt::format("{}/events.out.tfevents.{}.{}", dir, static_cast<int64_t>(now_s()), host_name());
   out_.open(path_, std::ios::binary | std::ios::trunc);
   if (!out_) throw RuntimeFailure("cannot create TensorBoard file " + path_);
   tensorboard::Event event;

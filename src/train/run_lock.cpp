@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "llama2/util/errors.h"
+#include "llama2/util/host_name.h"
 #include "llama2/util/file_io.h"
 
 namespace llama2 {
@@ -25,12 +26,6 @@ namespace {
 std::string env(const char* name) {
   const char* value = std::getenv(name);
   return value ? value : "";
-}
-
-std::string host_name() {
-  char name[256] = {};
-  gethostname(name, sizeof name - 1);
-  return name;
 }
 
 nlohmann::json this_run() {
