@@ -1,7 +1,6 @@
 // TensorBoard scalars: one Event per value, TFRecord-framed.
 #include "llama2/metrics/tensorboard.h"
 
-
 #include <cerrno>
 #include <chrono>
 #include <cstring>
