@@ -3,7 +3,11 @@
 #   resume     20 steps vs 10 + resume + 10 (tp=2, and ZeRO-1 dp=2): losses and final shards bitwise equal
 #   sigterm    SIGTERM to every rank at a random step → status 3 → rerun resumes → same losses as uninterrupted
 #   sigkill    SIGKILL at random instants during frequent saves → `latest` always loads (eval --checkpoint)
-#   reshard    a tp=2 checkpoint continued at tp=1, dp=2 and tp=2: the next loss equals the continued run's (1e-5)
+#   reshard    a tp=2 checkpoint (fp32, and bf16 with fp32 master) resharded to tp=1, to dp=2 with ZeRO-1 and to dp=2
+#              without, and saved before any step (--max_steps = its step, another --output_dir): its Adam moments and
+#              fp32 weights (bf16: the master) unsharded by tests/checkpoint_state.py, bitwise equal to the original's;
+#              then 5 steps at each layout: losses 11-15 within 1e-5 (bf16: $bf16_reshard_tol) of the tp=2 run's; and
+#              tp=1 back to tp=2: bitwise the original
 #   corrupt    missing shard, flipped bit, truncation, other config, unknown version: status 2, files untouched
 #   async_kill a save every 5 steps whose background write is slowed (test hook slow_save=4): SIGKILL of every rank at
 #              step ≥ 12 while step 10's write is in flight (its .tmp directory exists, `latest` names step 5) →
@@ -15,6 +19,7 @@ source "$(dirname "$0")/script_lib.sh"
 base=("$bin" train --config "$root/configs/tiny.json" --synthetic_data --seq_len 32 --lr 3e-3 --warmup_steps 2
       --log_interval 100)
 train=("${base[@]}" --batch_size 2 --max_steps 20)
+bf16_reshard_tol=1e-4
 losses() { grep -o '"step":[0-9]*\|"loss":[^,}]*' "$1/metrics.jsonl" | paste - - | awk '{ v[$2] = $1 } END { for (s in v) print s, v[s] }' | sort -t: -k2 -n; }
 # Loss of step N in a run's metrics (the last record of that step).
 loss_at() { grep "\"step\":$2," "$1/metrics.jsonl" | tail -1 | grep -o '"loss":[^,}]*' | cut -d: -f2; }
@@ -74,26 +79,46 @@ JSON
   done
 }
 
+# Whether losses a and b differ by at most `tol` relative.
+close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t * b) }'; }
+
 reshard() {
-  "${mpirun[@]}" -np 2 "${train[@]}" --tensor_parallel_size 2 --output_dir "$work/base" --steps_this_run 10 >/dev/null 2>&1 || fail "base"
-  ckpt="$work/base/checkpoints/step-00000010"
-  run_next() {  # NP TP OUT: the same global batch of 2 samples at any dp
-    "${mpirun[@]}" -np "$1" "${base[@]}" --max_steps 20 --batch_size $((2 * $2 / $1)) --tensor_parallel_size "$2" \
-      --resume_ckpt "$ckpt" --steps_this_run 1 \
-      --output_dir "$3" >"$3.log" 2>&1 || { cat "$3.log"; fail "continue at np $1 tp $2"; }
-    loss_at "$3" 11
-  }
-  ref=$(run_next 2 2 "$work/tp2")
-  for layout in "1 1" "2 1"; do
-    got=$(run_next $layout "$work/l${layout// /}")
-    awk -v a="$got" -v b="$ref" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-5 * b) }' ||
-      fail "step 11 loss $got at np/tp $layout vs $ref at tp=2"
-    echo "ok: tp=2 checkpoint continued at np/tp $layout: step-11 loss $got vs $ref"
+  local precision flags tol
+  for precision in fp32 bf16; do
+    [[ $precision == bf16 ]] && flags=--use_mix_precision tol=$bf16_reshard_tol || flags="" tol=1e-5
+    local dir=$work/$precision
+    # tp=2 over 15 steps, saving step 10: its steps 11-15 are the reference
+    "${mpirun[@]}" -np 2 "${base[@]}" $flags --batch_size 2 --max_steps 15 --checkpoint_freq 10 --tensor_parallel_size 2 \
+      --output_dir "$dir/tp2" >/dev/null 2>&1 || fail "$precision tp=2 base"
+    local ckpt=$dir/tp2/checkpoints/step-00000010 layout np tp zero name step got ref
+    for layout in "1 1 true" "2 1 true" "2 1 false"; do  # tp=1; dp=2 with ZeRO-1; dp=2 without
+      read -r np tp zero <<<"$layout"
+      name=np$np-tp$tp-zero$zero
+      local same=("${base[@]}" $flags --batch_size $((2 * tp / np)) --tensor_parallel_size "$tp" --use_zero_1=$zero
+                  --resume_ckpt "$ckpt")
+      # resharded and saved without a step: the state bitwise that of tp=2
+      "${mpirun[@]}" -np "$np" "${same[@]}" --max_steps 10 --output_dir "$dir/$name-saved" >"$dir/$name.log" 2>&1 ||
+        { tail -3 "$dir/$name.log"; fail "$precision: resharding to $name"; }
+      /usr/bin/python3 "$(dirname "$0")/checkpoint_state.py" "$ckpt" "$dir/$name-saved/checkpoints/step-00000010" \
+        >"$dir/$name.cmp" || fail "$precision: $(cat "$dir/$name.cmp")"
+      # 5 steps at the new layout: the losses of the tp=2 run within tol
+      "${mpirun[@]}" -np "$np" "${same[@]}" --max_steps 15 --output_dir "$dir/$name" >"$dir/$name.log" 2>&1 ||
+        { tail -3 "$dir/$name.log"; fail "$precision: continuing at $name"; }
+      for step in 11 12 13 14 15; do
+        got=$(loss_at "$dir/$name" $step) ref=$(loss_at "$dir/tp2" $step)
+        close "$got" "$ref" "$tol" || fail "$precision: step $step loss $got at $name vs $ref at tp=2 (tolerance $tol)"
+      done
+      echo "ok: $precision tp=2 → $name: $(tr '\n' ';' <"$dir/$name.cmp" | grep -o '[a-z_]*: [0-9]* tensors, [0-9]* values bitwise equal' | paste -sd, -);" \
+           "steps 11-15 losses within $tol (step 15: $got vs $ref)"
+    done
+    # and back: the tp=1 checkpoint resharded to tp=2 is the original bit for bit
+    "${mpirun[@]}" -np 2 "${base[@]}" $flags --batch_size 2 --max_steps 10 --tensor_parallel_size 2 \
+      --resume_ckpt "$dir/np1-tp1-zerotrue-saved/checkpoints/step-00000010" --output_dir "$dir/back" >/dev/null 2>&1 ||
+      fail "$precision: tp=1 → tp=2"
+    /usr/bin/python3 "$(dirname "$0")/checkpoint_state.py" "$ckpt" "$dir/back/checkpoints/step-00000010" >"$dir/back.cmp" ||
+      fail "$precision: back at tp=2: $(cat "$dir/back.cmp")"
+    echo "ok: $precision tp=2 → tp=1 → tp=2: state bitwise equal to the original"
   done
-  # and back: a tp=1 checkpoint (saved by the np=1 run) continued at tp=2
-  "${mpirun[@]}" -np 2 "${train[@]}" --tensor_parallel_size 2 --resume_ckpt "$work/l11/checkpoints" --steps_this_run 1 \
-    --output_dir "$work/back" >/dev/null 2>&1 || fail "tp=1 → tp=2"
-  echo "ok: tp=1 checkpoint loads at tp=2 (step-12 loss $(loss_at "$work/back" 12))"
 }
 
 async_kill() {

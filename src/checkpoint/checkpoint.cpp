@@ -182,12 +182,14 @@ at::Tensor CheckpointReader::full_weights(size_t i) {
   return unshard(shards, impl_->params[i].spec);
 }
 
+std::string checkpoint_name(int64_t step) { return fmt::format("step-{:08d}", step); }
+
 PreparedSave prepare_save(const std::string& root, const Llama& model, const ShardedAdamW& optimizer,
                           const TrainingState& state, const DistributedContext& dist, SnapshotBuffers* snapshot) {
   const ParallelLayout& l = dist.layout();
   PreparedSave save;
   save.root = root;
-  save.name = fmt::format("step-{:08d}", state.step);
+  save.name = checkpoint_name(state.step);
   save.tmp_dir = root + "/" + save.name + ".tmp";
   save.file = save.tmp_dir + "/" + rank_file(l.rank);
   if (l.rank == 0) {
@@ -273,7 +275,7 @@ std::string roll_back_after(const std::string& root, int64_t step) {
   sync_directory(aside);
   sync_directory(root);
   // `latest` names the checkpoint resumed from when it is one of root's; else none of root's is newer than it.
-  const std::string resumed = fmt::format("step-{:08d}", step);
+  const std::string resumed = checkpoint_name(step);
   if (fs::exists(root + "/" + resumed + "/meta.json"))
     write_text(root + "/latest", resumed + "\n");
   else

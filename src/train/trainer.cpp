@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -161,6 +162,7 @@ class Trainer {
  private:
   void resume(const std::string& dir);
   void map_data_position(const std::string& dir, const TrainingState& now);
+  void keep_resumed_state();                // a resumed run with no step to take saves here what it loaded
   StepMetrics train_step();                 // micro-batches with accumulation, then one AdamW step
   at::Tensor micro_step(int64_t micro);     // forward and backward of one micro-batch → its loss / accum
   double optimizer_step(const StepMetrics& m);  // → the gradient norm; refuses or skips non-finite steps
@@ -292,6 +294,7 @@ void Trainer::resume(const std::string& dir) {
 int Trainer::run() {
   run_start_ = Clock::now();
   if (state_.step == 0) sample(0);
+  keep_resumed_state();
   while (state_.step < stop_step_) {
     StepMetrics m = train_step();
     evaluate(m);
@@ -301,6 +304,14 @@ int Trainer::run() {
     maybe_save(m.step);
   }
   return finish(0);
+}
+
+// A run that starts at its last step (the checkpoint it resumed reached --max_steps) trains nothing; when that
+// checkpoint is not one of this output directory's it is saved here at this run's layout: a reshard without steps.
+void Trainer::keep_resumed_state() {
+  if (state_.step > 0 && state_.step == stop_step_ &&
+      !std::filesystem::exists(checkpoints_ + "/" + checkpoint_name(state_.step) + "/meta.json"))
+    save();
 }
 
 StepMetrics Trainer::train_step() {

@@ -57,6 +57,9 @@ class CheckpointReader {
 // Loads only the model parameters of a checkpoint (any saved tp) into `model` (for eval and export).
 void load_weights(CheckpointReader& checkpoint, Llama& model, int64_t tp_rank);
 
+// "step-00000100": the directory name of step 100's checkpoint under a checkpoints root.
+std::string checkpoint_name(int64_t step);
+
 // A save in three phases, so that the middle one can run on another thread while training goes on:
 //   prepare_save (collective): <root>/step-<step>.tmp/ exists; this rank's shards are referenced, or copied into
 //     `snapshot` (the only part a training step must wait for);
