@@ -7,6 +7,9 @@
 #   memory_7b:       the 7B config on one rank of this machine is refused with status 2 before allocating;
 #   memory_rlimit:   a lowered RLIMIT_AS (ulimit -v 3.8 GiB: the runtime starts) below the predicted peak of the 58M
 #                    model at batch 8 x 2048 tokens (6.2 GiB) is refused, status 2;
+#   async_fallback:  the 58M model at batch 1 x 128 (1.86 GiB predicted with the 0.65 GiB copy an asynchronous save
+#                    keeps, 1.21 GiB without) on a node whose MemAvailable reads 1.4 GiB (test hook): a warning, the
+#                    saves synchronous, the run completes; at 0.5 GiB it does not fit at all: status 2;
 #   alloc_failure:   the same limit with --skip_memory_check fails in an allocation: status 1, one error line, no
 #                    C++ stack trace.
 source "$(dirname "$0")/script_lib.sh"
@@ -48,6 +51,21 @@ lock_stale() {
   "$bin" "${tiny[@]}" --max_steps 3 --output_dir "$work/run" >"$work/run.log" 2>&1 || fail "$(tail -3 "$work/run.log")"
   grep -q "taking over .*run.lock .*its process $dead no longer runs" "$work/run.log" || fail "no takeover warning"
   echo "ok: $(grep -o 'taking over.*' "$work/run.log")"
+}
+
+async_fallback() {
+  local args=(train --config "$root/configs/llama2-58m.json" --synthetic_data --batch_size 1 --seq_len 128
+              --warmup_steps 1 --max_steps 4 --checkpoint_freq 2)
+  LLAMA2_TEST_HOOKS="mem_available=1.4" "$bin" "${args[@]}" --output_dir "$work/run" >"$work/run.log" 2>&1 ||
+    fail "status $?: $(grep -m1 error "$work/run.log")"
+  grep -q "async_save: the .* copy a save keeps while it is written does not fit beside this layout" "$work/run.log" ||
+    fail "no warning that saves are synchronous"
+  [[ $(grep -c "checkpoint of step [24] saved in" "$work/run.log") -eq 2 ]] || fail "the saves were not synchronous"
+  ! grep -q "written in the background" "$work/run.log" || fail "a save was written in the background"
+  LLAMA2_TEST_HOOKS="mem_available=0.5" "$bin" "${args[@]}" --output_dir "$work/small" >"$work/small.log" 2>&1
+  local status=$?
+  [[ $status -eq 2 ]] || fail "status $status at 0.5 GiB, expected 2"
+  echo "ok: $(grep -o 'async_save: .*' "$work/run.log" | cut -c1-200); at 0.5 GiB: status 2"
 }
 
 memory_7b() {

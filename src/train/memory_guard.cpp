@@ -12,6 +12,7 @@
 #include "llama2/plan/plan.h"
 #include "llama2/util/human_units.h"
 #include "llama2/util/errors.h"
+#include "llama2/util/test_hooks.h"
 
 namespace llama2 {
 namespace {
@@ -67,7 +68,9 @@ Limit cgroup_headroom() {
 
 // The node's binding limit for all its ranks, and this process's own.
 Limit node_limit() {
-  Limit best{meminfo_bytes("MemAvailable"), "MemAvailable"};
+  const double hooked_gib = test_hooks().mem_available_gib;
+  Limit best = hooked_gib > 0 ? Limit{static_cast<int64_t>(hooked_gib * 1073741824.0), "MemAvailable (test hook)"}
+                              : Limit{meminfo_bytes("MemAvailable"), "MemAvailable"};
   const Limit cgroup = cgroup_headroom();
   if (cgroup.bytes >= 0 && (best.bytes < 0 || cgroup.bytes < best.bytes)) best = cgroup;
   return best;
@@ -86,7 +89,7 @@ Limit process_limit() {
 
 }  // namespace
 
-void check_memory_fits(const MemoryPlan& m, int local_ranks) {
+std::string memory_overflow(const MemoryPlan& m, int local_ranks) {
   const int64_t per_rank = m.total(), resident = resident_bytes();
   // The prediction includes the runtime these ranks already hold: count it as available.
   Limit node = node_limit();
@@ -100,6 +103,11 @@ void check_memory_fits(const MemoryPlan& m, int local_ranks) {
   else if (process.bytes >= 0 && per_rank > process.bytes)
     over = fmt::format("{} predicted per rank, {} allowed by {}", format_bytes(per_rank), format_bytes(process.bytes),
                        process.source);
+  return over;
+}
+
+void check_memory_fits(const MemoryPlan& m, int local_ranks) {
+  const std::string over = memory_overflow(m, local_ranks);
   if (over.empty()) return;
   const bool packed = m.packed_bytes > 0;  // the packed copies are named only where --pack_weights made them
   throw BadInput(fmt::format(

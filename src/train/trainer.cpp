@@ -80,6 +80,22 @@ ModelConfig training_config(const TrainOptions& o) {
 }
 
 // The validated config with the flags applied; resolves the batch split and sets the TP layout on `dist`.
+// --async_save holds a copy of each rank's saved state while it is written. Where that copy does not fit beside the
+// layout on some node, every rank saves synchronously instead, and a warning says why (collective: the ranks agree).
+void fit_async_save(const ModelConfig& c, TrainOptions& o, DistributedContext& dist) {
+  if (!o.async_save || o.skip_memory_check) return;
+  const ParallelLayout& l = dist.layout();
+  const MemoryPlan plan = plan_memory(c, memory_plan_input(o, l.tp, l.dp));
+  const std::string over = l.local_rank == 0 ? memory_overflow(plan, l.local_size) : "";
+  at::Tensor any_over = at::full({1}, over.empty() ? 0.0 : 1.0, at::kDouble);
+  dist.world().all_reduce(any_over, ReduceOp::Max);
+  if (any_over.item<double>() == 0) return;
+  o.async_save = false;
+  spdlog::warn("--async_save: the {} copy a save keeps while it is written does not fit beside this layout{}; saves "
+               "are synchronous (training waits for each)",
+               format_bytes(plan.snapshot_bytes), over.empty() ? " on another node" : " (" + over + ")");
+}
+
 ModelConfig configure(TrainOptions& o, DistributedContext& dist) {
   if (o.log_all_ranks) {
     spdlog::set_level(spdlog::level::info);
@@ -90,6 +106,7 @@ ModelConfig configure(TrainOptions& o, DistributedContext& dist) {
   validate_model_config(config, o.config_path.empty() ? o.model_path : o.config_path);
   resolve_batch_and_parallelism(config, o, dist.world().size());
   dist.set_tensor_parallel(static_cast<int>(o.tensor_parallel_size), o.threads);
+  fit_async_save(config, o, dist);
   return config;
 }
 

@@ -22,11 +22,12 @@ TestHooks parse(const std::string& text) {
         (std::string(fault) == "skip" || std::string(fault) == "fail");
     const bool ok = collective ||
                     std::sscanf(item.c_str(), "compute_delay=%d:%lf", &hooks.delay_rank, &hooks.delay_s) == 2 ||
-                    std::sscanf(item.c_str(), "slow_save=%lf", &hooks.slow_save_s) == 1;
+                    std::sscanf(item.c_str(), "slow_save=%lf", &hooks.slow_save_s) == 1 ||
+                    std::sscanf(item.c_str(), "mem_available=%lf", &hooks.mem_available_gib) == 1;
     if (!ok)
       throw BadInput("LLAMA2_TEST_HOOKS = " + text + ": cannot read '" + item +
                      "'; expected compute_delay=RANK:SECONDS, skip_collective=RANK:GROUP:SEQ, "
-                     "fail_collective=RANK:GROUP:SEQ or slow_save=SECONDS");
+                     "fail_collective=RANK:GROUP:SEQ, slow_save=SECONDS or mem_available=GIB");
     if (collective) {
       hooks.fault = std::string(fault) == "skip" ? TestHooks::CollectiveFault::Skip : TestHooks::CollectiveFault::Fail;
       hooks.fault_group = group;

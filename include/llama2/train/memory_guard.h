@@ -8,8 +8,12 @@ namespace llama2 {
 
 struct MemoryPlan;
 
-// BadInput when the layout cannot fit: predicted against available, which limit binds, and the changes that
-// shrink each part of the prediction. `local_ranks`: ranks of this job on this node.
+// Why the layout cannot fit ("" when it fits): predicted against available, and which limit binds. `local_ranks`:
+// ranks of this job on this node.
+std::string memory_overflow(const MemoryPlan& per_rank, int local_ranks);
+
+// BadInput when the layout cannot fit: memory_overflow's reason and the changes that shrink each part of the
+// prediction.
 void check_memory_fits(const MemoryPlan& per_rank, int local_ranks);
 
 }  // namespace llama2

@@ -16,7 +16,8 @@ struct TestHooks {
   int fault_rank = -1;
   std::string fault_group;
   int64_t fault_seq = 0;
-  double slow_save_s = 0;   // slow_save=SECONDS — every rank's background checkpoint write starts that much later
+  double slow_save_s = 0;
+  double mem_available_gib = 0;  // mem_available=GIB — the node's MemAvailable reads as GIB (the memory guard's tests)   // slow_save=SECONDS — every rank's background checkpoint write starts that much later
 };
 
 // The hooks of this process; BadInput naming LLAMA2_TEST_HOOKS and the value on a malformed one.
