@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include "llama2/data/blend.h"
 #include "llama2/data/data_sources.h"
 #include "llama2/data/prepare_data.h"
 #include "llama2/data/token_shard.h"
@@ -314,7 +315,7 @@ TEST(DataSources, RefusesOtherTokenizerSmallCorpusAndLargeIds) {
   prepare_data(p);
   ModelConfig c = small_config(32000);
   TrainOptions o;
-  o.data_dir = p.output_dir;
+  o.data_dir = {p.output_dir};
   o.seq_len = 4;
   const auto message = [&](const ModelConfig& config, int64_t global_batch) -> std::string {
     try {
@@ -338,8 +339,102 @@ TEST(DataSources, RefusesOtherTokenizerSmallCorpusAndLargeIds) {
   EXPECT_NE(message(c, 1).find("but --tokenizer = " + o.tokenizer + " differs"), std::string::npos);
   o.tokenizer = kTokenizer;
   EXPECT_EQ(message(c, 1), "no error");
-  o.data_dir = (dir.path / "nowhere").string();
+  o.data_dir = {(dir.path / "nowhere").string()};
   EXPECT_NE(message(c, 1).find("no index.json"), std::string::npos);
+}
+
+// A corpus whose sample k is the row [id, k]: the blend's choices read back from its output.
+class Tagged : public SampleSource {
+ public:
+  explicit Tagged(int64_t id) : id_(id) {}
+  at::Tensor samples(int64_t first, int64_t count) const override {
+    at::Tensor out = at::empty({count, 2}, at::kLong);
+    for (int64_t i = 0; i < count; ++i) {
+      out[i][0] = id_;
+      out[i][1] = first + i;
+    }
+    return out;
+  }
+
+ private:
+  int64_t id_;
+};
+
+BlendedSamples tagged_blend(const std::vector<double>& weights) {
+  std::vector<std::unique_ptr<SampleSource>> sources;
+  for (size_t c = 0; c < weights.size(); ++c) sources.push_back(std::make_unique<Tagged>(static_cast<int64_t>(c)));
+  return BlendedSamples(std::move(sources), weights);
+}
+
+// Every prefix n of the first 10,000 samples holds corpus c within one sample of w_c·n (weights given unnormalised
+// to check the normalisation), each corpus's samples in its own order 0, 1, 2, ...; by hand, no other reference.
+TEST(Blend, EveryPrefixWithinOneSampleOfTheWeights) {
+  for (const std::vector<double>& weights : {std::vector<double>{6, 3, 1}, std::vector<double>{998, 1, 1}}) {
+    const BlendedSamples blend = tagged_blend(weights);
+    const double total = weights[0] + weights[1] + weights[2];
+    const at::Tensor s = blend.samples(0, 10000);  // [n, 2]
+    std::vector<int64_t> count(3, 0);
+    double worst = 0;
+    for (int64_t n = 1; n <= 10000; ++n) {
+      const int64_t c = s[n - 1][0].item<int64_t>();
+      ASSERT_EQ(s[n - 1][1].item<int64_t>(), count[c]) << "corpus " << c << " read out of its order";
+      ++count[c];
+      for (size_t k = 0; k < 3; ++k)
+        worst = std::max(worst, std::abs(static_cast<double>(count[k]) - weights[k] / total * static_cast<double>(n)));
+    }
+    EXPECT_LT(worst, 1.0) << "weights " << weights[0] << "/" << weights[1] << "/" << weights[2];
+    EXPECT_EQ(blend.counts(10000), count);
+    EXPECT_EQ(blend.counts(7777), (std::vector<int64_t>{  // the prefix counts by hand from the rows
+        (s.narrow(0, 0, 7777).select(1, 0) == 0).sum().item<int64_t>(),
+        (s.narrow(0, 0, 7777).select(1, 0) == 1).sum().item<int64_t>(),
+        (s.narrow(0, 0, 7777).select(1, 0) == 2).sum().item<int64_t>()}));
+  }
+}
+
+// The stream is a function of the global index alone: assembled from the micro-batches of dp 1, 2 and 4 (the same
+// global batch of 8) it is the same, and a new process that resumes at sample 5000 (past the first block of the
+// blend's counts) continues it exactly.
+TEST(Blend, SameStreamAtEveryDpSizeAndAfterAResume) {
+  const BlendedSamples blend = tagged_blend({0.6, 0.3, 0.1});
+  const at::Tensor whole = blend.samples(0, 800);
+  for (const auto& [dp, batch, accum] : {std::tuple<int64_t, int64_t, int64_t>{1, 8, 1}, {2, 2, 2}, {4, 2, 1}}) {
+    at::Tensor assembled = at::empty({800, 2}, at::kLong);
+    for (int64_t step = 0; step < 100; ++step)
+      for (int64_t r = 0; r < dp; ++r)
+        for (int64_t u = 0; u < accum; ++u) {
+          const int64_t first = first_sample(step, u, r, batch, accum, dp);
+          assembled.narrow(0, first, batch).copy_(blend.samples(first, batch));
+        }
+    EXPECT_TRUE(at::equal(assembled, whole)) << "dp " << dp;
+  }
+  const at::Tensor continued = blend.samples(5000, 300);
+  EXPECT_TRUE(at::equal(tagged_blend({0.6, 0.3, 0.1}).samples(5000, 300), continued));
+}
+
+TEST(Blend, DataDirFormsAndErrors) {
+  const std::vector<Corpus> blend = data_blend({"3", "data/web", "1", "other/code/"});
+  ASSERT_EQ(blend.size(), 2u);
+  EXPECT_EQ(blend[0].name, "web");
+  EXPECT_EQ(blend[1].name, "code");
+  EXPECT_DOUBLE_EQ(blend[0].weight, 0.75);
+  EXPECT_EQ(data_blend({"data/web"}).front().weight, 1.0);
+  const std::vector<Corpus> same = data_blend({"1", "a/data", "1", "b/data"});  // one name twice: the paths
+  EXPECT_EQ(same[0].name, "a/data");
+  EXPECT_EQ(same[1].name, "b/data");
+  const auto message = [](const std::vector<std::string>& values) -> std::string {
+    try {
+      data_blend(values);
+    } catch (const BadInput& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_EQ(message({"1", "a", "2"}), "--data_dir = 1 a 2: 3 values; expected DIR, or WEIGHT DIR pairs such as "
+                                      "--data_dir 0.7 data/web 0.3 data/code");
+  EXPECT_EQ(message({"0", "a", "1", "b"}), "--data_dir = 0 a 1 b: weight '0' is not a positive number; expected DIR, "
+                                           "or WEIGHT DIR pairs such as --data_dir 0.7 data/web 0.3 data/code");
+  EXPECT_NE(message({"a", "b"}).find("weight 'a' is not a positive number"), std::string::npos);
+  EXPECT_NE(message({"nan", "a", "1", "b"}).find("weight 'nan'"), std::string::npos);
 }
 
 }  // namespace

@@ -76,7 +76,7 @@ TEST(SlowLink, TwoNodesNameTheLinkOneNodeNothing) {
 }
 
 // `train --lr 0 --eval_interval 1` on synthetic data: the weights after step 1 are the initial ones, so its validation
-// loss is the initial model's mean loss over the validation windows it names (global samples validation_offset + k·4
+// loss is the initial model's mean loss over the validation windows it names (global samples offset + k·4
 // .. + 3 for k < eval_iters). The reference: the same seed's tp=1 weights (rounded to bf16 for a bf16 run), unfused
 // and in fp64, through the reference model, log-softmax of full logits. Tolerance: 1e-5 relative for fp32; 1e-4 for
 // bf16 (measured 4.7e-6 on the 2-core AMD EPYC VM: the fresh model's near-uniform softmax averages the bf16
@@ -113,7 +113,8 @@ TEST_P(Evaluate, ValidationLossEqualsTheFp64ReferenceOnTheSameWindows) {
   const DataSources data = open_data(c, o, o.batch_size);
   double sum = 0;
   for (int64_t k = 0; k < o.eval_iters; ++k) {
-    const at::Tensor batch = data.validation->samples(data.validation_offset + k * o.batch_size, o.batch_size);
+    const ValidationSet& set = data.validation.front();
+    const at::Tensor batch = set.samples->samples(set.offset + k * o.batch_size, o.batch_size);
     const at::Tensor logits = reference_logits(c, weights, batch.narrow(1, 0, o.seq_len));  // [b, s, V]
     const at::Tensor targets = batch.narrow(1, 1, o.seq_len).reshape({-1, 1});
     sum -= logits.reshape({-1, c.vocab_size}).log_softmax(1).gather(1, targets).mean().item<double>();

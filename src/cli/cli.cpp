@@ -108,7 +108,10 @@ void add_train_options(CLI::App* app, TrainOptions& o) {
   app->add_option("--resume_ckpt", o.resume_ckpt,
                   "checkpoint (or checkpoints directory) to resume from (default: <output_dir>/checkpoints/latest)");
   add_bool(app, "synthetic_data", o.synthetic_data, "train on the seeded synthetic token stream");
-  app->add_option("--data_dir", o.data_dir, "token shards written by prepare-data");
+  app->add_option("--data_dir", o.data_dir,
+                  "token shards written by prepare-data: DIR, or a blend of WEIGHT DIR pairs (--data_dir 0.7 data/web "
+                  "0.3 data/code: every prefix of the stream within one sample of the weights)")
+      ->expected(1, -1);
   app->add_option("--tokenizer", o.tokenizer,
                   "if given: refuse data prepared with another tokenizer.model; decodes --sample_interval's samples");
   app->add_option("--eval_interval", o.eval_interval, "validation loss every N steps and at the end (0: never)")

@@ -2,6 +2,7 @@
 #include "llama2/config/train_options.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "llama2/util/errors.h"
@@ -24,7 +25,7 @@ void check_flag_combinations(const TrainOptions& o) {
   if (o.synthetic_data && !o.data_dir.empty())
     throw BadInput(fmt::format("--data_dir = {} and --synthetic_data contradict each other (synthetic data reads no "
                                "directory); expected one of them",
-                               o.data_dir));
+                               fmt::join(o.data_dir, " ")));
   if (o.synthetic_data && !o.tokenizer.empty() && o.sample_interval == 0)
     throw BadInput(fmt::format("--tokenizer = {} has no effect with --synthetic_data (it checks the tokenizer "
                                "--data_dir was prepared with, and decodes --sample_interval's samples); expected "

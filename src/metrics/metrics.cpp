@@ -39,6 +39,8 @@ void MetricsLog::write(const StepMetrics& m) {
     j["link_rtt_s_median"] = m.link_rtt_s_median;
     j["link_rtt_s_max"] = m.link_rtt_s_max;
   }
+  for (const auto& [name, loss] : m.val_losses) j["val_loss_per_corpus"][name] = loss;
+  for (const auto& [name, tokens] : m.corpus_tokens) j["corpus_tokens"][name] = tokens;
   if (!m.sample.empty()) j["sample"] = m.sample;
   jsonl_ << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
   jsonl_.flush();
@@ -47,6 +49,9 @@ void MetricsLog::write(const StepMetrics& m) {
     if (j.contains(key)) tensorboard_->scalar(std::string("train/") + key, m.step, j[key].get<double>());
   tensorboard_->scalar("train/peak_rss_gib", m.step, m.peak_rss_bytes / 1073741824.0);
   if (std::isfinite(m.link_rtt_s_max)) tensorboard_->scalar("train/link_rtt_ms_max", m.step, 1e3 * m.link_rtt_s_max);
+  for (const auto& [name, loss] : m.val_losses) tensorboard_->scalar("val_loss/" + name, m.step, loss);
+  for (const auto& [name, tokens] : m.corpus_tokens)
+    tensorboard_->scalar("corpus_tokens/" + name, m.step, static_cast<double>(tokens));
   if (!m.sample.empty()) tensorboard_->text("samples/greedy", m.step, m.sample);
   tensorboard_->flush();
 }

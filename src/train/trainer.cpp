@@ -184,6 +184,7 @@ class Trainer {
   at::Tensor micro_step(int64_t micro);     // forward and backward of one micro-batch → its loss / accum
   double optimizer_step(const StepMetrics& m);  // → the gradient norm; refuses or skips non-finite steps
   void correct_peak(StepMetrics& m);        // an MFU above 100%: the step's rate becomes the peak
+  double validation_loss(const ValidationSet& set);  // its mean loss over --eval_iters micro-batches per DP rank
   void evaluate(StepMetrics& m);            // the validation loss, when due
   std::string sample(int64_t step);         // a greedy continuation of --sample_prompt ("" when not due)
   void report(StepMetrics& m);              // phase tally, the ranks' compute spread, metrics, the log lines
@@ -357,6 +358,10 @@ StepMetrics Trainer::train_step() {
   if (m.mfu > 1 && summary_.steps_this_run > 0) correct_peak(m);
   m.peak_rss_bytes = peak_rss_bytes();
   m.consumed_tokens = state_.consumed_tokens;
+  if (data_.blend) {
+    const std::vector<int64_t> counts = data_.blend->counts(state_.consumed_samples);
+    for (size_t c = 0; c < counts.size(); ++c) m.corpus_tokens.emplace_back(data_.corpus_names[c], counts[c] * o_.seq_len);
+  }
   return m;
 }
 
@@ -404,21 +409,39 @@ double Trainer::optimizer_step(const StepMetrics& m) {
 }
 
 // Mean loss over the same validation windows every time: iteration k of DP rank r reads the micro-batch
-// starting at window (k·dp + r)·batch.
-void Trainer::evaluate(StepMetrics& m) {
-  if (!data_.validation || o_.eval_interval <= 0 || (m.step % o_.eval_interval != 0 && m.step != stop_step_)) return;
-  board_.set_activity(Activity::Eval, m.step);
-  c10::AutoGradMode no_grad(false);
+// (k·dp + r) of the split, so every DP size sees the same samples. Collective over DP.
+double Trainer::validation_loss(const ValidationSet& set) {
   at::Tensor sum = at::zeros({1}, at::kDouble);
   for (int64_t k = 0; k < o_.eval_iters; ++k) {
-    const int64_t first = data_.validation_offset + (k * layout_.dp + layout_.dp_rank) * o_.batch_size;
-    const at::Tensor batch = data_.validation->samples(first, o_.batch_size);
+    const int64_t first = set.offset + (k * layout_.dp + layout_.dp_rank) * o_.batch_size;
+    const at::Tensor batch = set.samples->samples(first, o_.batch_size);
     sum += model_->loss(batch.narrow(1, 0, o_.seq_len), batch.narrow(1, 1, o_.seq_len)).to(at::kDouble);
   }
   dist_.dp().all_reduce(sum);
-  m.val_loss = sum.item<double>() / static_cast<double>(o_.eval_iters * layout_.dp);
-  spdlog::info("step {}/{} validation loss {:.4f} (perplexity {:.2f}) over {} samples", m.step, o_.max_steps,
-               m.val_loss, std::exp(m.val_loss), o_.eval_iters * o_.batch_size * layout_.dp);
+  return sum.item<double>() / static_cast<double>(o_.eval_iters * layout_.dp);
+}
+
+// The validation loss of each corpus and, weighted as the blend reads them, of the whole.
+void Trainer::evaluate(StepMetrics& m) {
+  if (data_.validation.empty() || o_.eval_interval <= 0 || (m.step % o_.eval_interval != 0 && m.step != stop_step_))
+    return;
+  board_.set_activity(Activity::Eval, m.step);
+  c10::AutoGradMode no_grad(false);
+  double weighted = 0, weights = 0;
+  std::string per_corpus;
+  for (const ValidationSet& set : data_.validation) {
+    const double loss = validation_loss(set);
+    weighted += set.weight * loss;
+    weights += set.weight;
+    if (data_.blend) {
+      m.val_losses.emplace_back(set.name, loss);
+      per_corpus += fmt::format("{}{} {:.4f}", per_corpus.empty() ? "; " : ", ", set.name, loss);
+    }
+  }
+  m.val_loss = weighted / weights;
+  spdlog::info("step {}/{} validation loss {:.4f} (perplexity {:.2f}) over {} samples{}{}", m.step, o_.max_steps,
+               m.val_loss, std::exp(m.val_loss), o_.eval_iters * o_.batch_size * layout_.dp,
+               data_.validation.size() > 1 ? " per corpus" : "", per_corpus);
 }
 
 std::string Trainer::sample(int64_t step) {

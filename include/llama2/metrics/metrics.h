@@ -6,6 +6,8 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "llama2/metrics/tensorboard.h"
 #include "llama2/util/phases.h"
@@ -17,7 +19,9 @@ struct StepMetrics {
   double loss = 0, lr = 0, grad_norm = 0;
   double tokens_per_s = 0, seq_per_s = 0, mfu = 0, step_time_s = 0;
   int64_t peak_rss_bytes = 0, consumed_tokens = 0;
-  double val_loss = std::nan("");  // set on evaluation steps only
+  double val_loss = std::nan("");  // set on evaluation steps only (a blend: over its corpora, by weight)
+  std::vector<std::pair<std::string, double>> val_losses;      // a blend's, per corpus, on evaluation steps
+  std::vector<std::pair<std::string, int64_t>> corpus_tokens;  // a blend's tokens read so far, per corpus
   double compute_s = 0;  // this rank's step time less its waits in collectives (not written)
   double compute_s_min = std::nan(""), compute_s_max = std::nan("");  // over ranks (several ranks only)
   // Heartbeat round trip to the nearest other node: the median node's and the slowest's (several nodes only)
