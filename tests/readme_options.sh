@@ -5,7 +5,7 @@
 set -euo pipefail
 mode=$1 bin=$2 readme=$3
 generated() {
-  for sub in train plan prepare-data eval generate export-hf gemm-peak; do
+  for sub in train plan prepare-data train-tokenizer eval generate export-hf gemm-peak; do
     printf '\n`llama2_pretrain %s --help`:\n\n```text\n' "$sub"
     "$bin" "$sub" --help | sed "s|^Usage: .*llama2_pretrain|Usage: llama2_pretrain|"
     printf '```\n'

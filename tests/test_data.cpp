@@ -13,6 +13,7 @@
 
 #include "llama2/data/blend.h"
 #include "llama2/data/data_sources.h"
+#include "llama2/data/documents.h"
 #include "llama2/data/prepare_data.h"
 #include "llama2/data/token_shard.h"
 #include "llama2/data/token_windows.h"

@@ -84,7 +84,7 @@ class DataParallelism : public ::testing::TestWithParam<at::ScalarType> {};
 TEST_P(DataParallelism, AveragedGradientsEqualOneProcessSeeingAllMicroBatches) {
   const int64_t dp = data_parallel_layout(), dp_rank = context().dp().rank(), seq = 8, batch = 2;
   const ModelConfig c = small_config(97, 32, 2);
-  const SyntheticData data(c.vocab_size, seq, 17);
+  const SyntheticData data(c.vocab_size, seq, 17, "bigram");
   TrainingRun distributed(c, context().tp(), context().dp(), true, seq, GetParam());
   TrainingRun reference(c, context().tp(), Communicator::self(), true, seq, GetParam());
   distributed.micro_steps(data, 0, dp_rank, dp, 1, batch, seq);
@@ -102,7 +102,7 @@ class ZeroOne : public ::testing::TestWithParam<bool> {};
 TEST_P(ZeroOne, TenStepsEqualUnshardedAdamWInOneProcess) {
   const int64_t dp = data_parallel_layout(), dp_rank = context().dp().rank(), seq = 8, batch = 2;
   const ModelConfig c = small_config(97, 32, 2);
-  const SyntheticData data(c.vocab_size, seq, 19);
+  const SyntheticData data(c.vocab_size, seq, 19, "bigram");
   TrainingRun distributed(c, context().tp(), context().dp(), GetParam(), seq);
   TrainingRun reference(c, context().tp(), Communicator::self(), false, seq);
   for (int64_t step = 0; step < 10; ++step) {

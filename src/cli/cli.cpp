@@ -14,6 +14,7 @@
 #include "llama2/checkpoint/hf_interop.h"
 #include "llama2/config/flag_checks.h"
 #include "llama2/data/prepare_data.h"
+#include "llama2/data/tokenizer_training.h"
 #include "llama2/data/tokenizer.h"
 #include "llama2/dist/communicator.h"
 #include "llama2/dist/layout.h"
@@ -108,6 +109,10 @@ void add_train_options(CLI::App* app, TrainOptions& o) {
   app->add_option("--resume_ckpt", o.resume_ckpt,
                   "checkpoint (or checkpoints directory) to resume from (default: <output_dir>/checkpoints/latest)");
   add_bool(app, "synthetic_data", o.synthetic_data, "train on the seeded synthetic token stream");
+  app->add_option("--synthetic_task", o.synthetic_task,
+                  "with --synthetic_data: bigram (a seeded chain, learnable without attention) or copy (each window's "
+                  "second half repeats its first: learnable only with working causal attention)")
+      ->check(CLI::IsMember({"bigram", "copy"}))->capture_default_str();
   app->add_option("--data_dir", o.data_dir,
                   "token shards written by prepare-data: DIR, or a blend of WEIGHT DIR pairs (--data_dir 0.7 data/web "
                   "0.3 data/code: every prefix of the stream within one sample of the weights)")
@@ -185,6 +190,27 @@ void add_prepare_options(CLI::App* app, PrepareOptions& o) {
       ->check(integer_at_least(0))->capture_default_str();
   app->add_option("--threads", o.threads, "encoding threads (0: all cores)")
       ->check(integer_at_least(0))->capture_default_str();
+}
+
+void add_tokenizer_training_options(CLI::App* app, TokenizerTrainingOptions& o) {
+  app->add_option("--input", o.inputs, ".txt files (one document each), .jsonl files (field \"text\"), or directories")
+      ->required();
+  app->add_option("--vocab_size", o.vocab_size, "pieces of the model (a config's vocab_size must be at least this)")
+      ->check(integer_at_least(1))->capture_default_str();
+  app->add_option("--output", o.output, "the model file, <name>.model (<name>.vocab is written beside it)")->required();
+  app->add_option("--input_sentence_size", o.input_sentence_size,
+                  "lines of the corpus the trainer samples (0: all of them)")
+      ->check(integer_at_least(0))->capture_default_str();
+  app->add_option("--threads", o.threads, "training threads (0: all cores)")
+      ->check(integer_at_least(0))->capture_default_str();
+}
+
+int run_tokenizer_training(const TokenizerTrainingOptions& o) {
+  const TokenizerTrainingSummary s = train_tokenizer(o);
+  std::printf("trained a %lld-piece tokenizer on %lld documents (%lld lines) in %.1f s → %s\n",
+              static_cast<long long>(o.vocab_size), static_cast<long long>(s.documents),
+              static_cast<long long>(s.lines), s.seconds, o.output.c_str());
+  return 0;
 }
 
 int run_prepare(const PrepareOptions& o) {
@@ -327,6 +353,10 @@ int run_cli(int argc, char** argv) {
   PrepareOptions prepare_opts;
   CLI::App* prepare = app.add_subcommand("prepare-data", "tokenize .txt/.jsonl documents into token shards");
   add_prepare_options(prepare, prepare_opts);
+  TokenizerTrainingOptions tokenizer_opts;
+  CLI::App* tokenizer_training = app.add_subcommand(
+      "train-tokenizer", "train a sentencepiece BPE tokenizer with Llama-2's settings on .txt/.jsonl documents");
+  add_tokenizer_training_options(tokenizer_training, tokenizer_opts);
   TrainOptions gemm_opts;
   CLI::App* gemm_peak =
       app.add_subcommand("gemm-peak", "GFLOP/s of oneDNN fp32 and bf16 GEMMs on the model's shapes (JSON)");
@@ -386,6 +416,7 @@ int run_cli(int argc, char** argv) {
   if (plan->parsed()) return run_local([&] { return run_plan(plan_opts); });
   if (gemm_peak->parsed()) return run_local([&] { return run_gemm_peak(gemm_opts); });
   if (prepare->parsed()) return run_local([&] { return run_prepare(prepare_opts); });
+  if (tokenizer_training->parsed()) return run_local([&] { return run_tokenizer_training(tokenizer_opts); });
   if (exporter->parsed())
     return run_local([&] {
       const std::string checkpoint = resolve_checkpoint("--checkpoint", export_checkpoint, "");

@@ -26,6 +26,10 @@ void check_flag_combinations(const TrainOptions& o) {
     throw BadInput(fmt::format("--data_dir = {} and --synthetic_data contradict each other (synthetic data reads no "
                                "directory); expected one of them",
                                fmt::join(o.data_dir, " ")));
+  if (!o.synthetic_data && o.synthetic_task != "bigram")
+    throw BadInput(fmt::format("--synthetic_task = {} has no effect without --synthetic_data; expected "
+                               "--synthetic_data with it",
+                               o.synthetic_task));
   if (o.synthetic_data && !o.tokenizer.empty() && o.sample_interval == 0)
     throw BadInput(fmt::format("--tokenizer = {} has no effect with --synthetic_data (it checks the tokenizer "
                                "--data_dir was prepared with, and decodes --sample_interval's samples); expected "

@@ -105,9 +105,11 @@ std::vector<Corpus> data_blend(const std::vector<std::string>& data_dir) {
 DataSources open_data(const ModelConfig& c, const TrainOptions& o, int64_t global_batch) {
   DataSources d;
   if (o.synthetic_data) {
-    d.train = std::make_unique<SyntheticData>(c.vocab_size, o.seq_len, o.seed);
-    d.validation.push_back({"synthetic", 1, std::make_unique<SyntheticData>(c.vocab_size, o.seq_len, o.seed),
-                            int64_t{1} << 40});
+    d.train = std::make_unique<SyntheticData>(c.vocab_size, o.seq_len, o.seed, o.synthetic_task);
+    d.validation.push_back(
+        {"synthetic", 1, std::make_unique<SyntheticData>(c.vocab_size, o.seq_len, o.seed, o.synthetic_task),
+         int64_t{1} << 40});
+    if (o.synthetic_task != "bigram") d.corpus = "synthetic " + o.synthetic_task;
     return d;
   }
   const std::vector<Corpus> corpora = data_blend(o.data_dir);

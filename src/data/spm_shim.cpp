@@ -2,6 +2,7 @@
 // cross it). Loaded with dlmopen(LM_ID_NEWLM) into its own link namespace, because Debian's
 // libsentencepiece carries protobuf 3.14 symbols that clash with the protobuf 3.21 libtorch loads.
 #include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
 
 #include <cstring>
 #include <string>
@@ -90,6 +91,19 @@ long llama2_spm_decode(void* h, const int* ids, size_t n, char* text, size_t cap
     set_error(err, err_len, e.what());
     return -1;
   }
+}
+
+// Trains a model with sentencepiece's own trainer from its flags ("--input=... --model_prefix=... ..."). 0 on
+// success; -1 with the trainer's message.
+int llama2_spm_train(const char* flags, char* err, size_t err_len) {
+  try {
+    const auto status = sentencepiece::SentencePieceTrainer::Train(flags);
+    if (status.ok()) return 0;
+    set_error(err, err_len, status.ToString());
+  } catch (const std::exception& e) {
+    set_error(err, err_len, e.what());
+  }
+  return -1;
 }
 
 }  // extern "C"

@@ -25,6 +25,7 @@ struct Tokenizer::Library {
   long (*decode)(void*, const int*, size_t, char*, size_t, char*, size_t) = nullptr;
   long (*piece)(void*, int, char*, size_t) = nullptr;
   int (*unk_id)(void*) = nullptr;
+  int (*train)(const char*, char*, size_t) = nullptr;
 };
 
 namespace {
@@ -63,12 +64,19 @@ std::shared_ptr<const Tokenizer::Library> library() {
     bind(l->dl, "llama2_spm_decode", l->decode);
     bind(l->dl, "llama2_spm_piece", l->piece);
     bind(l->dl, "llama2_spm_unk_id", l->unk_id);
+    bind(l->dl, "llama2_spm_train", l->train);
     return std::shared_ptr<const Tokenizer::Library>(std::move(l));
   }();
   return lib;
 }
 
 }  // namespace
+
+void train_sentencepiece(const std::string& flags) {
+  char err[1024] = {0};
+  if (library()->train(flags.c_str(), err, sizeof(err)) != 0)
+    throw BadInput(std::string("sentencepiece's trainer refused: ") + err);
+}
 
 Tokenizer::Tokenizer(const std::string& model_path) : lib_(library()) {
   if (!std::filesystem::is_regular_file(model_path))

@@ -396,6 +396,16 @@ at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
   return CoreAttention::apply(q3, k3, v3, b);  // [s, b, nq·d]
 }
 
+at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  const int64_t s = q.size(0), b = q.size(1), nq = q.size(2), d = q.size(3);
+  const auto heads = [&](const at::Tensor& t) {  // [s, b, n, d] → [b, nq, s, d] in fp64, kv heads repeated
+    return t.to(at::kDouble).permute({1, 2, 0, 3}).repeat_interleave(nq / t.size(2), 1);
+  };
+  const at::Tensor mask = at::full({s, s}, static_cast<double>(kMaskedScore), q.options().dtype(at::kDouble)).triu(1);
+  const at::Tensor scores = at::matmul(heads(q), heads(k).transpose(-1, -2)) / std::sqrt(static_cast<double>(d)) + mask;
+  return at::matmul(scores.softmax(-1), heads(v)).permute({2, 0, 1, 3}).reshape({s, b, nq * d}).to(q.scalar_type());
+}
+
 at::Tensor cached_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor& k_cache,
                             at::Tensor& v_cache, int64_t past) {
   const int64_t n = q.size(0), b = q.size(1), nq = q.size(2), nkv = k.size(2), d = q.size(3);

@@ -10,6 +10,7 @@
 #include "llama2/model/rmsnorm.h"
 #include "llama2/model/swiglu.h"
 #include "llama2/util/errors.h"
+#include "llama2/util/test_hooks.h"
 
 namespace llama2 {
 namespace {
@@ -95,7 +96,10 @@ at::Tensor Llama::final_hidden(const at::Tensor& tokens) const {
   const int64_t nq = config_.num_attention_heads / t, nkv = config_.num_key_value_heads / t;
   const Attend causal = [&](const at::Tensor& qkv) {  // q, k, v [s, b, n, d] → [s, b, nq·d]
     const QkvHeads heads = rotary_qkv(qkv, nq, nkv, rotary_);
-    return core_attention(heads.q, heads.k, heads.v);
+    const TestHooks& hooks = test_hooks();
+    const at::Tensor out = hooks.reference_attention ? reference_attention(heads.q, heads.k, heads.v)
+                                                     : core_attention(heads.q, heads.k, heads.v);
+    return hooks.no_attention ? out * 0 : out;
   };
   at::Tensor x = vocab_parallel_embedding(tokens.t().contiguous(), p(embed_), tp_);
   for (const Layer& l : layers_) {

@@ -10,6 +10,13 @@
 namespace llama2 {
 namespace {
 
+// A hook without a value (no_attention, reference_attention): whether `item` names one, which it then sets.
+bool set_switch(const std::string& item, TestHooks& hooks) {
+  if (item == "no_attention") return hooks.no_attention = true;
+  if (item == "reference_attention") return hooks.reference_attention = true;
+  return false;
+}
+
 TestHooks parse(const std::string& text) {
   TestHooks hooks;
   std::istringstream items(text);
@@ -23,11 +30,13 @@ TestHooks parse(const std::string& text) {
     const bool ok = collective ||
                     std::sscanf(item.c_str(), "compute_delay=%d:%lf", &hooks.delay_rank, &hooks.delay_s) == 2 ||
                     std::sscanf(item.c_str(), "slow_save=%lf", &hooks.slow_save_s) == 1 ||
-                    std::sscanf(item.c_str(), "mem_available=%lf", &hooks.mem_available_gib) == 1;
+                    std::sscanf(item.c_str(), "mem_available=%lf", &hooks.mem_available_gib) == 1 ||
+                    set_switch(item, hooks);
     if (!ok)
       throw BadInput("LLAMA2_TEST_HOOKS = " + text + ": cannot read '" + item +
                      "'; expected compute_delay=RANK:SECONDS, skip_collective=RANK:GROUP:SEQ, "
-                     "fail_collective=RANK:GROUP:SEQ, slow_save=SECONDS or mem_available=GIB");
+                     "fail_collective=RANK:GROUP:SEQ, slow_save=SECONDS, mem_available=GIB, no_attention or "
+                     "reference_attention");
     if (collective) {
       hooks.fault = std::string(fault) == "skip" ? TestHooks::CollectiveFault::Skip : TestHooks::CollectiveFault::Fail;
       hooks.fault_group = group;

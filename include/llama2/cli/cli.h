@@ -1,4 +1,4 @@
-// Owns the command line: CLI11 subcommands (train, plan, prepare-data, eval, export-hf, gemm-peak), their options and defaults, and the mapping
+// Owns the command line: CLI11 subcommands (train, plan, prepare-data, train-tokenizer, eval, export-hf, gemm-peak), their options and defaults, and the mapping
 // of errors to exit statuses (2 bad input, 1 runtime failure).
 #pragma once
 

@@ -41,6 +41,7 @@ struct TrainOptions {
   int64_t keep_last = 3;           // checkpoints kept (0: all)
   std::string resume_ckpt;         // empty: resume from <output_dir>/checkpoints/latest if present
   bool synthetic_data = false;
+  std::string synthetic_task = "bigram";  // bigram (a chain) or copy (needs attention)
   std::vector<std::string> data_dir;  // prepare-data output: DIR, or WEIGHT DIR pairs (a blend)
   std::string tokenizer;           // if set: must be the tokenizer the data was prepared with
   int64_t eval_interval = 0;       // > 0: validation loss every N steps and at the end

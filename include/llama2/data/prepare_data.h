@@ -25,7 +25,4 @@ struct PrepareSummary {
 // Throws BadInput naming the file (and JSONL line, or byte offset of invalid UTF-8).
 PrepareSummary prepare_data(const PrepareOptions& options);
 
-// Byte offset of the first invalid UTF-8 sequence in `text`, or npos.
-size_t invalid_utf8_offset(const std::string& text);
-
 }  // namespace llama2

@@ -31,6 +31,10 @@ class Tokenizer {
   void* handle_ = nullptr;
 };
 
+// Runs sentencepiece's trainer (in the shim's namespace) with its command-line flags; BadInput with its message when
+// it refuses them (a vocabulary too small for the characters, say).
+void train_sentencepiece(const std::string& flags);
+
 // The files a Hugging Face LlamaTokenizer and generate() read, into an exported model directory: tokenizer.model
 // (a copy), tokenizer_config.json, special_tokens_map.json (the model's BOS/EOS/UNK pieces) and
 // generation_config.json (their ids; Meta's sampling defaults, temperature 0.6, top_p 0.9).

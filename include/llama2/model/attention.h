@@ -25,6 +25,11 @@ inline constexpr float kMaskedScore = -10000.0f;
 // selectively checkpointed, at the cost of one more q·kᵀ.
 at::Tensor core_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
+// The same attention unfused, in fp64, through libtorch's autograd: the full scores [b, nq, s, s] with the mask
+// added, softmax, times v; the result in q's dtype. The reference that training-level tests compare core_attention
+// with (test hook reference_attention), on a task that needs attention.
+at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
 // Attention of n new positions against a KV cache, for generation (no autograd). q [n, b, nq, d], k and v
 // [n, b, nkv, d] at positions past..past+n-1 are appended to k_cache and v_cache [b, nkv, capacity, d] at
 // [past, past + n); query i sees cached keys j ≤ past + i (the rest get kMaskedScore, as in training) → [n, b, nq·d].
