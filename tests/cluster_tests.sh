@@ -17,6 +17,8 @@
 #                    "slow link" line in 40 steps and a slowest link round trip under 20 ms in metrics.jsonl; then
 #                    l2n2's link limited to 5 Mbit/s (tc tbf on l2v2) → rank 0 names host l2n2 (rank 1) as the slow
 #                    link within 90 s
+#   prepare_data:    prepare-data by srun over l2n1 and l2n2 (1 rank each, the addresses as 1 MiB .jsonl pieces) writes
+#                    the corpus one rank on the host writes, byte for byte
 #   elastic:         a job of --nodes=1-2 (dp 2, checkpoint every 5) loses node 2 (SIGSTOP of its rank) at step ~12 →
 #                    the launcher excludes l2n2 and requeues; the job resumes on l2n1 alone from step 10 with
 #                    accumulation 2 and the same global batch: losses and consumed tokens of steps 11-30 bitwise equal
@@ -173,6 +175,18 @@ JSON
   elapsed=$(wait_line "slow link: host l2n2 \(ranks 1\): [0-9.]+ ms round trip" "$start" 90) || fail "$elapsed"
   echo "ok: slow_link: healthy 3 nodes: no line in 40 steps, slowest round trip $healthy_ms ms; l2n2 at 5 Mbit/s: named" \
        "$elapsed ms after submission: $(grep -ohE 'slow link: .*' "$work"/slow-*.out | head -1)"
+}
+
+prepare_data() {
+  local bin=${BIN:-$root/build/llama2_pretrain}
+  /usr/bin/python3 "$root/tests/sotu_as_jsonl.py" "$root/assets/sotu" "$work/docs.jsonl"
+  local args=(prepare-data --tokenizer "$root/assets/tokenizer.model" --input "$work/docs.jsonl" --piece_mib 1)
+  "$bin" "${args[@]}" --output_dir "$work/one" >"$work/one.log" 2>&1 || fail "1 rank: $(tail -2 "$work/one.log")"
+  srun --nodes=2 --ntasks=2 --ntasks-per-node=1 --mpi=pmix --chdir="$work" "$bin" "${args[@]}" \
+    --output_dir "$work/two" >"$work/two.log" 2>&1 || fail "srun over 2 nodes: $(tail -3 "$work/two.log")"
+  grep -q "prepare-data (rank 1 of 2)" "$work/two.log" || fail "rank 1 reported no share"
+  diff -r "$work/one" "$work/two" >/dev/null || fail "the 2-node corpus differs: $(diff -rq "$work/one" "$work/two" | head -2)"
+  echo "ok: prepare-data over l2n1 and l2n2 = 1 rank byte for byte: $(grep -o 'prepare-data (rank [01] of 2): [0-9.]*/[0-9.]* MB' "$work/two.log" | sort -u | tr '\n' ' ')"
 }
 
 # Steps 11-30's loss and consumed tokens (the last record of each step) of a run's metrics.

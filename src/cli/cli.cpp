@@ -188,8 +188,11 @@ void add_prepare_options(CLI::App* app, PrepareOptions& o) {
       ->check(number_in(0.0, 0.999))->capture_default_str();
   app->add_option("--seed", o.seed, "which documents are held out")
       ->check(integer_at_least(0))->capture_default_str();
-  app->add_option("--threads", o.threads, "encoding threads (0: all cores)")
+  app->add_option("--threads", o.threads, "encoding threads per rank (0: the node's cores / its ranks)")
       ->check(integer_at_least(0))->capture_default_str();
+  app->add_option("--piece_mib", o.piece_mib,
+                  "with several ranks (srun/mpirun): MiB of a .jsonl file per unit of work the ranks share")
+      ->check(integer_in(1, 1 << 20))->capture_default_str();
 }
 
 void add_tokenizer_training_options(CLI::App* app, TokenizerTrainingOptions& o) {
@@ -213,8 +216,13 @@ int run_tokenizer_training(const TokenizerTrainingOptions& o) {
   return 0;
 }
 
-int run_prepare(const PrepareOptions& o) {
-  const PrepareSummary s = prepare_data(o);
+// One rank, or every rank of an srun/mpirun (each encodes its share on its cores; rank 0 writes the corpus).
+int run_prepare(PrepareOptions o, DistributedContext& dist) {
+  dist.set_tensor_parallel(1, o.threads);  // the node's cores shared by its ranks, and the ranks' liveness
+  o.threads = dist.layout().threads;
+  const Communicator& world = dist.world();
+  const PrepareSummary s = prepare_data(o, {world.rank(), world.size(), [&] { world.barrier(); }});
+  if (world.rank() != 0) return 0;
   std::printf("prepared %lld documents: %lld train tokens, %lld validation tokens in %.1f s (%.0f tokens/s) → %s\n",
               static_cast<long long>(s.documents), static_cast<long long>(s.train_tokens),
               static_cast<long long>(s.validation_tokens), s.seconds,
@@ -415,7 +423,8 @@ int run_cli(int argc, char** argv) {
 
   if (plan->parsed()) return run_local([&] { return run_plan(plan_opts); });
   if (gemm_peak->parsed()) return run_local([&] { return run_gemm_peak(gemm_opts); });
-  if (prepare->parsed()) return run_local([&] { return run_prepare(prepare_opts); });
+  if (prepare->parsed())
+    return run_on_all_ranks(&argc, &argv, [&](DistributedContext& dist) { return run_prepare(prepare_opts, dist); });
   if (tokenizer_training->parsed()) return run_local([&] { return run_tokenizer_training(tokenizer_opts); });
   if (exporter->parsed())
     return run_local([&] {

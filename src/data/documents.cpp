@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -54,8 +55,54 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
   return files;
 }
 
-std::vector<Document> read_documents(const std::string& path) {
-  const std::string bytes = read_file(path);
+namespace {
+
+// Bytes [begin, end) of a file; BadInput naming it if it cannot be read.
+std::string read_range(const std::string& path, int64_t begin, int64_t end) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes(static_cast<size_t>(end - begin), '\0');
+  if (!in.seekg(begin) || !in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())))
+    throw BadInput(fmt::format("--input = {}: cannot read bytes {}..{}", path, begin, end));
+  return bytes;
+}
+
+// The line number of byte `offset` of a file (1-based): only for error messages, so the prefix is read then.
+int64_t line_at(const std::string& path, int64_t offset) {
+  const std::string prefix = read_range(path, 0, offset);
+  return 1 + static_cast<int64_t>(std::count(prefix.begin(), prefix.end(), '\n'));
+}
+
+}  // namespace
+
+std::vector<InputPiece> input_pieces(const std::vector<std::string>& files, int64_t piece_bytes) {
+  std::vector<InputPiece> pieces;
+  for (const std::string& file : files) {
+    const int64_t size = static_cast<int64_t>(fs::file_size(file));
+    if (fs::path(file).extension() != ".jsonl") {
+      pieces.push_back({file, 0, size});
+      continue;
+    }
+    std::ifstream in(file, std::ios::binary);
+    int64_t begin = 0;
+    for (int64_t target = piece_bytes; target < size && begin < size; target += piece_bytes) {
+      if (target <= begin) continue;
+      in.seekg(target);
+      std::string rest;
+      std::getline(in, rest);  // to just after the next newline
+      const int64_t cut = in ? static_cast<int64_t>(in.tellg()) : size;
+      in.clear();
+      if (cut >= size) break;
+      pieces.push_back({file, begin, cut});
+      begin = cut;
+    }
+    pieces.push_back({file, begin, size});
+  }
+  return pieces;
+}
+
+std::vector<Document> read_documents(const InputPiece& piece) {
+  const std::string& path = piece.file;
+  const std::string bytes = read_range(path, piece.begin, piece.end);
   std::vector<Document> docs;
   if (fs::path(path).extension() == ".txt") {
     const size_t bad = invalid_utf8_offset(bytes);
@@ -65,19 +112,21 @@ std::vector<Document> read_documents(const std::string& path) {
   }
   std::istringstream lines(bytes);
   std::string line;
-  for (int64_t number = 1; std::getline(lines, line); ++number) {
+  for (int64_t local = 0; std::getline(lines, line); ++local) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const auto number = [&] { return line_at(path, piece.begin) + local; };
     const size_t bad = invalid_utf8_offset(line);
     if (bad != std::string::npos)
-      throw BadInput(fmt::format("{}: line {}: invalid UTF-8 at byte {} of the line", path, number, bad));
+      throw BadInput(fmt::format("{}: line {}: invalid UTF-8 at byte {} of the line", path, number(), bad));
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {
-      throw BadInput(fmt::format("{}: line {}: malformed JSON ({})", path, number, e.what()));
+      throw BadInput(fmt::format("{}: line {}: malformed JSON ({})", path, number(), e.what()));
     }
     if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
-      throw BadInput(fmt::format("{}: line {}: no string field \"text\"; expected {{\"text\": \"...\"}}", path, number));
+      throw BadInput(fmt::format("{}: line {}: no string field \"text\"; expected {{\"text\": \"...\"}}", path,
+                                 number()));
     std::string text = j["text"].get<std::string>();
     if (!text.empty()) docs.push_back({std::move(text)});
   }

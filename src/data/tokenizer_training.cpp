@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string_view>
 #include <thread>
 
@@ -76,8 +77,8 @@ TokenizerTrainingSummary train_tokenizer(const TokenizerTrainingOptions& o) {
   {
     std::ofstream lines(lines_path, std::ios::binary);
     if (!lines) throw BadInput(fmt::format("--output = {}: cannot write {} beside it", o.output, lines_path));
-    for (const std::string& file : files)
-      for (const Document& doc : read_documents(file)) {
+    for (const InputPiece& piece : input_pieces(files, std::numeric_limits<int64_t>::max()))
+      for (const Document& doc : read_documents(piece)) {
         ++summary.documents;
         size_t begin = 0;
         while (begin < doc.text.size()) {

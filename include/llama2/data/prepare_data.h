@@ -2,6 +2,7 @@
 // sentencepiece token shards for a train and a validation split, plus index.json.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,14 @@ struct PrepareOptions {
   uint64_t seed = 12349;            // which documents go to validation
   int threads = 0;                  // 0: all cores
   int64_t shard_tokens = int64_t{1} << 27;
+  int64_t piece_mib = 64;           // .jsonl bytes per unit of work that ranks share
+};
+
+// The ranks of a distributed prepare-data (srun or mpirun of it): each encodes its share of the inputs, then rank 0
+// writes the corpus. `barrier` waits for every rank. One rank: {0, 1, nothing}.
+struct PrepareRanks {
+  int rank = 0, size = 1;
+  std::function<void()> barrier = [] {};
 };
 
 struct PrepareSummary {
@@ -22,7 +31,10 @@ struct PrepareSummary {
   double seconds = 0;
 };
 
-// Throws BadInput naming the file (and JSONL line, or byte offset of invalid UTF-8).
-PrepareSummary prepare_data(const PrepareOptions& options);
+// Throws BadInput naming the file (and JSONL line, or byte offset of invalid UTF-8). With several ranks the corpus is
+// byte-identical to one rank's: the documents keep their global order (rank r encodes the r-th contiguous share of
+// the input pieces, by bytes, into <output_dir>/.prepare-tmp/, which must be on a filesystem rank 0 sees), and rank 0
+// alone assigns them to splits by their global index and writes the shards and index.json. The summary is rank 0's.
+PrepareSummary prepare_data(const PrepareOptions& options, const PrepareRanks& ranks = {});
 
 }  // namespace llama2
