@@ -9,7 +9,9 @@
 #                    model at batch 8 x 2048 tokens (6.2 GiB) is refused, status 2;
 #   async_fallback:  the 58M model at batch 1 x 128 (1.86 GiB predicted with the 0.65 GiB copy an asynchronous save
 #                    keeps, 1.21 GiB without) on a node whose MemAvailable reads 1.4 GiB (test hook): a warning, the
-#                    saves synchronous, the run completes; at 0.5 GiB it does not fit at all: status 2;
+#                    saves written from the live state with step 3's optimizer step waiting for step 2's write (the
+#                    writes slowed by 1 s), both checkpoints bitwise those of synchronous saves; at 0.5 GiB it does
+#                    not fit at all: status 2;
 #   alloc_failure:   the same limit with --skip_memory_check fails in an allocation: status 1, one error line, no
 #                    C++ stack trace.
 source "$(dirname "$0")/script_lib.sh"
@@ -56,16 +58,25 @@ lock_stale() {
 async_fallback() {
   local args=(train --config "$root/configs/llama2-58m.json" --synthetic_data --batch_size 1 --seq_len 128
               --warmup_steps 1 --max_steps 4 --checkpoint_freq 2)
-  LLAMA2_TEST_HOOKS="mem_available=1.4" "$bin" "${args[@]}" --output_dir "$work/run" >"$work/run.log" 2>&1 ||
+  # Each background write starts 1 s late (slow_save), so the next optimizer step comes while it is in flight.
+  LLAMA2_TEST_HOOKS="mem_available=1.4;slow_save=1" "$bin" "${args[@]}" --output_dir "$work/run" >"$work/run.log" 2>&1 ||
     fail "status $?: $(grep -m1 error "$work/run.log")"
   grep -q "async_save: the .* copy a save keeps while it is written does not fit beside this layout" "$work/run.log" ||
-    fail "no warning that saves are synchronous"
-  [[ $(grep -c "checkpoint of step [24] saved in" "$work/run.log") -eq 2 ]] || fail "the saves were not synchronous"
-  ! grep -q "written in the background" "$work/run.log" || fail "a save was written in the background"
+    fail "no warning that saves write the live state"
+  [[ $(grep -c "checkpoint of step [24]: training held .* the live state written in the background" "$work/run.log") -eq 2 ]] ||
+    fail "the saves were not written from the live state"
+  grep -q "step 3: the optimizer step waited .* for checkpoint 2's write of the live state" "$work/run.log" ||
+    fail "step 3's optimizer step did not wait for step 2's write"
+  "$bin" "${args[@]}" --async_save=false --output_dir "$work/sync" >"$work/sync.log" 2>&1 || fail "the synchronous run"
+  for step in 00000002 00000004; do
+    cmp -s "$work/run/checkpoints/step-$step/rank-00000.safetensors" "$work/sync/checkpoints/step-$step/rank-00000.safetensors" ||
+      fail "step $step's checkpoint written from the live state differs from the synchronous save's"
+  done
   LLAMA2_TEST_HOOKS="mem_available=0.5" "$bin" "${args[@]}" --output_dir "$work/small" >"$work/small.log" 2>&1
   local status=$?
   [[ $status -eq 2 ]] || fail "status $status at 0.5 GiB, expected 2"
-  echo "ok: $(grep -o 'async_save: .*' "$work/run.log" | cut -c1-200); at 0.5 GiB: status 2"
+  echo "ok: $(grep -o 'step 3: the optimizer step waited.*' "$work/run.log"); checkpoints 2 and 4 bitwise those of" \
+       "synchronous saves; at 0.5 GiB: status 2"
 }
 
 memory_7b() {

@@ -1,4 +1,5 @@
-// A background thread per save: the rank's file written while the next steps train.
+// A background thread per save: the rank's file written while the next steps train (without a snapshot: while the
+// next step's forward and backward passes run).
 #include "llama2/checkpoint/async_save.h"
 
 #include <atomic>
@@ -24,8 +25,9 @@ struct AsyncCheckpointer::Pending {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
-AsyncCheckpointer::AsyncCheckpointer(std::string root, int64_t keep_last, const DistributedContext& dist, bool async)
-    : root_(std::move(root)), keep_last_(keep_last), dist_(dist), async_(async) {}
+AsyncCheckpointer::AsyncCheckpointer(std::string root, int64_t keep_last, const DistributedContext& dist, bool async,
+                                     bool snapshot)
+    : root_(std::move(root)), keep_last_(keep_last), dist_(dist), async_(async), copies_(snapshot) {}
 
 AsyncCheckpointer::~AsyncCheckpointer() {
   if (pending_ && pending_->writer.joinable()) pending_->writer.join();
@@ -39,7 +41,7 @@ double AsyncCheckpointer::save(const Llama& model, const ShardedAdamW& optimizer
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   pending_ = std::make_unique<Pending>();
-  pending_->save = prepare_save(root_, model, optimizer, state, dist_, &snapshot_);
+  pending_->save = prepare_save(root_, model, optimizer, state, dist_, copies_ ? &snapshot_ : nullptr);
   pending_->step = state.step;
   Pending* p = pending_.get();
   p->writer = std::thread([p] {
@@ -64,10 +66,17 @@ bool AsyncCheckpointer::all_written() {
 
 int64_t AsyncCheckpointer::pending_step() const { return pending_ ? pending_->step : -1; }
 
+double AsyncCheckpointer::wait_for_state() {
+  if (copies_ || !pending_ || !pending_->writer.joinable()) return 0;
+  const auto start = std::chrono::steady_clock::now();
+  pending_->writer.join();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 std::string AsyncCheckpointer::finish() {
   if (!pending_) return "";
   std::unique_ptr<Pending> p = std::move(pending_);
-  p->writer.join();
+  if (p->writer.joinable()) p->writer.join();
   if (p->failure) std::rethrow_exception(p->failure);
   const std::string dir = publish_save(p->save, p->crc, keep_last_, dist_);
   spdlog::info("checkpoint {} published {:.2f} s after its save began (written in the background)", dir,

@@ -45,7 +45,7 @@ double flops_per_token(const ModelConfig& c, int64_t seq_len) {
 
 MemoryPlanInput memory_plan_input(const TrainOptions& o, int64_t tp, int64_t dp) {
   return {tp, dp, o.batch_size, o.seq_len, o.use_mix_precision, o.use_zero_1, o.main_grad_dtype == "fp32",
-          resolve_weight_packing(o.pack_weights, o.use_mix_precision), o.async_save};
+          resolve_weight_packing(o.pack_weights, o.use_mix_precision), o.async_save && o.async_snapshot};
 }
 
 MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {

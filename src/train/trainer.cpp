@@ -81,7 +81,8 @@ ModelConfig training_config(const TrainOptions& o) {
 
 // The validated config with the flags applied; resolves the batch split and sets the TP layout on `dist`.
 // --async_save holds a copy of each rank's saved state while it is written. Where that copy does not fit beside the
-// layout on some node, every rank saves synchronously instead, and a warning says why (collective: the ranks agree).
+// layout on some node, every rank writes its live state instead and the next optimizer step (the first change to
+// that state) waits for the write; a warning says why (collective: the ranks agree).
 void fit_async_save(const ModelConfig& c, TrainOptions& o, DistributedContext& dist) {
   if (!o.async_save || o.skip_memory_check) return;
   const ParallelLayout& l = dist.layout();
@@ -90,9 +91,9 @@ void fit_async_save(const ModelConfig& c, TrainOptions& o, DistributedContext& d
   at::Tensor any_over = at::full({1}, over.empty() ? 0.0 : 1.0, at::kDouble);
   dist.world().all_reduce(any_over, ReduceOp::Max);
   if (any_over.item<double>() == 0) return;
-  o.async_save = false;
+  o.async_snapshot = false;
   spdlog::warn("--async_save: the {} copy a save keeps while it is written does not fit beside this layout{}; saves "
-               "are synchronous (training waits for each)",
+               "write the live state in the background and the next optimizer step waits until they are written",
                format_bytes(plan.snapshot_bytes), over.empty() ? " on another node" : " (" + over + ")");
 }
 
@@ -190,6 +191,7 @@ class Trainer {
   void report(StepMetrics& m);              // phase tally, the ranks' compute spread, metrics, the log lines
   void maybe_save(int64_t step);            // at --checkpoint_freq and at the last step
   void save();                              // with --async_save only a snapshot; the write goes on in the background
+  void wait_for_save_in_flight(int64_t step);  // one writing the live state, before the optimizer step changes it
   void publish_pending_save();              // waits for the save in flight, if any, and publishes it
   int preempt(int64_t step);                // a stop signal: save, then the requeue status
   int finish(int status);                   // results.json
@@ -229,7 +231,7 @@ Trainer::Trainer(TrainOptions options, DistributedContext& dist)
       lock_(lock_output_dir(o_.output_dir, layout_)),
       metrics_(o_.output_dir, layout_.rank == 0),
       checkpoints_(o_.output_dir + "/checkpoints"),
-      saver_(checkpoints_, o_.keep_last, dist, o_.async_save) {
+      saver_(checkpoints_, o_.keep_last, dist, o_.async_save, o_.async_snapshot) {
   log_startup(config_, o_, layout_, apply_threads(layout_));
   apply_weight_packing(o_);
   if (!o_.skip_memory_check && layout_.local_rank == 0)
@@ -345,6 +347,7 @@ StepMetrics Trainer::train_step() {
   m.max_steps = o_.max_steps;
   m.loss = loss_sum.item<double>() / layout_.dp;
   m.lr = schedule_.at(m.step);
+  wait_for_save_in_flight(m.step);
   m.grad_norm = optimizer_step(m);
   state_.step = m.step;
   state_.consumed_samples += step_samples_;
@@ -494,10 +497,23 @@ void Trainer::maybe_save(int64_t step) {
   if (step == stop_step_ || (o_.checkpoint_freq > 0 && step % o_.checkpoint_freq == 0)) save();
 }
 
+void Trainer::wait_for_save_in_flight(int64_t step) {
+  if (o_.async_snapshot || saver_.pending_step() < 0) return;  // with a snapshot nothing reads the live state
+  board_.set_activity(Activity::Checkpoint, saver_.pending_step());
+  const double waited = saver_.wait_for_state();
+  board_.set_activity(Activity::Step, step);
+  if (waited > 0.01)
+    spdlog::info("step {}: the optimizer step waited {:.2f} s for checkpoint {}'s write of the live state", step,
+                 waited, saver_.pending_step());
+}
+
 void Trainer::save() {
   board_.set_activity(Activity::Checkpoint, state_.step);
   const double held_s = saver_.save(*model_, *optimizer_, state_);
-  if (o_.async_save)
+  if (o_.async_save && !o_.async_snapshot)
+    spdlog::info("checkpoint of step {}: training held {:.2f} s, the live state written in the background until the "
+                 "next optimizer step (peak RSS {})", state_.step, held_s, format_bytes(peak_rss_bytes()));
+  else if (o_.async_save)
     spdlog::info("checkpoint of step {}: training held {:.2f} s to copy this rank's state, written in the background "
                  "(peak RSS {})", state_.step, held_s, format_bytes(peak_rss_bytes()));
   else

@@ -55,6 +55,8 @@ struct TrainOptions {
   bool skip_memory_check = false;  // train even where plan's predicted peak RSS exceeds what the node has
   double collective_timeout = 600;  // s: a longer collective wait or stall ends the job with status 4 (0: off)
   bool async_save = true;          // checkpoints written in the background while training goes on
+  bool async_snapshot = true;      // resolved at start: false where a save's copy does not fit (it writes the live
+                                   // state, and the next optimizer step waits for the write)
   bool allow_data_change = false;  // resume although seq_len, global batch, corpus or tokenizer changed
   double heartbeat_timeout = 20;    // s: a rank silent this long (stopped, killed, cut off) ends the job with status 5
   bool log_all_ranks = false;      // every rank logs (prefixed with its rank), not only rank 0
