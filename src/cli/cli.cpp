@@ -150,8 +150,8 @@ void add_train_options(CLI::App* app, TrainOptions& o) {
       ->check(number_at_least(0))->capture_default_str();
   add_bool(app, "async_save", o.async_save,
            "write checkpoints in the background: a save holds the step only while it copies this rank's state to "
-           "host memory (plan counts the copy; where the copy does not fit, saves are synchronous and a warning says "
-           "so); false: the step waits for the whole write");
+           "host memory (plan counts the copy; where the copy does not fit, the write reads the live state and the next "
+           "optimizer step waits for it, and a warning says so); false: the step waits for the whole write");
   add_bool(app, "allow_data_change", o.allow_data_change,
            "resume although the checkpoint was trained with another --seq_len, global batch, corpus or tokenizer "
            "(its position is kept in tokens; else: exit 2 naming both values)");

@@ -17,6 +17,7 @@
 #include "llama2/data/documents.h"
 #include "llama2/data/token_shard.h"
 #include "llama2/data/tokenizer.h"
+#include "llama2/dist/layout.h"
 #include "llama2/util/checksum.h"
 #include "llama2/util/errors.h"
 #include "llama2/util/file_io.h"
@@ -180,7 +181,7 @@ PrepareSummary prepare_data(const PrepareOptions& o, const PrepareRanks& ranks) 
   if (files.empty()) throw BadInput("--input: no .txt or .jsonl files found; expected at least one document");
   const Tokenizer tok(o.tokenizer);
   ensure_directory(o.output_dir, "--output_dir");
-  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = default_threads(o.threads, 1);
   DatasetIndex index;
   index.tokenizer_sha256 = sha256_file(o.tokenizer);
   index.vocab_size = tok.vocab_size();

@@ -8,12 +8,12 @@
 #include <fstream>
 #include <limits>
 #include <string_view>
-#include <thread>
 
 #include <fmt/format.h>
 
 #include "llama2/data/documents.h"
 #include "llama2/data/tokenizer.h"
+#include "llama2/dist/layout.h"
 #include "llama2/util/errors.h"
 #include "llama2/util/file_io.h"
 
@@ -90,7 +90,7 @@ TokenizerTrainingSummary train_tokenizer(const TokenizerTrainingOptions& o) {
       }
     if (!lines.flush()) throw RuntimeFailure(fmt::format("cannot write {}", lines_path));
   }
-  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = default_threads(o.threads, 1);
   try {
     train_sentencepiece(
         llama2_flags(o, lines_path, o.output.substr(0, o.output.size() - suffix.size()), threads));

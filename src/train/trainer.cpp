@@ -79,7 +79,6 @@ ModelConfig training_config(const TrainOptions& o) {
   return config;
 }
 
-// The validated config with the flags applied; resolves the batch split and sets the TP layout on `dist`.
 // --async_save holds a copy of each rank's saved state while it is written. Where that copy does not fit beside the
 // layout on some node, every rank writes its live state instead and the next optimizer step (the first change to
 // that state) waits for the write; a warning says why (collective: the ranks agree).
@@ -97,6 +96,7 @@ void fit_async_save(const ModelConfig& c, TrainOptions& o, DistributedContext& d
                format_bytes(plan.snapshot_bytes), over.empty() ? " on another node" : " (" + over + ")");
 }
 
+// The validated config with the flags applied; resolves the batch split and sets the TP layout on `dist`.
 ModelConfig configure(TrainOptions& o, DistributedContext& dist) {
   if (o.log_all_ranks) {
     spdlog::set_level(spdlog::level::info);
@@ -444,7 +444,7 @@ void Trainer::evaluate(StepMetrics& m) {
   m.val_loss = weighted / weights;
   spdlog::info("step {}/{} validation loss {:.4f} (perplexity {:.2f}) over {} samples{}{}", m.step, o_.max_steps,
                m.val_loss, std::exp(m.val_loss), o_.eval_iters * o_.batch_size * layout_.dp,
-               data_.validation.size() > 1 ? " per corpus" : "", per_corpus);
+               per_corpus.empty() ? "" : " per corpus", per_corpus);
 }
 
 std::string Trainer::sample(int64_t step) {
