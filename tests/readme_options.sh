@@ -4,8 +4,8 @@
 #   readme_options.sh update BINARY PAGE   → rewrites the listings between the markers
 set -euo pipefail
 mode=$1 bin=$2 readme=$3
-generated() {
-  for sub in train plan prepare-data train-tokenizer eval generate export-hf gemm-peak; do
+generated() {  # every subcommand the top-level --help lists, in its order
+  for sub in $("$bin" --help | awk '/^Subcommands:/ { on = 1; next } on && NF { print $1 }'); do
     printf '\n`llama2_pretrain %s --help`:\n\n```text\n' "$sub"
     "$bin" "$sub" --help | sed "s|^Usage: .*llama2_pretrain|Usage: llama2_pretrain|"
     printf '```\n'

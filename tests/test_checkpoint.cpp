@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "llama2/checkpoint/checkpoint.h"
+#include "llama2/checkpoint/gguf.h"
+#include "llama2/checkpoint/gguf_export.h"
 #include "llama2/checkpoint/hf_interop.h"
 #include "llama2/checkpoint/safetensors.h"
 #include "llama2/optim/adamw.h"
@@ -209,6 +211,28 @@ TEST(HuggingFace, WrongShapeOrDtypeIsBadInput) {
               std::string::npos)
         << e.what();
   }
+}
+
+// llama.cpp pairs rotary dimensions (2i, 2i+1); HF pairs (i, i + d/2). Two heads of d = 4, rows numbered by hand.
+TEST(Gguf, RotaryRowsPairAdjacentPerHead) {
+  const at::Tensor hf = at::arange(8, at::kFloat).reshape({8, 1});
+  const at::Tensor ours = rotary_rows_for_llama_cpp(hf, 2);
+  const std::vector<float> expected = {0, 2, 1, 3, 4, 6, 5, 7};
+  for (int64_t i = 0; i < 8; ++i) EXPECT_EQ(ours[i][0].item<float>(), expected[static_cast<size_t>(i)]) << i;
+}
+
+// q8_0 of one block by hand: max |x| = 12.7, so d = 0.1 (f16 0x2E66) and q = round(x / 0.1); 0.25 -> 2.5 rounds away
+// from zero to 3, as C's roundf.
+TEST(Gguf, Q8BlockByHand) {
+  at::Tensor x = at::zeros({1, 32}, at::kFloat);
+  x[0][0] = 12.7f, x[0][1] = -6.35f, x[0][2] = 0.25f, x[0][3] = -0.25f, x[0][4] = 1.0f;
+  const std::vector<uint8_t> block = ggml_encode(x, GgmlType::q8_0);
+  ASSERT_EQ(block.size(), 34u);
+  EXPECT_EQ(block[0] | block[1] << 8, 0x2E66);
+  const std::vector<int> q = {127, -64, 3, -3, 10};
+  for (size_t i = 0; i < q.size(); ++i) EXPECT_EQ(static_cast<int8_t>(block[2 + i]), q[i]) << i;
+  for (size_t i = q.size(); i < 32; ++i) EXPECT_EQ(block[2 + i], 0) << i;
+  EXPECT_EQ(ggml_bytes(GgmlType::q8_0, 64), 68);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -53,7 +54,7 @@ std::vector<int64_t> piece_shape(const Parameter& p, const Piece& piece) {
 
 // Tensors of the files that are not the model's: rotary tables (`rotary_emb.inv_freq`, recomputed from rope_theta,
 // as HF itself ignores them) in one info line; anything else in one warning naming them.
-void report_unused(const std::map<std::string, std::unique_ptr<SafetensorsReader>>& readers,
+void report_unused_tensors(const std::map<std::string, std::unique_ptr<SafetensorsReader>>& readers,
                    const std::set<std::string>& used) {
   std::vector<std::string> rotary, other;
   for (const auto& [path, reader] : readers)
@@ -71,6 +72,60 @@ void write_text(const std::string& path, const std::string& text) {
   file.write(text.data(), text.size());
   file.commit();
 }
+
+// An HF directory's tensors by name: the index's weight_map, or every tensor of model.safetensors.
+class HfDirectory {
+ public:
+  explicit HfDirectory(const std::string& model_dir) : dir_(model_dir) {
+    const std::string index_path = model_dir + "/model.safetensors.index.json";
+    if (fs::exists(index_path)) {
+      try {
+        std::ifstream in(index_path);
+        const nlohmann::json index = nlohmann::json::parse(in);
+        for (const auto& [name, file] : index.at("weight_map").items())
+          file_of_[name] = model_dir + "/" + file.get<std::string>();
+      } catch (const nlohmann::json::exception& e) {
+        throw BadInput(index_path + ": malformed (" + e.what() + "); expected a weight_map of tensor → file");
+      }
+    } else if (!fs::exists(model_dir + "/model.safetensors")) {
+      throw BadInput("--model_path = " + model_dir + ": no model.safetensors or model.safetensors.index.json");
+    }
+  }
+
+  // Tensor `name` in fp32; BadInput naming the file and tensor when it is missing, has another shape than
+  // `shape`, an unsupported dtype, or values that are not finite.
+  at::Tensor read(const std::string& name, const std::vector<int64_t>& shape) {
+    SafetensorsReader& r = reader(name);
+    const TensorEntry& e = r.entry(name);
+    if (e.shape != shape)
+      throw BadInput(fmt::format("{}: tensor '{}' has shape [{}] but the config needs [{}]", r.path(), name,
+                                 fmt::join(e.shape, ", "), fmt::join(shape, ", ")));
+    if (e.dtype != "F32" && e.dtype != "BF16" && e.dtype != "F16" && e.dtype != "F64")
+      throw BadInput(
+          fmt::format("{}: tensor '{}' has dtype {}; expected F32, BF16, F16 or F64", r.path(), name, e.dtype));
+    at::Tensor t = r.read(name).to(at::kFloat);  // F16 and BF16 are exact in fp32
+    if (!at::isfinite(t).all().item<bool>())
+      throw BadInput(fmt::format("{}: tensor '{}' holds inf or NaN values; expected finite weights", r.path(), name));
+    used_.insert(name);
+    return t;
+  }
+
+  void report_unused() const { report_unused_tensors(readers_, used_); }
+
+ private:
+  SafetensorsReader& reader(const std::string& name) {
+    const auto it = file_of_.find(name);
+    const std::string path = it != file_of_.end() ? it->second : dir_ + "/model.safetensors";
+    auto& r = readers_[path];
+    if (!r) r = std::make_unique<SafetensorsReader>(path);
+    return *r;
+  }
+
+  std::string dir_;
+  std::map<std::string, std::string> file_of_;
+  std::map<std::string, std::unique_ptr<SafetensorsReader>> readers_;
+  std::set<std::string> used_;
+};
 
 }  // namespace
 
@@ -123,51 +178,45 @@ ModelConfig load_hf_config(const std::string& model_dir) { return load_model_con
 
 void load_hf_weights(const std::string& model_dir, Llama& model, int64_t tp_rank) {
   c10::AutoGradMode no_grad(false);
-  // HF name → file: the index's weight_map, or every tensor of model.safetensors.
-  std::map<std::string, std::string> file_of;
-  const std::string index_path = model_dir + "/model.safetensors.index.json";
-  if (fs::exists(index_path)) {
-    try {
-      std::ifstream in(index_path);
-      const nlohmann::json index = nlohmann::json::parse(in);
-      for (const auto& [name, file] : index.at("weight_map").items())
-        file_of[name] = model_dir + "/" + file.get<std::string>();
-    } catch (const nlohmann::json::exception& e) {
-      throw BadInput(index_path + ": malformed (" + e.what() + "); expected a weight_map of tensor → file");
-    }
-  } else if (!fs::exists(model_dir + "/model.safetensors")) {
-    throw BadInput("--model_path = " + model_dir + ": no model.safetensors or model.safetensors.index.json");
-  }
-  std::map<std::string, std::unique_ptr<SafetensorsReader>> readers;
-  const auto reader = [&](const std::string& name) -> SafetensorsReader& {
-    const auto it = file_of.find(name);
-    const std::string path = it != file_of.end() ? it->second : model_dir + "/model.safetensors";
-    auto& r = readers[path];
-    if (!r) r = std::make_unique<SafetensorsReader>(path);
-    return *r;
-  };
+  HfDirectory dir(model_dir);
   const int64_t tp = model.tensor_parallel().comm->size();
-  std::set<std::string> used;
   for (Parameter& p : model.parameters()) {
     std::vector<at::Tensor> pieces;
-    for (const Piece& piece : hf_pieces(p, model.config())) {
-      SafetensorsReader& r = reader(piece.hf_name);
-      const TensorEntry& e = r.entry(piece.hf_name);
-      if (e.shape != piece_shape(p, piece))
-        throw BadInput(fmt::format("{}: tensor '{}' has shape [{}] but the config needs [{}]", r.path(), piece.hf_name,
-                                   fmt::join(e.shape, ", "), fmt::join(piece_shape(p, piece), ", ")));
-      if (e.dtype != "F32" && e.dtype != "BF16" && e.dtype != "F16" && e.dtype != "F64")
-        throw BadInput(fmt::format("{}: tensor '{}' has dtype {}; expected F32, BF16, F16 or F64", r.path(),
-                                   piece.hf_name, e.dtype));
-      pieces.push_back(r.read(piece.hf_name).to(at::kFloat));  // F16 and BF16 are exact in fp32
-      if (!at::isfinite(pieces.back()).all().item<bool>())
-        throw BadInput(fmt::format("{}: tensor '{}' holds inf or NaN values; expected finite weights", r.path(),
-                                   piece.hf_name));
-      used.insert(piece.hf_name);
-    }
+    for (const Piece& piece : hf_pieces(p, model.config())) pieces.push_back(dir.read(piece.hf_name, piece_shape(p, piece)));
     p.value.copy_(shard(at::cat(pieces, 0), p.spec, tp, tp_rank));
   }
-  report_unused(readers, used);
+  dir.report_unused();
+}
+
+std::vector<HfTensor> hf_tensors(const ModelConfig& c) {
+  std::vector<HfTensor> out;
+  for (const Parameter& p : parameter_layout(c, 1))
+    for (const Piece& piece : hf_pieces(p, c)) out.push_back({piece.hf_name, piece_shape(p, piece)});
+  return out;
+}
+
+void read_hf_tensors(const ModelConfig& c, CheckpointReader* checkpoint, const std::string& model_path,
+                     const std::function<void(const HfTensor&, const at::Tensor&)>& visit) {
+  c10::AutoGradMode no_grad(false);
+  if (checkpoint != nullptr) {
+    const std::vector<Parameter> params = parameter_layout(c, checkpoint->tp());
+    for (size_t i = 0; i < params.size(); ++i) {
+      const at::Tensor full = checkpoint->full_weights(i).contiguous();
+      int64_t row = 0;
+      for (const Piece& piece : hf_pieces(params[i], c)) {
+        visit({piece.hf_name, piece_shape(params[i], piece)}, full.narrow(0, row, piece.rows));
+        row += piece.rows;
+      }
+    }
+    return;
+  }
+  HfDirectory dir(model_path);
+  for (const Parameter& p : parameter_layout(c, 1))
+    for (const Piece& piece : hf_pieces(p, c)) {
+      const HfTensor t{piece.hf_name, piece_shape(p, piece)};
+      visit(t, dir.read(t.name, t.shape));
+    }
+  dir.report_unused();
 }
 
 }  // namespace llama2

@@ -31,6 +31,10 @@ std::string ModelSource::tokenizer_path(const std::string& given) const {
   return bundled;
 }
 
+void ModelSource::read_tensors(const std::function<void(const HfTensor&, const at::Tensor&)>& visit) const {
+  read_hf_tensors(config_, checkpoint_.get(), model_path_, visit);
+}
+
 std::unique_ptr<Llama> ModelSource::load(const DistributedContext& dist, int64_t positions) const {
   ModelConfig config = config_;
   config.max_position_embeddings = std::max(config.max_position_embeddings, positions);

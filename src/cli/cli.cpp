@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "llama2/checkpoint/checkpoint.h"
+#include "llama2/checkpoint/gguf_export.h"
 #include "llama2/checkpoint/hf_interop.h"
 #include "llama2/config/flag_checks.h"
 #include "llama2/data/prepare_data.h"
@@ -24,6 +25,7 @@
 #include "llama2/infer/generate.h"
 #include "llama2/train/trainer.h"
 #include "llama2/util/errors.h"
+#include "llama2/util/human_units.h"
 
 namespace llama2 {
 namespace {
@@ -301,6 +303,16 @@ void add_generate_options(CLI::App* app, GenerateOptions& o, bool& json) {
       ->check(integer_at_least(0))->capture_default_str();
 }
 
+void add_export_gguf_options(CLI::App* app, GgufExportOptions& o) {
+  app->add_option("--checkpoint", o.checkpoint, "a checkpoint directory (or checkpoints directory with 'latest')");
+  app->add_option("--model_path", o.model_path, "Hugging Face model directory (config.json + safetensors)");
+  app->add_option("--tokenizer", o.tokenizer, "sentencepiece tokenizer.model (default: the model directory's)");
+  app->add_option("--output", o.output, "the .gguf file to write")->required();
+  app->add_option("--dtype", o.dtype, "type of the matrices (norms stay f32; q8_0: blocks of 32 with an f16 scale)")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}))->capture_default_str();
+  add_bool(app, "force", o.force, "overwrite --output if it exists");
+}
+
 void print_generation(const Generation& g, bool json) {
   if (json)
     std::printf("%s\n", nlohmann::json{{"prompt_tokens", g.prompt_tokens}, {"tokens", g.tokens}, {"text", g.text}}
@@ -389,6 +401,10 @@ int run_cli(int argc, char** argv) {
   exporter->add_option("--output", export_output, "output directory")->required();
   exporter->add_option("--max_shard_mib", export_shard_mib, "largest safetensors file before sharding")
       ->check(integer_at_least(1))->capture_default_str();
+  GgufExportOptions gguf_opts;
+  CLI::App* gguf_exporter =
+      app.add_subcommand("export-gguf", "write a model as one GGUF file for llama.cpp, Ollama or LM Studio");
+  add_export_gguf_options(gguf_exporter, gguf_opts);
   std::string export_tokenizer;
   exporter->add_option("--tokenizer", export_tokenizer,
                        "also write this tokenizer.model with the files a Hugging Face LlamaTokenizer loads "
@@ -443,6 +459,13 @@ int run_cli(int argc, char** argv) {
       std::printf("exported %d safetensors file(s) and config.json%s to %s\n", files,
                   export_tokenizer.empty() ? "" : ", the tokenizer files and generation_config.json",
                   export_output.c_str());
+      return 0;
+    });
+  if (gguf_exporter->parsed())
+    return run_local([&] {
+      const GgufExport e = export_gguf(gguf_opts);
+      std::printf("exported %lld tensors (%s) to %s: %s\n", static_cast<long long>(e.tensors), gguf_opts.dtype.c_str(),
+                  gguf_opts.output.c_str(), format_bytes(e.bytes).c_str());
       return 0;
     });
   if (generate->parsed())

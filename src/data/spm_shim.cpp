@@ -74,6 +74,24 @@ long llama2_spm_piece(void* h, int id, char* out, size_t capacity) {
   }
 }
 
+// The score of `id` (a log-probability for unigram models, minus the merge rank for BPE) and its type, numbered
+// as sentencepiece's model file numbers them: 1 normal, 2 unknown, 3 control, 5 unused, 6 byte (the processor
+// cannot tell user-defined pieces, 4, from normal ones). 0 for an id outside the vocabulary.
+float llama2_spm_score(void* h, int id) {
+  auto* sp = static_cast<sentencepiece::SentencePieceProcessor*>(h);
+  return id >= 0 && id < sp->GetPieceSize() ? sp->GetScore(id) : 0.0f;
+}
+
+int llama2_spm_type(void* h, int id) {
+  auto* sp = static_cast<sentencepiece::SentencePieceProcessor*>(h);
+  if (id < 0 || id >= sp->GetPieceSize()) return 0;
+  if (sp->IsUnknown(id)) return 2;
+  if (sp->IsControl(id)) return 3;
+  if (sp->IsUnused(id)) return 5;
+  if (sp->IsByte(id)) return 6;
+  return 1;
+}
+
 // Decodes ids[0, n) into text. Returns the text's length (written only if ≤ capacity), or -1 on error (an id
 // outside the vocabulary, say).
 long llama2_spm_decode(void* h, const int* ids, size_t n, char* text, size_t capacity, char* err, size_t err_len) {

@@ -26,6 +26,8 @@ struct Tokenizer::Library {
   long (*piece)(void*, int, char*, size_t) = nullptr;
   int (*unk_id)(void*) = nullptr;
   int (*train)(const char*, char*, size_t) = nullptr;
+  float (*score)(void*, int) = nullptr;
+  int (*type)(void*, int) = nullptr;
 };
 
 namespace {
@@ -65,6 +67,8 @@ std::shared_ptr<const Tokenizer::Library> library() {
     bind(l->dl, "llama2_spm_piece", l->piece);
     bind(l->dl, "llama2_spm_unk_id", l->unk_id);
     bind(l->dl, "llama2_spm_train", l->train);
+    bind(l->dl, "llama2_spm_score", l->score);
+    bind(l->dl, "llama2_spm_type", l->type);
     return std::shared_ptr<const Tokenizer::Library>(std::move(l));
   }();
   return lib;
@@ -161,5 +165,7 @@ int Tokenizer::vocab_size() const { return lib_->vocab_size(handle_); }
 int Tokenizer::bos_id() const { return lib_->bos_id(handle_); }
 int Tokenizer::eos_id() const { return lib_->eos_id(handle_); }
 int Tokenizer::unk_id() const { return lib_->unk_id(handle_); }
+float Tokenizer::score(int id) const { return lib_->score(handle_, id); }
+PieceType Tokenizer::type(int id) const { return static_cast<PieceType>(lib_->type(handle_, id)); }
 
 }  // namespace llama2

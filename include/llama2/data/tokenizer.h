@@ -8,6 +8,10 @@
 
 namespace llama2 {
 
+// A piece's type, numbered as in sentencepiece's model file (and in llama.cpp's GGUF token types). The processor
+// reports user-defined pieces as normal.
+enum class PieceType : int { normal = 1, unknown = 2, control = 3, unused = 5, byte = 6 };
+
 class Tokenizer {
  public:
   // Throws BadInput naming the file when it cannot be loaded.
@@ -23,6 +27,8 @@ class Tokenizer {
   int eos_id() const;
   int unk_id() const;
   std::string piece(int id) const;  // "<s>", "▁the", ...
+  float score(int id) const;         // sentencepiece's score of the piece
+  PieceType type(int id) const;
 
  struct Library;  // the loaded shim's entry points (opaque)
 
