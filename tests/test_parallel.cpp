@@ -10,6 +10,19 @@ namespace llama2::testing {
 namespace {
 
 
+// The tiled loss at tp=2 (each rank half the vocabulary, the statistics reduced over TP) against fp64 log_softmax of
+// the full logits; tolerances as at tp=1 (test_model.cpp).
+TEST(CrossEntropy, TiledAtTp2EqualsFullLogSoftmaxAndItsGradients) {
+  context().set_tensor_parallel(2, 1);
+  const TensorParallel tp{&context().tp(), false};
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16})
+    for (const int64_t vocab : {int64_t{50}, int64_t{600}})
+      for (const int64_t chunk : {int64_t{4}, int64_t{0}})
+        expect_cross_entropy_equals_fp64(tp, dtype, vocab, chunk, dtype == at::kFloat ? 1e-5 : 1e-2,
+                                         std::string(c10::toString(dtype)) + ", vocab " + std::to_string(vocab) +
+                                             ", chunk " + std::to_string(chunk));
+}
+
 class TensorParallelism : public ::testing::TestWithParam<bool> {};
 
 TEST_P(TensorParallelism, LogitsLossAndGradientsEqualOneProcess) {

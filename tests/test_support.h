@@ -1,11 +1,14 @@
 // Helpers shared by the tests: small configs, tolerance checks and the MPI context of the test run.
 #pragma once
+#include <string>
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include "llama2/config/config.h"
 #include "llama2/dist/communicator.h"
 #include "llama2/model/llama.h"
+#include "llama2/parallel/layers.h"
 #include "reference_llama.h"
 
 namespace llama2::testing {
@@ -52,6 +55,35 @@ inline ::testing::AssertionResult all_close(const at::Tensor& a, const at::Tenso
 // |a - b| ≤ rtol·max|b| elementwise: relative to the tensor's scale, so tiny entries do not dominate.
 inline ::testing::AssertionResult close_to_scale(const at::Tensor& a, const at::Tensor& b, double rtol) {
   return all_close(a, b, 0.0, rtol * b.abs().max().item<double>() + 1e-30);
+}
+
+// The fused, tiled vocab-parallel loss on `tp` (x [7, 2, 16] replicated, this rank's vocabulary rows of w padded
+// by at least 2 rows) against log_softmax of full fp64 logits from the same rounded inputs (libtorch autograd): the loss within
+// 1e-5 relative, dx and this rank's dw rows within `grad_rtol` of their scale (the bf16 GEMMs read the gradient
+// tiles rounded to bf16), padding rows of dw zero. `what` names the case in failures.
+inline void expect_cross_entropy_equals_fp64(const TensorParallel& tp, at::ScalarType dtype, int64_t vocab,
+                                             int64_t chunk, double grad_rtol, const std::string& what) {
+  const int64_t s = 7, b = 2, h = 16, t = tp.comm->size(), local = (vocab + 2 + t - 1) / t;
+  at::manual_seed(3);
+  const at::Tensor x = at::randn({s, b, h}).to(dtype).set_requires_grad(true);
+  const at::Tensor w_full = at::randn({local * t, h}).mul_(0.3).to(dtype);
+  const at::Tensor targets = at::randint(vocab, {s, b}, at::kLong);
+  const at::Tensor w = w_full.narrow(0, tp.comm->rank() * local, local).contiguous().set_requires_grad(true);
+  const at::Tensor loss = vocab_parallel_cross_entropy(x, w, targets, vocab, tp, chunk);
+  loss.backward();
+
+  const at::Tensor x64 = x.detach().to(at::kDouble).set_requires_grad(true);
+  const at::Tensor w64 = w_full.to(at::kDouble).set_requires_grad(true);
+  const at::Tensor logits = at::matmul(x64.reshape({-1, h}), w64.narrow(0, 0, vocab).t());  // [s·b, V]
+  const at::Tensor ref = -logits.log_softmax(1).gather(1, targets.reshape({-1, 1})).mean();
+  ref.backward();
+  EXPECT_NEAR(loss.item<double>(), ref.item<double>(), 1e-5 * ref.item<double>()) << what;
+  EXPECT_TRUE(close_to_scale(x.grad(), x64.grad(), grad_rtol)) << what << ": dx";
+  const at::Tensor dw = w64.grad().narrow(0, tp.comm->rank() * local, local);
+  EXPECT_TRUE(close_to_scale(w.grad(), dw, grad_rtol)) << what << ": dw";
+  const int64_t padding = std::max<int64_t>(0, (tp.comm->rank() + 1) * local - vocab);
+  if (padding > 0)
+    EXPECT_EQ(w.grad().narrow(0, local - padding, padding).abs().max().item<float>(), 0.0f) << what << ": padding";
 }
 
 // The model's fused tp=1 parameters, unfused into Hugging Face names and shapes.

@@ -50,30 +50,6 @@ struct Geometry {
   int64_t output_offset(int64_t g, int64_t h, int64_t r) const { return r * output_stride() + (g * rep + h) * d; }
 };
 
-template <typename T>
-constexpr TileType tile_type() {
-  if constexpr (std::is_same_v<T, c10::BFloat16>) return TileType::BF16;
-  if constexpr (std::is_same_v<T, double>) return TileType::F64;
-  return TileType::F32;
-}
-
-// A row-major [rows, cols] matrix with rows ld elements apart, as a tile GEMM operand (its transpose if `t`).
-template <typename T>
-TileOperand matrix(const T* data, int64_t rows, int64_t cols, int64_t ld, bool t = false) {
-  return {data, rows, cols, ld, tile_type<T>(), t};
-}
-
-TileOperand transposed(TileOperand x) {
-  x.transposed = !x.transposed;
-  return x;
-}
-
-// c [rows, cols] (+)= op(a)·op(b) into a contiguous accumulator tile.
-template <typename A>
-void gemm(const TileOperand& a, const TileOperand& b, A* c, int64_t cols, bool accumulate) {
-  tile_matmul(a, b, c, cols, tile_type<A>(), accumulate);
-}
-
 // Row r of a tile sees its keys [0, visible(r)): `diagonal` = r0 − j0 ≥ 0, the tile's query offset from its keys.
 LLAMA2_INLINE int64_t visible_keys(int64_t r, int64_t diagonal, int64_t keys) {
   return std::min<int64_t>(r + diagonal + 1, keys);
@@ -230,28 +206,13 @@ void attention_forward(const Geometry& geo, const T* q3, const T* k3, const T* v
       const int64_t keys = std::min(kAttentionBlockKeys, r0 + rows - j0);
       const int64_t kv = (g * geo.s + j0) * geo.d;
       const TileOperand k = matrix(k3 + kv, keys, geo.d, geo.d), v = matrix(v3 + kv, keys, geo.d, geo.d);
-      gemm(q, transposed(k), z, keys, false);  // z = q·kᵀ  [rows, keys]
+      tile_matmul(q, transposed(k), z, keys, false);  // z = q·kᵀ  [rows, keys]
       online_softmax_rows(z, p, rows, keys, r0 - j0, scale, j0 == 0, m, l, o[w], geo.d);
-      gemm(matrix(p, rows, keys, keys), v, o[w], geo.d, j0 > 0);  // o (+)= p·v  [rows, d]
+      tile_matmul(matrix(p, rows, keys, keys), v, o[w], geo.d, j0 > 0);  // o (+)= p·v  [rows, d]
     }
     finish_rows(o[w], m, l, rows, geo.d, out + geo.output_offset(g, h, r0), geo.output_stride(),
                 lse + geo.head_row(g, h, r0));
   });
-}
-
-// out[i] ← Σ over k < count of parts[k][i] in that order (0 for no parts), for i < n.
-template <typename T>
-LLAMA2_CPU_CLONES void sum_parts(const Acc<T>* const* parts, int64_t count, int64_t n, T* out) {
-  constexpr int64_t kChunk = 512;  // the sums of a chunk stay in L1 while each part adds to them
-  for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
-    const int64_t i1 = std::min(n, i0 + kChunk);
-    Acc<T> sum[kChunk] = {};
-    for (int64_t k = 0; k < count; ++k)
-#pragma omp simd
-      for (int64_t i = i0; i < i1; ++i) sum[i - i0] += parts[k][i];
-#pragma omp simd
-    for (int64_t i = i0; i < i1; ++i) out[i] = from_acc<T>(sum[i - i0]);
-  }
 }
 
 // d_q as partial sums per worker, [workers, groups·rep·s, d] in Acc: a worker's first product for a query tile
@@ -321,14 +282,14 @@ void attention_backward(const Geometry& geo, const T* q3, const T* k3, const T* 
         const TileOperand q = matrix(q3 + row * geo.d, rows, geo.d, geo.d);
         const TileOperand d_o = matrix(do3 + row * geo.d, rows, geo.d, geo.d);
         const TileOperand k = matrix(k3 + kv, seen, geo.d, geo.d), v = matrix(v3 + kv, seen, geo.d, geo.d);
-        gemm(k, transposed(q), z, rows, false);  // z = k·qᵀ  [seen, rows]
+        tile_matmul(k, transposed(q), z, rows, false);  // z = k·qᵀ  [seen, rows]
         probabilities_transposed(z, p, seen, rows, r0 - j0, scale, lse + row);
         const TileOperand p_t = matrix(p, seen, rows, rows), ds_t = matrix(ds, seen, rows, rows);
-        gemm(p_t, d_o, d_v_w, geo.d, true);                // d_v += pᵀ·d_out  [seen, d]
-        gemm(v, transposed(d_o), dp, rows, false);         // dpᵀ = v·d_outᵀ  [seen, rows]
+        tile_matmul(p_t, d_o, d_v_w, geo.d, true);                // d_v += pᵀ·d_out  [seen, d]
+        tile_matmul(v, transposed(d_o), dp, rows, false);         // dpᵀ = v·d_outᵀ  [seen, rows]
         scores_gradient_transposed(z, dp, ds, seen, rows, scale, D + row);
-        gemm(ds_t, q, d_k_w, geo.d, true);                 // d_k += dsᵀ·q  [seen, d]
-        gemm(transposed(ds_t), k, d_q_parts.part(w, row), geo.d,
+        tile_matmul(ds_t, q, d_k_w, geo.d, true);                 // d_k += dsᵀ·q  [seen, d]
+        tile_matmul(transposed(ds_t), k, d_q_parts.part(w, row), geo.d,
              d_q_parts.accumulate(w, row));               // d_q (+)= ds·k  [rows, d]
       }
     d_k[g].narrow(0, j0, keys).copy_(at::from_blob(d_k_w, {keys, geo.d}, acc));

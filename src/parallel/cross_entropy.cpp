@@ -1,15 +1,20 @@
-// Fused, chunked vocab-parallel cross-entropy: the lm_head GEMM, softmax and their gradient a chunk of
-// tokens at a time; softmax statistics reduced over TP; neither full logits nor the full vocabulary exist.
+// Fused, chunked vocab-parallel cross-entropy: the lm_head GEMM, softmax and their gradient a chunk of tokens at a
+// time and, within a chunk, a tile of vocabulary columns at a time (online softmax statistics while the tile is in
+// cache); statistics reduced over TP; neither full logits nor the full vocabulary exist.
 #include <algorithm>
+#include <limits>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "llama2/dist/communicator.h"
+#include "llama2/kernels/dtype_conversion.h"
 #include "llama2/kernels/linear.h"
 #include "llama2/kernels/matmul.h"
 #include "llama2/kernels/vector_math.h"
+#include "llama2/kernels/workers.h"
 #include "llama2/parallel/layers.h"
 #include "llama2/util/phases.h"
 
@@ -19,65 +24,105 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// The loss's passes over one chunk of logits z [n, ld] (acc dtype), valid columns [0, valid) (the rest are vocab
-// padding), rows [begin, end); t holds the rows' targets relative to this rank's first column.
+// Vocabulary columns per tile: a chunk's logits are made, folded into the softmax statistics and turned into
+// gradients a [rows, kVocabBlock] tile at a time, while the tile is in cache.
+constexpr int64_t kVocabBlock = 256;
 
-// max[r] = max_j z[r, j]
-template <typename T>
-LLAMA2_INLINE void row_max(const T* z, int64_t ld, int64_t valid, T* max, int64_t begin, int64_t end) {
-  for (int64_t r = begin; r < end; ++r) {
-    const T* zr = z + r * ld;
-    T m = zr[0];
-#pragma omp simd reduction(max : m)
-    for (int64_t j = 1; j < valid; ++j) m = m > zr[j] ? m : zr[j];
-    max[r] = m;
+// One tile z [rows, cols] (ld) of logits, columns [j0, j0 + cols) of this rank's, folded into a worker's online
+// softmax statistics per row: running max m and Σ exp(z − m) s, and the target's logit (left alone for a target
+// outside the tile). `first`: the worker's first tile (m, s, target not yet set).
+template <typename A>
+LLAMA2_CPU_CLONES void fold_tile(const A* z, int64_t ld, int64_t rows, int64_t cols, int64_t j0, const int64_t* t,
+                                 bool first, A* m, A* s, A* target) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const A* zr = z + r * ld;
+    A top = zr[0], sum = 0;
+#pragma omp simd reduction(max : top)
+    for (int64_t j = 1; j < cols; ++j) top = top > zr[j] ? top : zr[j];
+    const A max = first ? top : std::max(m[r], top);
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < cols; ++j) sum += vector_exp(zr[j] - max);
+    s[r] = first ? sum : s[r] * vector_exp(m[r] - max) + sum;
+    m[r] = max;
+    if (first) target[r] = 0;
+    if (t[r] >= j0 && t[r] < j0 + cols) target[r] = zr[t[r] - j0];
   }
 }
 
-// z[r, j] ← exp(z[r, j] − max[r]); sum[r] = Σ_j of those; target[r] = z[r, t_r] − max[r] (0 for a target
-// outside this rank's columns)
+// g [rows, cols] (ld) ← (exp(z − lse) − [column = target]) · scale: d(mean loss)/dz of a tile, in the GEMMs' type
+// (in place when that is z's).
 template <typename T>
-LLAMA2_INLINE void exp_rows(T* z, int64_t ld, int64_t valid, const T* max, const int64_t* t, T* sum, T* target,
-                            int64_t begin, int64_t end) {
-  for (int64_t r = begin; r < end; ++r) {
-    T* zr = z + r * ld;
-    const T m = max[r];
-    target[r] = t[r] >= 0 && t[r] < valid ? zr[t[r]] - m : 0;
-    T total = 0;
-#pragma omp simd reduction(+ : total)
-    for (int64_t j = 0; j < valid; ++j) {
-      zr[j] = vector_exp(zr[j] - m);
-      total += zr[j];
+LLAMA2_CPU_CLONES void gradient_tile(const Acc<T>* z, int64_t ld, int64_t rows, int64_t cols, int64_t j0,
+                                     const int64_t* t, const Acc<T>* lse, Acc<T> scale, T* g) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const Acc<T>* zr = z + r * ld;
+    T* gr = g + r * ld;
+    const Acc<T> shift = lse[r];
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) gr[j] = from_acc<T>(vector_exp(zr[j] - shift) * scale);
+    if (t[r] >= j0 && t[r] < j0 + cols) gr[t[r] - j0] = from_acc<T>(to_acc(gr[t[r] - j0]) - scale);
+  }
+}
+
+// A chunk of tokens through the lm_head and the loss, tile by tile over the vocabulary: x [n, h] (the chunk's
+// rows), w [valid, h] (this rank's vocabulary rows without padding), t [n] (targets relative to this rank's first
+// column). Workers take vocabulary blocks; their statistics are combined in worker order.
+template <typename T>
+class ChunkTiles {
+ public:
+  using A = Acc<T>;
+  ChunkTiles(int64_t max_rows, int64_t valid, int64_t h, bool grad, const at::TensorOptions& options)
+      : valid_(valid), h_(h), blocks_((valid + kVocabBlock - 1) / kVocabBlock), workers_(workers_for(blocks_)),
+        stats_(workers_, 3 * max_rows, options), z_tile_(workers_, grad ? 0 : max_rows * kVocabBlock, options) {
+    if (!grad) return;
+    logits_ = at::empty({max_rows, valid}, options.dtype(c10::CppTypeToScalarType<A>()));
+    gradient_ = std::is_same_v<T, A> ? logits_ : at::empty({max_rows, valid}, options);
+  }
+
+  // m, s (Σ exp(z − m)) and the target logit per row [3, n], over this rank's vocabulary; with grad, the chunk's
+  // logits are kept for gradients().
+  void statistics(const T* x, const T* w, const int64_t* t, int64_t n, A* out) {
+    for_each_task(blocks_, workers_, [&](int64_t b, int64_t worker) {
+      const int64_t j0 = b * kVocabBlock, cols = std::min(kVocabBlock, valid_ - j0);
+      A* z = logits_.defined() ? logits_.template data_ptr<A>() + j0 : z_tile_[worker];
+      const int64_t ld = logits_.defined() ? valid_ : cols;
+      tile_matmul(matrix(x, n, h_, h_), matrix(w + j0 * h_, cols, h_, h_, true), z, ld, false);  // [n, cols]
+      A* st = stats_[worker];
+      fold_tile(z, ld, n, cols, j0, t, b == worker, st, st + n, st + 2 * n);  // for_each_task: worker w starts at w
+    });
+    for (int64_t r = 0; r < n; ++r) {  // combine the workers' statistics in worker order
+      A m = stats_[0][r];
+      for (int64_t k = 1; k < workers_; ++k) m = std::max(m, stats_[k][r]);
+      A s = 0, target = 0;
+      for (int64_t k = 0; k < workers_; ++k) {
+        s += stats_[k][n + r] * vector_exp(stats_[k][r] - m);
+        target += stats_[k][2 * n + r];
+      }
+      out[r] = m, out[n + r] = s, out[2 * n + r] = target;
     }
-    sum[r] = total;
   }
-}
 
-// z[r, j] ← (z[r, j] / sum[r] − [j = t_r]) · scale: d(mean loss)/dz with scale = 1/tokens; padding columns 0
-template <typename T>
-LLAMA2_INLINE void gradient_rows(T* z, int64_t ld, int64_t valid, const T* sum, const int64_t* t, T scale,
-                                 int64_t begin, int64_t end) {
-  for (int64_t r = begin; r < end; ++r) {
-    T* zr = z + r * ld;
-    const T factor = scale / sum[r];
-    for (int64_t j = 0; j < valid; ++j) zr[j] *= factor;
-    std::fill(zr + valid, zr + ld, T(0));
-    if (t[r] >= 0 && t[r] < valid) zr[t[r]] -= scale;
+  // dx [n, h] (T) and dw [valid, h] (A, += unless `first_chunk`) from the kept logits and each row's log-sum-exp:
+  // each tile's gradient feeds dw while in cache; dx is one GEMM over the chunk's gradients.
+  void gradients(const T* x, const at::Tensor& w, const int64_t* t, int64_t n, const A* lse, A scale, at::Tensor dx,
+                 A* dw, bool first_chunk) {
+    T* g = gradient_.template data_ptr<T>();
+    for_each_task(blocks_, workers_, [&](int64_t b, int64_t) {
+      const int64_t j0 = b * kVocabBlock, cols = std::min(kVocabBlock, valid_ - j0);
+      gradient_tile<T>(logits_.template data_ptr<A>() + j0, valid_, n, cols, j0, t, lse, scale, g + j0);
+      tile_matmul(matrix(g + j0, n, cols, valid_, true), matrix(x, n, h_, h_), dw + j0 * h_, h_, !first_chunk);
+    });
+    at::Tensor gc = gradient_.narrow(0, 0, n);
+    matmul_into(gc, false, w, false, dx, false, MatrixKind::Weight);  // dx = g·w  [n, h]
   }
-}
 
-// fp32, the hot path: compiled per ISA (overload resolution prefers these to the templates).
-LLAMA2_CPU_CLONES void row_max(const float* z, int64_t ld, int64_t valid, float* max, int64_t begin, int64_t end) {
-  row_max<float>(z, ld, valid, max, begin, end);
-}
-LLAMA2_CPU_CLONES void exp_rows(float* z, int64_t ld, int64_t valid, const float* max, const int64_t* t, float* sum,
-                                float* target, int64_t begin, int64_t end) {
-  exp_rows<float>(z, ld, valid, max, t, sum, target, begin, end);
-}
-LLAMA2_CPU_CLONES void gradient_rows(float* z, int64_t ld, int64_t valid, const float* sum, const int64_t* t,
-                                     float scale, int64_t begin, int64_t end) {
-  gradient_rows<float>(z, ld, valid, sum, t, scale, begin, end);
-}
+ private:
+  int64_t valid_, h_, blocks_, workers_;
+  WorkerBuffers<A> stats_;   // m, s, target per row
+  WorkerBuffers<A> z_tile_;  // a logits tile without grad
+  at::Tensor logits_;        // [max_rows, valid] with grad: the chunk's logits
+  at::Tensor gradient_;      // [max_rows, valid] their gradient in the GEMMs' type (the logits themselves in fp32)
+};
 
 class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
  public:
@@ -85,60 +130,54 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
   // here, chunk by chunk, scaled by 1/T; backward only scales them by the incoming gradient.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, const at::Tensor& targets,
                             int64_t vocab_size, const Communicator* tp, int64_t chunk_rows, bool grad) {
-    const int64_t tokens = x.size(0), cols = w.size(0);
+    const int64_t tokens = x.size(0), cols = w.size(0), h = w.size(1);
     const int64_t start = tp->rank() * cols;
     const int64_t valid = std::max<int64_t>(0, std::min(cols, vocab_size - start));  // the rest is padding
     const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-    const int64_t rows = chunk_rows > 0 ? chunk_rows : cross_entropy_chunk_rows(cols);
-    at::Tensor logits = at::empty({std::min(rows, tokens), cols}, x.options().dtype(acc));  // reused per chunk
+    const int64_t rows = std::min(tokens, chunk_rows > 0 ? chunk_rows : cross_entropy_chunk_rows(cols));
     at::Tensor losses = at::empty({tokens}, x.options().dtype(acc));
-    at::Tensor max_rows = at::empty({std::min(rows, tokens)}, logits.options());          // reused per chunk
-    at::Tensor stats_rows = at::empty({2 * std::min(rows, tokens)}, logits.options());    // reused per chunk
+    at::Tensor stats = at::empty({3, rows}, x.options().dtype(acc));  // m, Σ exp(z − m), z[target]; per chunk
     at::Tensor dx = grad ? at::empty_like(x) : at::Tensor();
-    at::Tensor dw = grad ? at::empty({cols, w.size(1)}, w.options().dtype(acc)) : at::Tensor();
+    at::Tensor dw = grad ? at::empty({cols, h}, w.options().dtype(acc)) : at::Tensor();
+    if (grad) dw.narrow(0, valid, cols - valid).zero_();  // padding rows; the first chunk writes the others
     const at::Tensor local_targets = targets - start;
+    const at::Tensor wc = w.contiguous();
 
-    for (int64_t r0 = 0; r0 < tokens; r0 += rows) {
-      const int64_t n = std::min(rows, tokens - r0);
-      const at::Tensor xc = x.narrow(0, r0, n);                            // [n, h]
-      at::Tensor z = logits.narrow(0, 0, n);                               // [n, Vl]
-      {
-        ScopedPhase phase(Phase::Gemm);
-        matmul_into(xc, false, w, true, z, false, MatrixKind::Weight);
-      }
-      const int64_t* t = local_targets.data_ptr<int64_t>() + r0;
-      at::Tensor max = max_rows.narrow(0, 0, n);
-      at::Tensor stats = stats_rows.narrow(0, 0, 2 * n).view({2, n});      // Σ exp(z - max), z[target] - max
-      at::Tensor g;  // d(mean loss)/dz = (softmax - onehot(target)) / T; 0 in padding columns
-      AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "vocab_parallel_cross_entropy", [&] {
-        scalar_t *zp = z.data_ptr<scalar_t>(), *mp = max.data_ptr<scalar_t>(), *sum = stats.data_ptr<scalar_t>();
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "vocab_parallel_cross_entropy", [&] {
+      using A = Acc<scalar_t>;
+      ChunkTiles<scalar_t> tiles(rows, valid, h, grad, x.options());
+      for (int64_t r0 = 0; r0 < tokens; r0 += rows) {
+        const int64_t n = std::min(rows, tokens - r0);
+        const scalar_t* xc = x.data_ptr<scalar_t>() + r0 * h;
+        const int64_t* t = local_targets.data_ptr<int64_t>() + r0;
+        at::Tensor st = stats.narrow(1, 0, n).contiguous();
+        A* sp = st.data_ptr<A>();
         {
-          ScopedPhase phase(Phase::Loss);
-          at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) { row_max(zp, cols, valid, mp, begin, end); });
+          ScopedPhase phase(Phase::Gemm);
+          if (valid > 0) tiles.statistics(xc, wc.data_ptr<scalar_t>(), t, n, sp);
+          else st.zero_(), st[0].fill_(-std::numeric_limits<A>::infinity());  // a rank holding only padding
         }
+        // Across TP: the global max, then each rank's sum rescaled to it and the target logit (one rank's).
+        at::Tensor max = st[0];
+        const at::Tensor local_max = max.clone();
         tp->all_reduce(max, ReduceOp::Max);
+        st[1].mul_((local_max - max).exp_());
+        at::Tensor sums = st.narrow(0, 1, 2);
+        tp->all_reduce(sums);
+        at::Tensor lse;
         {
           ScopedPhase phase(Phase::Loss);
-          at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
-            exp_rows(zp, cols, valid, mp, t, sum, sum + n, begin, end);
-          });
+          lse = st[0] + st[1].log();
+          losses.narrow(0, r0, n).copy_(lse - st[2]);
         }
-        tp->all_reduce(stats);
-        ScopedPhase phase(Phase::Loss);
-        losses.narrow(0, r0, n).copy_(stats[0].log() - stats[1]);
-        if (!grad) return;
-        const auto scale = static_cast<scalar_t>(1.0 / static_cast<double>(tokens));
-        at::parallel_for(0, n, 16, [&](int64_t begin, int64_t end) {
-          gradient_rows(zp, cols, valid, sum, t, scale, begin, end);
-        });
-        g = z.scalar_type() == x.scalar_type() ? z : z.to(x.scalar_type());
-      });
-      if (!grad) continue;
-      ScopedPhase phase(Phase::Gemm);
-      at::Tensor dxc = dx.narrow(0, r0, n);
-      matmul_into(g, false, w, false, dxc, false, MatrixKind::Weight);     // dx = g @ w     [n, h]
-      matmul_into(g, true, xc, false, dw, r0 > 0);                         // dw += g^T @ x  [Vl, h]
-    }
+        if (!grad || valid == 0) continue;
+        ScopedPhase phase(Phase::Gemm);  // the tiles' GEMMs with their row passes
+        tiles.gradients(xc, wc.narrow(0, 0, valid), t, n, lse.contiguous().data_ptr<A>(),
+                        static_cast<A>(1.0 / static_cast<double>(tokens)), dx.narrow(0, r0, n), dw.data_ptr<A>(),
+                        r0 == 0);
+      }
+      if (grad && valid == 0) dx.zero_();
+    });
     if (grad) {
       ctx->save_for_backward({dx, dw});
       ctx->saved_data["w_dtype"] = static_cast<int64_t>(w.scalar_type());

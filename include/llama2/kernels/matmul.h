@@ -2,6 +2,9 @@
 // Transposes are expressed as strides, never copied. Device choice for GEMMs lives here too.
 #pragma once
 #include <cstdint>
+#include <type_traits>
+
+#include <c10/util/BFloat16.h>
 
 namespace at {
 class Tensor;
@@ -42,5 +45,29 @@ struct TileOperand {
 // for the thread that runs it. a and b share a type (fp32 or bf16 on oneDNN, fp64 by plain loops for the
 // gradient checks); c is fp32, or fp64 for fp64.
 void tile_matmul(const TileOperand& a, const TileOperand& b, void* c, int64_t ldc, TileType c_type, bool accumulate);
+
+template <typename T>
+constexpr TileType tile_type() {
+  if constexpr (std::is_same_v<T, c10::BFloat16>) return TileType::BF16;
+  if constexpr (std::is_same_v<T, double>) return TileType::F64;
+  return TileType::F32;
+}
+
+// A row-major [rows, cols] matrix with rows ld elements apart, as a tile GEMM operand (its transpose if `t`).
+template <typename T>
+TileOperand matrix(const T* data, int64_t rows, int64_t cols, int64_t ld, bool t = false) {
+  return {data, rows, cols, ld, tile_type<T>(), t};
+}
+
+inline TileOperand transposed(TileOperand x) {
+  x.transposed = !x.transposed;
+  return x;
+}
+
+// c (+)= op(a)·op(b) into a typed accumulator (fp32, or fp64 for fp64 operands) with rows ldc apart.
+template <typename A>
+void tile_matmul(const TileOperand& a, const TileOperand& b, A* c, int64_t ldc, bool accumulate) {
+  tile_matmul(a, b, c, ldc, tile_type<A>(), accumulate);
+}
 
 }  // namespace llama2

@@ -8,6 +8,9 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "llama2/kernels/dtype_conversion.h"
+#include "llama2/kernels/vector_math.h"
+
 namespace llama2 {
 
 // Workers for `tasks` tasks: one per thread, at most one per task.
@@ -39,5 +42,21 @@ struct WorkerBuffers {
       : storage(at::empty({workers, count}, options.dtype(c10::CppTypeToScalarType<E>()))), count(count) {}
   E* operator[](int64_t w) const { return storage.data_ptr<E>() + w * count; }
 };
+
+// out[i] ← Σ over k < count of parts[k][i] in that order (0 for no parts), for i < n: per-worker partial sums
+// added in worker order.
+template <typename T>
+LLAMA2_CPU_CLONES void sum_parts(const Acc<T>* const* parts, int64_t count, int64_t n, T* out) {
+  constexpr int64_t kChunk = 512;  // the sums of a chunk stay in L1 while each part adds to them
+  for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
+    const int64_t i1 = std::min(n, i0 + kChunk);
+    Acc<T> sum[kChunk] = {};
+    for (int64_t k = 0; k < count; ++k)
+#pragma omp simd
+      for (int64_t i = i0; i < i1; ++i) sum[i - i0] += parts[k][i];
+#pragma omp simd
+    for (int64_t i = i0; i < i1; ++i) out[i] = from_acc<T>(sum[i - i0]);
+  }
+}
 
 }  // namespace llama2

@@ -31,9 +31,10 @@ int64_t cross_entropy_chunk_rows(int64_t vocab_cols);
 
 // The lm_head and the loss fused: x [s(/tp), b, h] (final norm output), w [Vp/tp, h] (this rank's vocab rows,
 // rows ≥ vocab_size ignored), targets [s, b] → mean loss over the s·b tokens (fp32; fp64 for fp64).
-// Logits, softmax and their gradient exist only `chunk_rows` tokens at a time (0: a ≤ 32 MiB chunk);
-// dx and dw are computed in the forward (nothing recomputed); the max, the target logit and the sum of
-// exponentials are reduced over TP, the full vocabulary is never gathered.
+// Logits exist only `chunk_rows` tokens at a time (0: a ≤ 32 MiB chunk), made and folded into online softmax
+// statistics a tile of 256 vocabulary columns at a time; after the statistics are reduced over TP (max, sum of
+// exponentials, target logit; the full vocabulary is never gathered), each tile's gradient feeds dx and dw while in
+// cache. dx and dw are computed in the forward (nothing recomputed).
 at::Tensor vocab_parallel_cross_entropy(const at::Tensor& x, const at::Tensor& w, const at::Tensor& targets,
                                         int64_t vocab_size, const TensorParallel& tp, int64_t chunk_rows = 0);
 
