@@ -1,6 +1,13 @@
 // Parameter count and FLOPs per token against numbers computed by hand from the Llama-2 shapes.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <ATen/Parallel.h>
+
 #include "llama2/config/config.h"
 #include "llama2/plan/plan.h"
+#include "llama2/plan/rate_cache.h"
 #include "test_support.h"
 
 namespace llama2::testing {
@@ -62,6 +69,36 @@ TEST(Plan, PackedWeightsAreTwoCopiesOfTheGemmWeights) {
   EXPECT_EQ(plain.packed_bytes, 0);
   EXPECT_EQ(packed.packed_bytes, 2 * 2 * (layers * (4 * h * h + 3 * i * h) + vocab * h));
   EXPECT_EQ(packed.total() - plain.total(), packed.packed_bytes);
+}
+
+// The rate cache: a rate is measured once per machine identity (here: the thread count is part of it), read back
+// after, measured again with remeasure, and a damaged file costs only a measurement. Counts by hand.
+TEST(RateCache, MeasuresOncePerMachineAndAgainOnRemeasure) {
+  const std::string dir = ::testing::TempDir() + "rate_cache_test";
+  std::filesystem::remove_all(dir);
+  const char* old_xdg = std::getenv("XDG_CACHE_HOME");
+  const std::string saved = old_xdg != nullptr ? old_xdg : "";
+  ::setenv("XDG_CACHE_HOME", dir.c_str(), 1);
+  const int threads = at::get_num_threads();
+  int calls = 0;
+  const auto measure = [&] { return 100.0 + ++calls; };
+  EXPECT_EQ(cached_rate("gemm 8x8x8 fp32", false, measure), 101.0);
+  EXPECT_EQ(cached_rate("gemm 8x8x8 fp32", false, measure), 101.0);  // from the file
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(cached_rate("gemm 8x8x8 bf16", false, measure), 102.0);  // another key
+  EXPECT_EQ(cached_rate("gemm 8x8x8 fp32", true, measure), 103.0);   // remeasure, and stored
+  EXPECT_EQ(cached_rate("gemm 8x8x8 fp32", false, measure), 103.0);
+  EXPECT_EQ(rate_cache_path().rfind(dir + "/llama2_pretrain/rates-", 0), 0u) << rate_cache_path();
+  std::ofstream(rate_cache_path()) << "{ damaged";
+  EXPECT_EQ(cached_rate("gemm 8x8x8 fp32", false, measure), 104.0);
+  at::set_num_threads(threads + 1);  // another machine identity: its own file
+  EXPECT_EQ(cached_rate("gemm 8x8x8 fp32", false, measure), 105.0);
+  at::set_num_threads(threads);
+  EXPECT_EQ(cached_rate("gemm 8x8x8 fp32", false, measure), 104.0);
+  EXPECT_EQ(calls, 5);
+  if (old_xdg != nullptr) ::setenv("XDG_CACHE_HOME", saved.c_str(), 1);
+  else ::unsetenv("XDG_CACHE_HOME");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

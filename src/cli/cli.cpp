@@ -21,6 +21,7 @@
 #include "llama2/dist/layout.h"
 #include "llama2/plan/machine_rates.h"
 #include "llama2/plan/plan.h"
+#include "llama2/plan/rate_cache.h"
 #include "llama2/infer/eval.h"
 #include "llama2/infer/generate.h"
 #include "llama2/train/trainer.h"
@@ -77,6 +78,14 @@ void add_model_options(CLI::App* app, TrainOptions& o, std::vector<std::function
   add_override(app, "sequence_parallel_enabled", o.sequence_parallel_enabled, "sequence parallelism", finalizers);
   add_override(app, "selective_checkpoint_enabled", o.selective_checkpoint_enabled,
                "the recipe's flag, no effect: core attention always recomputes its scores in backward", finalizers);
+}
+
+// Both train (its MFU peak) and plan (its rates) read measurements from the per-machine cache.
+void add_remeasure(CLI::App* app, TrainOptions& o) {
+  add_bool(app, "remeasure", o.remeasure,
+           "measure this machine's GEMM, attention and memory rates again instead of reading them from the cache of "
+           "earlier measurements on this machine and build ($XDG_CACHE_HOME or ~/.cache/llama2_pretrain), and "
+           "update it");
 }
 
 void add_train_options(CLI::App* app, TrainOptions& o) {
@@ -163,9 +172,11 @@ void add_train_options(CLI::App* app, TrainOptions& o) {
   app->add_option("--peak_tflops", o.peak_tflops,
                   "per-rank peak TFLOP/s for MFU (0: measure oneDNN GEMMs of the run's precision at start-up)")
       ->check(number_at_least(0))->capture_default_str();
+  add_remeasure(app, o);
 }
 
 void add_plan_options(CLI::App* app, TrainOptions& o) {
+  add_remeasure(app, o);
   app->add_option("--nodes", o.nodes, "nodes in the job")->check(integer_at_least(1))->capture_default_str();
   app->add_option("--ranks_per_node", o.ranks_per_node, "MPI ranks per node (0: tensor_parallel_size)")
       ->check(integer_at_least(0))->capture_default_str();
@@ -337,7 +348,7 @@ int run_plan(TrainOptions o) {
   MachineRates rates;
   if (o.gemm_gflops == 0 || o.attention_gflops == 0 || o.memory_gb_s == 0)
     rates = measure_machine_rates(config, o.batch_size * o.seq_len, o.seq_len, o.tensor_parallel_size,
-                                  o.use_mix_precision);
+                                  o.use_mix_precision, o.remeasure);
   rates.network_bytes_per_s = o.network_gb_s * 1e9;
   if (o.gemm_gflops > 0) rates.gemm_flops = rates.peak_flops = o.gemm_gflops * 1e9;
   if (o.attention_gflops > 0) rates.attention_flops = o.attention_gflops * 1e9;
@@ -347,11 +358,13 @@ int run_plan(TrainOptions o) {
   std::fputs(format_plan(config, in, step, &rates).c_str(), stdout);
   if (o.use_mix_precision && o.gemm_gflops == 0) {  // both precisions, for CPUs without a bf16 matrix engine
     const double fp32 =
-        measure_gemm_rates(config, o.batch_size * o.seq_len, o.tensor_parallel_size, false).gemm_flops;
+        measure_gemm_rates(config, o.batch_size * o.seq_len, o.tensor_parallel_size, false, o.remeasure).gemm_flops;
     std::printf("GEMMs per rank        bf16 %.1f GFLOP/s, fp32 %.1f GFLOP/s%s\n", rates.gemm_flops / 1e9, fp32 / 1e9,
                 rates.gemm_flops < fp32 ? ": bf16 is slower on this CPU (no bf16 matrix engine); fp32 runs faster" : "");
   }
-  std::printf("measured with %d threads per rank\n", layout.threads);
+  const std::string cache = rate_cache_path();
+  std::printf("measured with %d threads per rank%s\n", layout.threads,
+              cache.empty() ? "" : ("; cached in " + cache + " (--remeasure: measure again)").c_str());
   return 0;
 }
 

@@ -7,8 +7,11 @@
 
 #include <ATen/ATen.h>
 
+#include <fmt/format.h>
+
 #include "llama2/kernels/matmul.h"
 #include "llama2/model/attention.h"
+#include "llama2/plan/rate_cache.h"
 
 namespace llama2 {
 namespace {
@@ -73,7 +76,7 @@ double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, bool bf1
   return 2.0 * batch * m * k * n / best_s;
 }
 
-MachineRates measure_gemm_rates(const ModelConfig& c, int64_t tokens, int64_t tp, bool bf16) {
+MachineRates measure_gemm_rates(const ModelConfig& c, int64_t tokens, int64_t tp, bool bf16, bool remeasure) {
   MachineRates r;
   // The projections' combined rate: total FLOPs over the sum of each shape's time (layers weigh L times).
   const std::vector<GemmShape> shapes = model_gemm_shapes(c, tokens, tp);
@@ -81,7 +84,8 @@ MachineRates measure_gemm_rates(const ModelConfig& c, int64_t tokens, int64_t tp
   for (size_t i = 0; i < shapes.size(); ++i) {
     const GemmShape& g = shapes[i];
     const double f = 2.0 * g.m * g.k * g.n * (i + 1 < shapes.size() ? c.num_hidden_layers : 1);
-    const double rate = measure_gemm_flops(g.m, g.k, g.n, 3, bf16);
+    const double rate = cached_rate(fmt::format("gemm {}x{}x{} {}", g.m, g.k, g.n, bf16 ? "bf16" : "fp32"), remeasure,
+                                    [&] { return measure_gemm_flops(g.m, g.k, g.n, 3, bf16); });
     r.peak_flops = std::max(r.peak_flops, rate);
     flops += f;
     seconds += f / rate;
@@ -90,10 +94,16 @@ MachineRates measure_gemm_rates(const ModelConfig& c, int64_t tokens, int64_t tp
   return r;
 }
 
-MachineRates measure_machine_rates(const ModelConfig& c, int64_t tokens, int64_t seq_len, int64_t tp, bool bf16) {
-  MachineRates r = measure_gemm_rates(c, tokens, tp, bf16);
-  r.attention_flops = measure_attention_flops(c, tokens / seq_len, seq_len, tp, bf16);
-  r.memory_bytes_per_s = measure_streaming_bandwidth(std::max<int64_t>(tokens * c.hidden_size, int64_t{1} << 24));
+MachineRates measure_machine_rates(const ModelConfig& c, int64_t tokens, int64_t seq_len, int64_t tp, bool bf16,
+                                   bool remeasure) {
+  MachineRates r = measure_gemm_rates(c, tokens, tp, bf16, remeasure);
+  const int64_t b = tokens / seq_len, stream = std::max<int64_t>(tokens * c.hidden_size, int64_t{1} << 24);
+  r.attention_flops = cached_rate(
+      fmt::format("attention b{} s{} heads {}/{} d{} tp{} {}", b, seq_len, c.num_attention_heads,
+                  c.num_key_value_heads, c.head_dim(), tp, bf16 ? "bf16" : "fp32"),
+      remeasure, [&] { return measure_attention_flops(c, b, seq_len, tp, bf16); });
+  r.memory_bytes_per_s = cached_rate(fmt::format("stream {} floats", stream), remeasure,
+                                     [&] { return measure_streaming_bandwidth(stream); });
   r.intra_node_bytes_per_s = r.memory_bytes_per_s / 2;
   return r;
 }

@@ -21,6 +21,7 @@
 #include "llama2/data/data_sources.h"
 #include "llama2/dist/communicator.h"
 #include "llama2/plan/machine_rates.h"
+#include "llama2/plan/rate_cache.h"
 #include "llama2/kernels/packed_weights.h"
 #include "llama2/metrics/metrics.h"
 #include "llama2/model/llama.h"
@@ -145,14 +146,22 @@ double peak_flops_per_rank(const ModelConfig& c, const TrainOptions& o, const Di
   const int64_t tokens = std::min<int64_t>(o.batch_size * o.seq_len, 4096);
   const auto measure = [&](bool bf16, double seconds) {
     const int64_t n = 2 * c.intermediate_size / dist.layout().tp;
-    at::Tensor best = at::full({1}, measure_gemm_flops(tokens, c.hidden_size, n, 5, bf16, seconds), at::kDouble);
+    const std::string key = fmt::format("peak gemm {}x{}x{} {} {} s", tokens, c.hidden_size, n, bf16 ? "bf16" : "fp32",
+                                        seconds);
+    const double rate = cached_rate(key, o.remeasure, [&] {
+      return measure_gemm_flops(tokens, c.hidden_size, n, 5, bf16, seconds);
+    });
+    at::Tensor best = at::full({1}, rate, at::kDouble);
     dist.world().all_reduce(best, ReduceOp::Max);
     return best.item<double>();
   };
   const double peak = measure(o.use_mix_precision, 1.0);
-  spdlog::info("MFU denominator: {:.1f} GFLOP/s per rank (measured: oneDNN {} GEMM on the model's MLP shape, best "
-               "over 1 s, largest over the ranks)",
-               peak / 1e9, o.use_mix_precision ? "bf16" : "fp32");
+  const std::string cache = rate_cache_path();
+  spdlog::info("MFU denominator: {:.1f} GFLOP/s per rank (oneDNN {} GEMM on the model's MLP shape, best over 1 s, "
+               "largest over the ranks; {})",
+               peak / 1e9, o.use_mix_precision ? "bf16" : "fp32",
+               cache.empty() ? "measured now: no $XDG_CACHE_HOME or $HOME for the rate cache"
+                             : "this machine's measurement, cached in " + cache + "; --remeasure measures again");
   if (o.use_mix_precision) {
     const double fp32 = measure(false, 0.3);
     if (fp32 > peak)

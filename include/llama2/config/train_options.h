@@ -61,6 +61,7 @@ struct TrainOptions {
   double heartbeat_timeout = 20;    // s: a rank silent this long (stopped, killed, cut off) ends the job with status 5
   bool log_all_ranks = false;      // every rank logs (prefixed with its rank), not only rank 0
   double peak_tflops = 0;          // per-rank peak for MFU; 0: measure oneDNN GEMMs (the run's precision)
+  bool remeasure = false;          // measure this machine's rates again instead of reading the rate cache
   // Parallel layout for `plan` (train reads it from MPI), and the rates its step estimate divides by
   // (0: measured here, on the model's shapes, with the threads one rank would have).
   int64_t nodes = 1, ranks_per_node = 0;

@@ -11,8 +11,10 @@ namespace llama2 {
 
 // `tokens` per micro-batch and TP degree `tp` give the shapes; `bf16`: the GEMMs with bf16 inputs (mixed
 // precision). Intra-node collectives are taken at half the memory bandwidth (shared-memory transports copy into
-// and out of a shared segment); the network bandwidth is left 0 (one process cannot measure it).
-MachineRates measure_machine_rates(const ModelConfig& config, int64_t tokens, int64_t seq_len, int64_t tp, bool bf16);
+// and out of a shared segment); the network bandwidth is left 0 (one process cannot measure it). Each rate comes
+// from this machine's rate cache (rate_cache.h) when it holds it, unless `remeasure`.
+MachineRates measure_machine_rates(const ModelConfig& config, int64_t tokens, int64_t seq_len, int64_t tp, bool bf16,
+                                   bool remeasure);
 
 // The best FLOP/s of this process's threads over m×k·k×n GEMMs on oneDNN (the MFU denominator), fp32 or with
 // bf16 inputs (fp32 accumulation, as mixed precision runs them): at least `repeats` timed calls, and more until
@@ -21,6 +23,6 @@ double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, bool bf1
                           int64_t batch = 1);
 
 // Only the GEMM part of measure_machine_rates: peak_flops and gemm_flops set, the rest 0.
-MachineRates measure_gemm_rates(const ModelConfig& config, int64_t tokens, int64_t tp, bool bf16);
+MachineRates measure_gemm_rates(const ModelConfig& config, int64_t tokens, int64_t tp, bool bf16, bool remeasure);
 
 }  // namespace llama2
