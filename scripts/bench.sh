@@ -3,7 +3,9 @@
 #   1. the machine's GEMM peaks, fp32 and bf16: oneDNN on the 58M model's own GEMM shapes, all cores (gemm-peak),
 #      measured right before and right after every training run: a run's MFU is over the mean of the two around
 #      it in the run's precision, so that the shared machine's drift between the peak and the run (±20% here)
-#      does not skew the ratio;
+#      does not skew the ratio; and the cores' raw instruction peaks (independent 512-bit FMA and vdpbf16ps chains),
+#      every run's MFU over them too. Every row runs ROUNDS times (default 2), the whole list once per round, so each
+#      row is interleaved with the rows it is compared with; a row prints its mean and the spread of its rounds;
 #   2. training tokens/s and MFU of configs/llama2-58m.json (batch 4, seq 512): 1 rank x all threads and
 #      2 ranks x 1 thread at tp=2 (SP on), fp32 and bf16, each averaged over the steps after the first; and bf16
 #      with weights packed in oneDNN's layout (--pack_weights on) beside it;
@@ -13,10 +15,12 @@
 #   5. the recipe's sequence length: seq 4096, batch 1, 1 rank, fp32 and bf16, with core attention's rate in
 #      GFLOP/s (the tiles' FLOPs as plan counts them: forward, and backward with its recompute) beside the
 #      GEMM peak, and bf16 tokens/s at 4096 over those at 512.
-# Prints a table and one JSON line (the last line). Usage: scripts/bench.sh [STEPS] (default 6).
+#   6. the lm_head + loss phase's rate: the lm_head's FLOPs (forward and both gradients) over the loss phase's time.
+# Prints a table and one JSON line (the last line). Usage: scripts/bench.sh [STEPS] [ROUNDS] (default 6, 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-6}
+rounds=${2:-2}
 bin=build/llama2_pretrain
 config=configs/llama2-58m.json
 cores=$(nproc)
@@ -25,26 +29,30 @@ trap 'rm -rf "$work"' EXIT
 root=()
 [[ $(id -u) -eq 0 ]] && root=(--allow-run-as-root)
 
-measure_peaks() {  # appends the best fp32 and bf16 GFLOP/s over the model's GEMM shapes, now, to $peaks and $peaks_bf16
+measure_peaks() {  # appends the best fp32 and bf16 GFLOP/s over the model's GEMM shapes, and the cores' raw
+                  # instruction peaks, now, to $peaks, $peaks_bf16, $raw and $raw_bf16
   "$bin" gemm-peak --config "$config" --batch_size 4 --seq_len 512 --threads "$cores" >"$work/peak.json"
-  peaks+=" $(grep -o '"peak_gflops": [0-9.]*' "$work/peak.json" | awk '{print $2}')"
-  peaks_bf16+=" $(grep -o '"peak_gflops_bf16": [0-9.]*' "$work/peak.json" | awk '{print $2}')"
+  field() { grep -o "\"$1\": [0-9.]*" "$work/peak.json" | awk '{print $2}'; }
+  peaks+=" $(field peak_gflops)" peaks_bf16+=" $(field peak_gflops_bf16)"
+  raw+=" $(field instruction_peak_gflops)" raw_bf16+=" $(field instruction_peak_gflops_bf16)"
 }
-peaks="" peaks_bf16=""
+peaks="" peaks_bf16="" raw="" raw_bf16="" order=""
 measure_peaks
 peak_json=$(cat "$work/peak.json")
-echo "GEMM peaks (oneDNN, $cores threads, best of the model's shapes), first of 10 measurements: fp32$peaks," \
-     "bf16$peaks_bf16 GFLOP/s ($(lscpu | sed -n 's/^Model name: *//p'))"
+echo "GEMM peaks (oneDNN, $cores threads, best of the model's shapes), first measurement: fp32$peaks," \
+     "bf16$peaks_bf16 GFLOP/s; raw instruction peaks: fp32$raw, bf16$raw_bf16 GFLOP/s" \
+     "($(lscpu | sed -n 's/^Model name: *//p'))"
 
 plan_step() {  # RANKS_PER_NODE PLAN-ARGS... → the estimated step seconds
   local rpn=$1
   shift
-  "$bin" plan --config "$config" --batch_size 4 --seq_len 512 --ranks_per_node "$rpn" "$@" |
+  "$bin" plan --config "$config" --batch_size 4 --seq_len 512 --ranks_per_node "$rpn" --remeasure "$@" |
     awk '/^step time estimate/ { print $4 }'
 }
 
 run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is the mean of the two around it)
-  local name=$1 ranks=$2 threads=$3 seq=${SEQ:-512} batch=${BATCH:-4}
+  local name=$1_$round ranks=$2 threads=$3 seq=${SEQ:-512} batch=${BATCH:-4}
+  order+=" $name"
   shift 3
   local per_rank_tflops peak="${peaks##* }"  # for the run's own log lines: the latest peak of its precision
   [[ " $* " == *" --use_mix_precision "* ]] && peak="${peaks_bf16##* }"
@@ -61,37 +69,65 @@ run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is t
   rm -rf "$work/$name"
   measure_peaks
 }
-run r1_fp32 1 "$cores"
-run r1_bf16 1 "$cores" --use_mix_precision
-run r1_bf16_packed 1 "$cores" --use_mix_precision --pack_weights on
-run tp2_fp32 2 1 --tensor_parallel_size 2
-run tp2_bf16 2 1 --tensor_parallel_size 2 --use_mix_precision
-run dp2_overlap 2 1 --overlap_grad_reduce=true
-run dp2_blocking 2 1 --overlap_grad_reduce=false
-run dp2_bf16 2 1 --use_mix_precision
-SEQ=4096 BATCH=1 run s4096_fp32 1 "$cores"
-SEQ=4096 BATCH=1 run s4096_bf16 1 "$cores" --use_mix_precision
+for round in $(seq "$rounds"); do
+  run r1_fp32 1 "$cores"
+  run r1_bf16 1 "$cores" --use_mix_precision
+  run r1_bf16_packed 1 "$cores" --use_mix_precision --pack_weights on
+  run tp2_fp32 2 1 --tensor_parallel_size 2
+  run tp2_bf16 2 1 --tensor_parallel_size 2 --use_mix_precision
+  run dp2_overlap 2 1 --overlap_grad_reduce=true
+  run dp2_blocking 2 1 --overlap_grad_reduce=false
+  run dp2_bf16 2 1 --use_mix_precision
+  SEQ=4096 BATCH=1 run s4096_fp32 1 "$cores"
+  SEQ=4096 BATCH=1 run s4096_bf16 1 "$cores" --use_mix_precision
+done
 echo "plan's estimates (measuring its own rates now)"
 plan_r1=$(plan_step 1)
 plan_r1_bf16=$(plan_step 1 --use_mix_precision)
 plan_tp2=$(plan_step 2 --tensor_parallel_size 2)
 plan_dp2=$(plan_step 2)
 
-/usr/bin/python3 - "$work" "$peaks" "$cores" "$peak_json" "$plan_r1" "$plan_tp2" "$plan_dp2" "$peaks_bf16" "$plan_r1_bf16" <<'PY'
-import json, os, sys
+/usr/bin/python3 - "$work" "$peaks" "$cores" "$peak_json" "$plan_r1" "$plan_tp2" "$plan_dp2" "$peaks_bf16" "$plan_r1_bf16" \
+  "$raw" "$raw_bf16" "$order" <<'PY'
+import json, os, statistics, sys
 work, cores, peak_json = sys.argv[1], int(sys.argv[3]), json.loads(sys.argv[4])
 peaks = {"fp32": [float(p) for p in sys.argv[2].split()], "bf16": [float(p) for p in sys.argv[8].split()]}
+raw = {"fp32": [float(p) for p in sys.argv[10].split()], "bf16": [float(p) for p in sys.argv[11].split()]}
+order = sys.argv[12].split()
 plan = {"r1_fp32": float(sys.argv[5]), "r1_bf16": float(sys.argv[9]), "tp2_fp32": float(sys.argv[6]),
         "dp2_overlap": float(sys.argv[7])}
 names = ("r1_fp32", "r1_bf16", "r1_bf16_packed", "tp2_fp32", "tp2_bf16", "dp2_overlap", "dp2_blocking", "dp2_bf16", "s4096_fp32",
          "s4096_bf16")
-runs = {n: json.load(open(os.path.join(work, n + ".json"))) for n in names}
-for i, (name, r) in enumerate(runs.items()):  # MFU over the mean of its precision's peaks just before and after
-    p = peaks["bf16" if "bf16" in name else "fp32"]
+config = json.load(open("configs/llama2-58m.json"))
+h, vocab = config["hidden_size"], config["vocab_size"]
+rounds = {n: [] for n in names}
+for i, run_name in enumerate(order):  # MFU over the mean of its precision's peaks just before and after
+    r = json.load(open(os.path.join(work, run_name + ".json")))
+    name = run_name.rsplit("_", 1)[0]
+    precision = "bf16" if "bf16" in name else "fp32"
+    p = peaks[precision]
     r["peak_gflops"] = (p[i] + p[i + 1]) / 2
     r["mfu"] *= p[i] / r["peak_gflops"]  # the run computed it over p[i], the peak it was given
-for precision, p in peaks.items():
-    print("%s GEMM peak measured around the runs: %.1f to %.1f GFLOP/s" % (precision, min(p), max(p)))
+    r["raw_gflops"] = (raw[precision][i] + raw[precision][i + 1]) / 2
+    r["mfu_raw"] = r["mfu"] * r["peak_gflops"] / r["raw_gflops"] if r["raw_gflops"] > 0 else 0
+    # The lm_head + loss phase: 6·tokens·h·V/tp FLOPs per step on each rank (forward, data and weight gradients).
+    tokens = r["tokens_per_s"] * r["step_seconds"] / r["dp"]  # the step's tokens of one DP replica
+    lm_flops = 6.0 * tokens * h * -(-vocab // r["tp"])
+    r["loss_gflops"] = lm_flops / r["phase_seconds_per_step"]["loss"] / 1e9
+    rounds[name].append(r)
+
+def mean(name, key):
+    return statistics.mean(r[key] for r in rounds[name])
+
+def spread(name, key):
+    values = [r[key] for r in rounds[name]]
+    return min(values), max(values)
+
+for precision in peaks:
+    print("%s GEMM peak measured around the runs: %.1f to %.1f GFLOP/s; raw instruction peak %.1f to %.1f GFLOP/s "
+          "(oneDNN's best GEMM at %.0f%% of it)" % (precision, min(peaks[precision]), max(peaks[precision]),
+          min(raw[precision]), max(raw[precision]),
+          100 * statistics.mean(peaks[precision]) / max(1e-9, statistics.mean(raw[precision]))))
 labels = {"r1_fp32": "1 rank x %d threads, fp32" % cores, "r1_bf16": "1 rank x %d threads, bf16" % cores,
           "r1_bf16_packed": "1 rank x %d threads, bf16, packed" % cores,
           "tp2_fp32": "2 ranks x 1 thread, tp=2 SP, fp32", "tp2_bf16": "2 ranks x 1 thread, tp=2 SP, bf16",
@@ -100,24 +136,39 @@ labels = {"r1_fp32": "1 rank x %d threads, fp32" % cores, "r1_bf16": "1 rank x %
           "s4096_fp32": "seq 4096 x 1, 1 rank x %d threads, fp32" % cores,
           "s4096_bf16": "seq 4096 x 1, 1 rank x %d threads, bf16" % cores}
 phases = ["gemm", "attention", "loss", "elementwise", "communication", "grad_reduce", "optimizer", "data"]
-print("\n%-38s %8s %6s %6s %7s %7s %9s %9s  %s" % ("llama2-58m (batch 4, seq 512 unless said)", "tokens/s", "peak", "MFU", "step s",
-      "plan s", "peak RSS", "plan RSS", "  ".join("%-6s" % p[:6] for p in phases)))
-for name, r in runs.items():
-    share = r["phase_seconds_per_step"]
-    print("%-38s %8.0f %6.0f %5.1f%% %7.3f %7s %5.2f GiB %5.2f GiB  %s" % (labels[name], r["tokens_per_s"],
-          r["peak_gflops"], 100 * r["mfu"], r["step_seconds"], "%.3f" % plan[name] if name in plan else "-", r["peak_rss_bytes"] / 2**30,
-          r["planned_rss_bytes"] / 2**30, "  ".join("%5.1f%%" % (100 * share[p] / r["step_seconds"]) for p in phases)))
+print("\nmeans over %d rounds; tokens/s spread = the rounds' lowest and highest" % len(rounds["r1_fp32"]))
+print("%-38s %8s %13s %6s %6s %6s %6s %7s %7s %9s %9s %6s  %s" % ("llama2-58m (batch 4, seq 512 unless said)",
+      "tokens/s", "spread", "peak", "MFU", "raw", "MFUraw", "step s", "plan s", "peak RSS", "plan RSS", "loss%",
+      "  ".join("%-6s" % p[:6] for p in phases)))
+for name in names:
+    share = {p: statistics.mean(r["phase_seconds_per_step"][p] for r in rounds[name]) for p in phases}
+    step = mean(name, "step_seconds")
+    lo, hi = spread(name, "tokens_per_s")
+    print("%-38s %8.0f %6.0f-%-6.0f %6.0f %5.1f%% %6.0f %5.1f%% %7.3f %7s %5.2f GiB %5.2f GiB %5.0f%%  %s" % (
+          labels[name], mean(name, "tokens_per_s"), lo, hi, mean(name, "peak_gflops"), 100 * mean(name, "mfu"),
+          mean(name, "raw_gflops"), 100 * mean(name, "mfu_raw"), step,
+          "%.3f" % plan[name] if name in plan else "-", max(r["peak_rss_bytes"] for r in rounds[name]) / 2**30,
+          mean(name, "planned_rss_bytes") / 2**30, 100 * mean(name, "loss_gflops") / mean(name, "peak_gflops"),
+          "  ".join("%5.1f%%" % (100 * share[p] / step) for p in phases)))
+runs = {n: {k: (statistics.mean(r[k] for r in rounds[n]) if isinstance(rounds[n][0][k], (int, float)) else
+                rounds[n][0][k]) for k in rounds[n][0]} for n in names}
+for n in names:
+    runs[n]["phase_seconds_per_step"] = {p: statistics.mean(r["phase_seconds_per_step"][p] for r in rounds[n])
+                                         for p in rounds[n][0]["phase_seconds_per_step"]}
+    runs[n]["peak_rss_bytes"] = max(r["peak_rss_bytes"] for r in rounds[n])
+print("\nlm_head + loss phase (its FLOPs over its time), mean over rounds: %s" % ", ".join(
+      "%s %.0f GFLOP/s = %.0f%% of the GEMM peak" % (n, runs[n]["loss_gflops"], 100 * runs[n]["loss_gflops"] /
+                                                    runs[n]["peak_gflops"]) for n in ("r1_fp32", "r1_bf16")))
 ratio = runs["tp2_fp32"]["tokens_per_s"] / runs["r1_fp32"]["tokens_per_s"]
 exposed = {n: runs[n]["phase_seconds_per_step"]["grad_reduce"] for n in ("dp2_overlap", "dp2_blocking")}
 bf16_ratio = runs["tp2_bf16"]["tokens_per_s"] / runs["r1_bf16"]["tokens_per_s"]
-print("\ntp=2 on 2 ranks / 1 rank: %.1f%% of the tokens/s in fp32, %.1f%% in bf16; bf16 / fp32 on 1 rank: %.2fx the "
+print("tp=2 on 2 ranks / 1 rank: %.1f%% of the tokens/s in fp32, %.1f%% in bf16; bf16 / fp32 on 1 rank: %.2fx the "
       "tokens/s" % (100 * ratio, 100 * bf16_ratio, runs["r1_bf16"]["tokens_per_s"] / runs["r1_fp32"]["tokens_per_s"]))
 print("packed / plain weights (--pack_weights on), bf16 on 1 rank: %.2fx the tokens/s" %
       (runs["r1_bf16_packed"]["tokens_per_s"] / runs["r1_bf16"]["tokens_per_s"]))
 print("dp=2 exposed gradient reduction per step: %.3f s overlapped vs %.3f s blocking" %
       (exposed["dp2_overlap"], exposed["dp2_blocking"]))
-config = json.load(open("configs/llama2-58m.json"))
-s, h, layers = 4096, config["hidden_size"], config["num_hidden_layers"]
+s, layers = 4096, config["num_hidden_layers"]
 tiles = -(-s // 128)  # kAttentionBlockRows: causal tiles compute (n+1)/2n of the full rows
 attention_flops = (tiles + 1) / (2 * tiles) * 4.0 * s * s * h * 3.5 * layers
 for name in ("s4096_fp32", "s4096_bf16"):
@@ -126,15 +177,17 @@ for name in ("s4096_fp32", "s4096_bf16"):
     print("%s: core attention %.2f s per step, %.1f GFLOP/s (GEMM peak %.1f)" % (
           labels[name], r["phase_seconds_per_step"]["attention"], r["attention_gflops"], r["peak_gflops"]))
 long_ratio = runs["s4096_bf16"]["tokens_per_s"] / runs["r1_bf16"]["tokens_per_s"]
-print("bf16 tokens/s at seq 4096 / at seq 512: %.1f%%" % (100 * long_ratio))
+print("bf16 tokens/s at seq 4096 / at seq 512: %.1f%% (rounds: %s)" % (100 * long_ratio, ", ".join(
+      "%.1f%%" % (100 * a["tokens_per_s"] / b["tokens_per_s"]) for a, b in zip(rounds["s4096_bf16"], rounds["r1_bf16"]))))
 print("measured / plan: step time %s; peak RSS %s" % (
       ", ".join("%s %.2f" % (n, runs[n]["step_seconds"] / plan[n]) for n in plan),
       ", ".join("%s %.2f" % (n, r["peak_rss_bytes"] / r["planned_rss_bytes"]) for n, r in runs.items())))
-print(json.dumps({"peak_gflops_measured": peaks, "gemm_shapes": peak_json["shapes"], "tp2_over_1rank": ratio,
-                  "bf16_seq4096_over_seq512": long_ratio,
+print(json.dumps({"peak_gflops_measured": peaks, "instruction_peak_gflops": raw, "gemm_shapes": peak_json["shapes"],
+                  "tp2_over_1rank": ratio, "bf16_seq4096_over_seq512": long_ratio,
                   "attention_gflops": {n: runs[n]["attention_gflops"] for n in ("s4096_fp32", "s4096_bf16")},
                   "plan_step_seconds": plan, "exposed_grad_reduce_seconds": exposed,
-                  "runs": {n: {k: r[k] for k in ("tokens_per_s", "peak_gflops", "mfu", "step_seconds", "peak_rss_bytes",
-                                                 "planned_rss_bytes", "phase_seconds_per_step")}
+                  "runs": {n: {k: r[k] for k in ("tokens_per_s", "peak_gflops", "mfu", "raw_gflops", "mfu_raw",
+                                                 "loss_gflops", "step_seconds", "peak_rss_bytes", "planned_rss_bytes",
+                                                 "phase_seconds_per_step")}
                            for n, r in runs.items()}}))
 PY

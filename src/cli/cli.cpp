@@ -243,8 +243,9 @@ int run_prepare(PrepareOptions o, DistributedContext& dist) {
   return 0;
 }
 
-// GFLOP/s of oneDNN GEMMs on the model's own shapes with this process's threads, fp32 and with bf16 inputs; the
-// best of each is the machine's peak that scripts/bench.sh divides that precision's runs by.
+// GFLOP/s of oneDNN GEMMs on the model's own shapes with this process's threads, fp32 and with bf16 inputs (the best
+// of each is the machine's peak that scripts/bench.sh divides that precision's runs by), and the cores' raw
+// instruction peaks beside them.
 int run_gemm_peak(const TrainOptions& o) {
   if (o.config_path.empty()) throw BadInput("--config FILE is required; expected a Hugging Face config.json");
   const ModelConfig config = load_model_config(o.config_path);
@@ -262,8 +263,10 @@ int run_gemm_peak(const TrainOptions& o) {
                           "\"gflops_bf16\": {:.1f}}}",
                           shapes.empty() ? "" : ", ", g.name, g.m, g.k, g.n, gflops, gflops_bf16);
   }
-  std::printf("{\"peak_gflops\": %.1f, \"peak_gflops_bf16\": %.1f, \"threads\": %d, \"shapes\": [%s]}\n", best,
-              best_bf16, layout.threads, shapes.c_str());
+  std::printf("{\"peak_gflops\": %.1f, \"peak_gflops_bf16\": %.1f, \"instruction_peak_gflops\": %.1f, "
+              "\"instruction_peak_gflops_bf16\": %.1f, \"threads\": %d, \"shapes\": [%s]}\n",
+              best, best_bf16, measure_instruction_peak(false) / 1e9, measure_instruction_peak(true) / 1e9,
+              layout.threads, shapes.c_str());
   return 0;
 }
 

@@ -28,38 +28,52 @@ using torch::autograd::tensor_list;
 // gradients a [rows, kVocabBlock] tile at a time, while the tile is in cache.
 constexpr int64_t kVocabBlock = 256;
 
-// One tile z [rows, cols] (ld) of logits, columns [j0, j0 + cols) of this rank's, folded into a worker's online
+// One tile z [rows, cols] (ldz) of logits, columns [j0, j0 + cols) of this rank's, folded into a worker's online
 // softmax statistics per row: running max m and Σ exp(z − m) s, and the target's logit (left alone for a target
-// outside the tile). `first`: the worker's first tile (m, s, target not yet set).
-template <typename A>
-LLAMA2_CPU_CLONES void fold_tile(const A* z, int64_t ld, int64_t rows, int64_t cols, int64_t j0, const int64_t* t,
-                                 bool first, A* m, A* s, A* target) {
+// outside the tile). `first`: the worker's first tile (m, s, target not yet set). With `e`, the tile's
+// exponentials exp(z − m) (m as it stands after the tile, recorded in m_used) go to e [rows, cols] (lde, the GEMMs'
+// type; may be z itself): the gradient is then e · exp(m_used − lse), without a second exponential.
+template <typename T>
+LLAMA2_CPU_CLONES void fold_tile(const Acc<T>* z, int64_t ldz, int64_t rows, int64_t cols, int64_t j0,
+                                 const int64_t* t, bool first, Acc<T>* m, Acc<T>* s, Acc<T>* target, T* e,
+                                 int64_t lde, Acc<T>* m_used, int64_t ld_used) {
+  using A = Acc<T>;
   for (int64_t r = 0; r < rows; ++r) {
-    const A* zr = z + r * ld;
+    const A* zr = z + r * ldz;
     A top = zr[0], sum = 0;
 #pragma omp simd reduction(max : top)
     for (int64_t j = 1; j < cols; ++j) top = top > zr[j] ? top : zr[j];
     const A max = first ? top : std::max(m[r], top);
+    if (t[r] >= j0 && t[r] < j0 + cols) target[r] = zr[t[r] - j0];
+    else if (first) target[r] = 0;
+    if (e != nullptr) {
+      T* er = e + r * lde;
 #pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < cols; ++j) sum += vector_exp(zr[j] - max);
+      for (int64_t j = 0; j < cols; ++j) {
+        const A x = vector_exp(zr[j] - max);
+        sum += x;
+        er[j] = from_acc<T>(x);
+      }
+      m_used[r * ld_used] = max;
+    } else {
+#pragma omp simd reduction(+ : sum)
+      for (int64_t j = 0; j < cols; ++j) sum += vector_exp(zr[j] - max);
+    }
     s[r] = first ? sum : s[r] * vector_exp(m[r] - max) + sum;
     m[r] = max;
-    if (first) target[r] = 0;
-    if (t[r] >= j0 && t[r] < j0 + cols) target[r] = zr[t[r] - j0];
   }
 }
 
-// g [rows, cols] (ld) ← (exp(z − lse) − [column = target]) · scale: d(mean loss)/dz of a tile, in the GEMMs' type
-// (in place when that is z's).
+// g [rows, cols] (ld) ← (e · exp(m_used − lse) − [column = target]) · scale in place: d(mean loss)/dz of a tile
+// from its kept exponentials, in the GEMMs' type.
 template <typename T>
-LLAMA2_CPU_CLONES void gradient_tile(const Acc<T>* z, int64_t ld, int64_t rows, int64_t cols, int64_t j0,
-                                     const int64_t* t, const Acc<T>* lse, Acc<T> scale, T* g) {
+LLAMA2_CPU_CLONES void gradient_tile(T* g, int64_t ld, int64_t rows, int64_t cols, int64_t j0, const int64_t* t,
+                                     const Acc<T>* m_used, int64_t ld_used, const Acc<T>* lse, Acc<T> scale) {
   for (int64_t r = 0; r < rows; ++r) {
-    const Acc<T>* zr = z + r * ld;
     T* gr = g + r * ld;
-    const Acc<T> shift = lse[r];
+    const Acc<T> factor = vector_exp(m_used[r * ld_used] - lse[r]) * scale;
 #pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) gr[j] = from_acc<T>(vector_exp(zr[j] - shift) * scale);
+    for (int64_t j = 0; j < cols; ++j) gr[j] = from_acc<T>(to_acc(gr[j]) * factor);
     if (t[r] >= j0 && t[r] < j0 + cols) gr[t[r] - j0] = from_acc<T>(to_acc(gr[t[r] - j0]) - scale);
   }
 }
@@ -71,25 +85,31 @@ template <typename T>
 class ChunkTiles {
  public:
   using A = Acc<T>;
+  static constexpr bool kInPlace = std::is_same_v<T, A>;  // the GEMMs' type is the accumulator's: z becomes e
+
   ChunkTiles(int64_t max_rows, int64_t valid, int64_t h, bool grad, const at::TensorOptions& options)
       : valid_(valid), h_(h), blocks_((valid + kVocabBlock - 1) / kVocabBlock), workers_(workers_for(blocks_)),
-        stats_(workers_, 3 * max_rows, options), z_tile_(workers_, grad ? 0 : max_rows * kVocabBlock, options) {
+        stats_(workers_, 3 * max_rows, options),
+        z_tile_(workers_, grad && kInPlace ? 0 : max_rows * kVocabBlock, options) {
     if (!grad) return;
-    logits_ = at::empty({max_rows, valid}, options.dtype(c10::CppTypeToScalarType<A>()));
-    gradient_ = std::is_same_v<T, A> ? logits_ : at::empty({max_rows, valid}, options);
+    exps_ = at::empty({max_rows, valid}, options);  // in the GEMMs' type
+    m_used_ = at::empty({max_rows, blocks_}, options.dtype(c10::CppTypeToScalarType<A>()));
   }
 
-  // m, s (Σ exp(z − m)) and the target logit per row [3, n], over this rank's vocabulary; with grad, the chunk's
-  // logits are kept for gradients().
+  // m, s (Σ exp(z − m)) and the target logit per row [3, n], over this rank's vocabulary; with grad, each tile's
+  // exponentials are kept for gradients().
   void statistics(const T* x, const T* w, const int64_t* t, int64_t n, A* out) {
+    const bool keep = exps_.defined();
     for_each_task(blocks_, workers_, [&](int64_t b, int64_t worker) {
       const int64_t j0 = b * kVocabBlock, cols = std::min(kVocabBlock, valid_ - j0);
-      A* z = logits_.defined() ? logits_.template data_ptr<A>() + j0 : z_tile_[worker];
-      const int64_t ld = logits_.defined() ? valid_ : cols;
-      tile_matmul(matrix(x, n, h_, h_), matrix(w + j0 * h_, cols, h_, h_, true), z, ld, false);  // [n, cols]
+      T* e = keep ? exps_.template data_ptr<T>() + j0 : nullptr;
+      A* z = keep && kInPlace ? reinterpret_cast<A*>(e) : z_tile_[worker];
+      const int64_t ldz = keep && kInPlace ? valid_ : cols;
+      tile_matmul(matrix(x, n, h_, h_), matrix(w + j0 * h_, cols, h_, h_, true), z, ldz, false);  // [n, cols]
       A* st = stats_[worker];
-      fold_tile(z, ld, n, cols, j0, t, b == worker, st, st + n, st + 2 * n);  // for_each_task: worker w starts at w
-    });
+      A* used = keep ? m_used_.template data_ptr<A>() + b : nullptr;
+      fold_tile<T>(z, ldz, n, cols, j0, t, b == worker, st, st + n, st + 2 * n, e, valid_, used, blocks_);
+    });  // for_each_task: worker w starts at block w
     for (int64_t r = 0; r < n; ++r) {  // combine the workers' statistics in worker order
       A m = stats_[0][r];
       for (int64_t k = 1; k < workers_; ++k) m = std::max(m, stats_[k][r]);
@@ -102,26 +122,27 @@ class ChunkTiles {
     }
   }
 
-  // dx [n, h] (T) and dw [valid, h] (A, += unless `first_chunk`) from the kept logits and each row's log-sum-exp:
-  // each tile's gradient feeds dw while in cache; dx is one GEMM over the chunk's gradients.
+  // dx [n, h] (T) and dw [valid, h] (A, += unless `first_chunk`) from the kept exponentials and each row's
+  // log-sum-exp: each tile's gradient feeds dw while in cache; dx is one GEMM over the chunk's gradients.
   void gradients(const T* x, const at::Tensor& w, const int64_t* t, int64_t n, const A* lse, A scale, at::Tensor dx,
                  A* dw, bool first_chunk) {
-    T* g = gradient_.template data_ptr<T>();
+    T* g = exps_.template data_ptr<T>();
+    const A* used = m_used_.template data_ptr<A>();
     for_each_task(blocks_, workers_, [&](int64_t b, int64_t) {
       const int64_t j0 = b * kVocabBlock, cols = std::min(kVocabBlock, valid_ - j0);
-      gradient_tile<T>(logits_.template data_ptr<A>() + j0, valid_, n, cols, j0, t, lse, scale, g + j0);
+      gradient_tile<T>(g + j0, valid_, n, cols, j0, t, used + b, blocks_, lse, scale);
       tile_matmul(matrix(g + j0, n, cols, valid_, true), matrix(x, n, h_, h_), dw + j0 * h_, h_, !first_chunk);
     });
-    at::Tensor gc = gradient_.narrow(0, 0, n);
+    at::Tensor gc = exps_.narrow(0, 0, n);
     matmul_into(gc, false, w, false, dx, false, MatrixKind::Weight);  // dx = g·w  [n, h]
   }
 
  private:
   int64_t valid_, h_, blocks_, workers_;
   WorkerBuffers<A> stats_;   // m, s, target per row
-  WorkerBuffers<A> z_tile_;  // a logits tile without grad
-  at::Tensor logits_;        // [max_rows, valid] with grad: the chunk's logits
-  at::Tensor gradient_;      // [max_rows, valid] their gradient in the GEMMs' type (the logits themselves in fp32)
+  WorkerBuffers<A> z_tile_;  // a tile of logits, unless they are made in place
+  at::Tensor exps_;          // [max_rows, valid] with grad: each tile's exp(z − m_used), then its gradient
+  at::Tensor m_used_;        // [max_rows, blocks] the max each tile's exponentials are relative to
 };
 
 class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
@@ -134,7 +155,8 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     const int64_t start = tp->rank() * cols;
     const int64_t valid = std::max<int64_t>(0, std::min(cols, vocab_size - start));  // the rest is padding
     const at::ScalarType acc = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-    const int64_t rows = std::min(tokens, chunk_rows > 0 ? chunk_rows : cross_entropy_chunk_rows(cols));
+    const int64_t rows =
+        std::min(tokens, chunk_rows > 0 ? chunk_rows : cross_entropy_chunk_rows(cols, x.element_size()));
     at::Tensor losses = at::empty({tokens}, x.options().dtype(acc));
     at::Tensor stats = at::empty({3, rows}, x.options().dtype(acc));  // m, Σ exp(z − m), z[target]; per chunk
     at::Tensor dx = grad ? at::empty_like(x) : at::Tensor();
@@ -153,7 +175,7 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
         at::Tensor st = stats.narrow(1, 0, n).contiguous();
         A* sp = st.data_ptr<A>();
         {
-          ScopedPhase phase(Phase::Gemm);
+          ScopedPhase phase(Phase::Loss);  // the lm_head's GEMMs are the loss's, fused
           if (valid > 0) tiles.statistics(xc, wc.data_ptr<scalar_t>(), t, n, sp);
           else st.zero_(), st[0].fill_(-std::numeric_limits<A>::infinity());  // a rank holding only padding
         }
@@ -171,7 +193,7 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
           losses.narrow(0, r0, n).copy_(lse - st[2]);
         }
         if (!grad || valid == 0) continue;
-        ScopedPhase phase(Phase::Gemm);  // the tiles' GEMMs with their row passes
+        ScopedPhase phase(Phase::Loss);
         tiles.gradients(xc, wc.narrow(0, 0, valid), t, n, lse.contiguous().data_ptr<A>(),
                         static_cast<A>(1.0 / static_cast<double>(tokens)), dx.narrow(0, r0, n), dw.data_ptr<A>(),
                         r0 == 0);
@@ -205,9 +227,9 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
 
 }  // namespace
 
-int64_t cross_entropy_chunk_rows(int64_t vocab_cols) {
+int64_t cross_entropy_chunk_rows(int64_t vocab_cols, int64_t element_bytes) {
   constexpr int64_t kChunkBytes = int64_t{32} << 20;
-  return std::max<int64_t>(1, kChunkBytes / (vocab_cols * 4));
+  return std::max<int64_t>(1, kChunkBytes / (vocab_cols * element_bytes));
 }
 
 at::Tensor vocab_parallel_cross_entropy(const at::Tensor& x, const at::Tensor& w, const at::Tensor& targets,

@@ -6,6 +6,10 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <fmt/format.h>
 
@@ -55,7 +59,75 @@ double measure_attention_flops(const ModelConfig& c, int64_t b, int64_t seq_len,
   return best;
 }
 
+#if defined(__x86_64__)
+constexpr int kChains = 16;  // independent accumulators: more than FMA latency × ports on any current core
+
+// Each runs `iterations` rounds of kChains dependent-per-chain instructions; returns a sum so nothing is elided.
+__attribute__((target("avx512f"))) float fma512_chains(int64_t iterations) {
+  __m512 acc[kChains];
+  for (int k = 0; k < kChains; ++k) acc[k] = _mm512_set1_ps(static_cast<float>(k));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
+  for (int64_t i = 0; i < iterations; ++i)
+    for (int k = 0; k < kChains; ++k) acc[k] = _mm512_fmadd_ps(acc[k], a, b);
+  for (int k = 1; k < kChains; ++k) acc[0] = _mm512_add_ps(acc[0], acc[k]);
+  float out[16];
+  _mm512_storeu_ps(out, acc[0]);
+  return out[0] + out[15];
+}
+
+__attribute__((target("avx512f,avx512bf16"))) float dpbf16_chains(int64_t iterations) {
+  __m512 acc[kChains];
+  for (int k = 0; k < kChains; ++k) acc[k] = _mm512_set1_ps(static_cast<float>(k));
+  const __m512bh a = reinterpret_cast<__m512bh>(_mm512_set1_epi16(0x3F80));  // bf16 1.0
+  const __m512bh b = reinterpret_cast<__m512bh>(_mm512_set1_epi16(0x3400));  // bf16 2^-23
+  for (int64_t i = 0; i < iterations; ++i)
+    for (int k = 0; k < kChains; ++k) acc[k] = _mm512_dpbf16_ps(acc[k], a, b);
+  for (int k = 1; k < kChains; ++k) acc[0] = _mm512_add_ps(acc[0], acc[k]);
+  float out[16];
+  _mm512_storeu_ps(out, acc[0]);
+  return out[0] + out[15];
+}
+
+__attribute__((target("avx2,fma"))) float fma256_chains(int64_t iterations) {
+  __m256 acc[kChains];
+  for (int k = 0; k < kChains; ++k) acc[k] = _mm256_set1_ps(static_cast<float>(k));
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
+  for (int64_t i = 0; i < iterations; ++i)
+    for (int k = 0; k < kChains; ++k) acc[k] = _mm256_fmadd_ps(acc[k], a, b);
+  for (int k = 1; k < kChains; ++k) acc[0] = _mm256_add_ps(acc[0], acc[k]);
+  float out[8];
+  _mm256_storeu_ps(out, acc[0]);
+  return out[0] + out[7];
+}
+#endif
+
 }  // namespace
+
+double measure_instruction_peak(bool bf16) {
+#if defined(__x86_64__)
+  float (*chains)(int64_t) = nullptr;
+  double flops_per_instruction = 0;
+  if (bf16 && __builtin_cpu_supports("avx512bf16")) chains = dpbf16_chains, flops_per_instruction = 64;
+  if (!bf16 && __builtin_cpu_supports("avx512f")) chains = fma512_chains, flops_per_instruction = 32;
+  if (!bf16 && chains == nullptr && __builtin_cpu_supports("fma")) chains = fma256_chains, flops_per_instruction = 16;
+  if (chains == nullptr) return 0;
+  const int threads = at::get_num_threads();
+  constexpr int64_t kIterations = int64_t{1} << 22;
+  double best = 0;
+  std::vector<float> sink(static_cast<size_t>(threads));
+  for (int trial = 0; trial < 3; ++trial) {
+    const auto start = std::chrono::steady_clock::now();
+    at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) sink[static_cast<size_t>(t)] = chains(kIterations);
+    });
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    best = std::max(best, threads * kIterations * kChains * flops_per_instruction / seconds);
+  }
+  return sink[0] == -1.0f ? 0 : best;  // the sums are read, so the chains are not optimised away
+#else
+  return 0;
+#endif
+}
 
 double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, bool bf16, double min_seconds,
                           int64_t batch) {

@@ -88,13 +88,11 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   constexpr double kHeapOverhead = 1.2, kAttentionThreads = 2;
   const double attention_backward = tokens / td * ((kAttentionThreads * 4 + 2 * elem) * q + elem * (qkv - q));
   m.activation_bytes = static_cast<int64_t>(kHeapOverhead * per_layer * c.num_hidden_layers + attention_backward);
-  // The fused loss: one chunk of fp32 logits (≤ 32 MiB) and, in bf16, their gradient in bf16 beside them; dw
-  // [V/t, h] fp32, dx [tokens, h].
+  // The fused loss: one chunk's exponentials in the inputs' type (≤ 32 MiB), dw [V/t, h] fp32, dx [tokens, h].
   const double vocab_local = static_cast<double>(vocab) / td;
   const double chunk_rows =
-      std::min(tokens, static_cast<double>(cross_entropy_chunk_rows(static_cast<int64_t>(vocab_local))));
-  m.loss_bytes = static_cast<int64_t>(chunk_rows * vocab_local * (in.bf16 ? 6 : 4) + vocab_local * hd * 4 +
-                                      tokens * hd * elem);
+      std::min(tokens, static_cast<double>(cross_entropy_chunk_rows(static_cast<int64_t>(vocab_local), elem)));
+  m.loss_bytes = static_cast<int64_t>(chunk_rows * vocab_local * elem + vocab_local * hd * 4 + tokens * hd * elem);
   m.runtime_bytes = kRuntimeBytes;
   return m;
 }
@@ -117,17 +115,20 @@ StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, cons
   const double vocab_local = static_cast<double>(c.padded_vocab_size(in.tp)) / t;
   const double sp = c.sequence_parallel_enabled ? t : 1;
   StepEstimate e;
-  // Projections: forward, data gradient and weight gradient, 3 · 2·m·k·n each; the lm_head once.
+  // Projections: forward, data gradient and weight gradient, 3 · 2·m·k·n each, per layer; the lm_head's (the last
+  // shape) run inside the fused loss.
   const std::vector<GemmShape> shapes = model_gemm_shapes(c, in.micro_batch * in.seq_len, in.tp);
+  const auto gemm_flops = [](const GemmShape& g) { return 6.0 * g.m * g.k * g.n; };
   double flops = 0;
-  for (size_t i = 0; i < shapes.size(); ++i)
-    flops += 6.0 * shapes[i].m * shapes[i].k * shapes[i].n * (i + 1 < shapes.size() ? layers : 1.0);
+  for (size_t i = 0; i + 1 < shapes.size(); ++i) flops += gemm_flops(shapes[i]) * layers;
   e.gemm = micro * flops / r.gemm_flops;
   e.attention = micro * layers * attention_flops(b, s, h / t) / r.attention_flops;
-  // Loss: each chunk of logits is written once by its tiles' GEMMs and read once by their gradients (the softmax
-  // statistics are taken while a tile is in cache); dw is read and written once per chunk.
-  const double chunks = std::ceil(tokens / static_cast<double>(cross_entropy_chunk_rows(static_cast<int64_t>(vocab_local))));
-  e.loss = micro * (2 * tokens * vocab_local * 4 + chunks * 2 * vocab_local * h * 4) / r.memory_bytes_per_s;
+  // Loss: the lm_head's GEMMs; each chunk of logits is written once by its tiles' GEMMs and read once by their
+  // gradients (the softmax statistics are taken while a tile is in cache); dw is read and written once per chunk.
+  const double chunks =
+      std::ceil(tokens / static_cast<double>(cross_entropy_chunk_rows(static_cast<int64_t>(vocab_local), elem)));
+  e.loss = micro * (gemm_flops(shapes.back()) / r.gemm_flops +
+                    (2 * tokens * vocab_local * elem + chunks * 2 * vocab_local * h * 4) / r.memory_bytes_per_s);
   // Streaming kernels per layer, counted pass by pass over [tokens, width] tensors: norms, residuals and
   // autograd's gradient sums ~25 passes of h (of h/t with SP), the fused rotary split ~8 of the qkv width,
   // SwiGLU 8 of the intermediate width (forward and backward together). kStreamOverhead: the 58M model's

@@ -8,8 +8,9 @@
 
 namespace llama2 {
 
-// GradReduce: the exposed part of the DP gradient reduction (what backward did not hide); Communication:
-// every other collective (TP/SP mappings, loss and norm reductions, the ZeRO-1 parameter all-gather).
+// Loss: the lm_head fused with the cross-entropy, its GEMMs included. GradReduce: the exposed part of the DP
+// gradient reduction (what backward did not hide); Communication: every other collective (TP/SP mappings, loss and
+// norm reductions, the ZeRO-1 parameter all-gather).
 enum class Phase { Gemm, Attention, Loss, Communication, GradReduce, Optimizer, Data, Count };
 
 inline constexpr std::array<const char*, static_cast<size_t>(Phase::Count)> kPhaseNames = {
