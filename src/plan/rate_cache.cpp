@@ -45,6 +45,18 @@ nlohmann::json read_cache(const std::string& path, const std::string& identity) 
   return nlohmann::json::object();  // another machine's (a hash collision) or damaged: measured again
 }
 
+// The cache file of `identity` (machine_identity()): "" without $XDG_CACHE_HOME and $HOME.
+std::string cache_path(const std::string& identity) {
+  std::string dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0')
+    dir = std::string(xdg) + "/llama2_pretrain";
+  else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
+    dir = std::string(home) + "/.cache/llama2_pretrain";
+  else
+    return "";
+  return fmt::format("{}/rates-{:016x}.json", dir, std::hash<std::string>{}(identity));
+}
+
 }  // namespace
 
 std::string machine_identity() {
@@ -53,19 +65,10 @@ std::string machine_identity() {
                      static_cast<int>(dnnl::get_effective_cpu_isa()), at::get_num_threads(), executable_identity());
 }
 
-std::string rate_cache_path() {
-  std::string dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0')
-    dir = std::string(xdg) + "/llama2_pretrain";
-  else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
-    dir = std::string(home) + "/.cache/llama2_pretrain";
-  else
-    return "";
-  return fmt::format("{}/rates-{:016x}.json", dir, std::hash<std::string>{}(machine_identity()));
-}
+std::string rate_cache_path() { return cache_path(machine_identity()); }
 
 double cached_rate(const std::string& key, bool remeasure, const std::function<double()>& measure) {
-  const std::string path = rate_cache_path(), identity = machine_identity();
+  const std::string identity = machine_identity(), path = cache_path(identity);  // /proc read once a call
   nlohmann::json rates = path.empty() ? nlohmann::json::object() : read_cache(path, identity);
   if (!remeasure && rates.contains(key) && rates[key].is_number() && rates[key].get<double>() > 0)
     return rates[key].get<double>();
