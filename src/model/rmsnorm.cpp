@@ -27,10 +27,12 @@ LLAMA2_CPU_CLONES void forward_rows(const T* x, const T* w, T* y, Acc<T>* inv_rm
   for (int64_t r = begin; r < end; ++r) {
     const T* xr = x + r * h;
     Acc<T> sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t i = 0; i < h; ++i) sum += to_acc(xr[i]) * to_acc(xr[i]);
     const Acc<T> inv = static_cast<Acc<T>>(1) / std::sqrt(sum / h + eps);
     inv_rms[r] = inv;
     T* yr = y + r * h;
+#pragma omp simd
     for (int64_t i = 0; i < h; ++i) yr[i] = from_acc<T>(to_acc(w[i]) * to_acc(from_acc<T>(to_acc(xr[i]) * inv)));
   }
 }
@@ -43,6 +45,7 @@ LLAMA2_CPU_CLONES void backward_rows(const T* x, const T* w, const T* dy, const 
     const T *xr = x + r * h, *dyr = dy + r * h;
     const Acc<T> inv = inv_rms[r];
     Acc<T> dot = 0;
+#pragma omp simd reduction(+ : dot)
     for (int64_t i = 0; i < h; ++i) {
       const Acc<T> n = to_acc(xr[i]) * inv, g = to_acc(dyr[i]) * to_acc(w[i]);
       dot += g * n;
@@ -50,6 +53,7 @@ LLAMA2_CPU_CLONES void backward_rows(const T* x, const T* w, const T* dy, const 
     }
     const Acc<T> mean = dot / h;
     T* dxr = dx + r * h;
+#pragma omp simd
     for (int64_t i = 0; i < h; ++i) {
       const Acc<T> n = to_acc(xr[i]) * inv, g = to_acc(dyr[i]) * to_acc(w[i]);
       dxr[i] = from_acc<T>(inv * (g - n * mean));

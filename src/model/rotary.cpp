@@ -23,6 +23,7 @@ using torch::autograd::tensor_list;
 // (i < h = d/2; the tables repeat their first half). sign −1 is the transpose, i.e. the backward.
 template <typename T>
 LLAMA2_INLINE void rotate(const T* x, T* y, const float* cos, const float* sin, int64_t h, Acc<T> sign) {
+#pragma omp simd
   for (int64_t i = 0; i < h; ++i) {
     const Acc<T> a = to_acc(x[i]), b = to_acc(x[i + h]), c = cos[i], s = sign * static_cast<Acc<T>>(sin[i]);
     y[i] = from_acc<T>(a * c - b * s);

@@ -25,6 +25,7 @@ LLAMA2_CPU_CLONES void forward_rows(const T* gate_up, T* y, int64_t f, int64_t b
   for (int64_t r = begin; r < end; ++r) {
     const T *g = gate_up + r * 2 * f, *u = g + f;
     T* yr = y + r * f;
+#pragma omp simd
     for (int64_t i = 0; i < f; ++i) {
       const Acc<T> gi = to_acc(g[i]);
       yr[i] = from_acc<T>(gi * sigmoid<T>(gi) * to_acc(u[i]));
@@ -39,6 +40,7 @@ LLAMA2_CPU_CLONES void backward_rows(const T* gate_up, const T* dy, T* d, int64_
   for (int64_t r = begin; r < end; ++r) {
     const T *g = gate_up + r * 2 * f, *u = g + f, *dyr = dy + r * f;
     T *dg = d + r * 2 * f, *du = dg + f;
+#pragma omp simd
     for (int64_t i = 0; i < f; ++i) {
       const Acc<T> gi = to_acc(g[i]), ui = to_acc(u[i]), dyi = to_acc(dyr[i]);
       const Acc<T> s = sigmoid<T>(gi);

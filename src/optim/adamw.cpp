@@ -25,6 +25,7 @@ struct AdamWStep {
 LLAMA2_CPU_CLONES void adamw_elements(float* p, float* m, float* v, const float* g, const AdamWStep& c, int64_t begin,
                                       int64_t end) {
   const AdamWStep k = c;  // locals: the loop must not reload them through a pointer its stores might alias
+#pragma omp simd
   for (int64_t i = begin; i < end; ++i) {
     const float gi = g[i] * k.grad_scale;
     p[i] *= 1 - k.lr_wd;
