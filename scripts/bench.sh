@@ -3,7 +3,8 @@
 #   1. the machine's GEMM peaks, fp32 and bf16: oneDNN on the 58M model's own GEMM shapes, all cores (gemm-peak),
 #      measured right before and right after every training run: a run's MFU is over the mean of the two around
 #      it in the run's precision, so that the shared machine's drift between the peak and the run (±20% here)
-#      does not skew the ratio; and the cores' raw instruction peaks (independent 512-bit FMA and vdpbf16ps chains),
+#      does not skew the ratio; and the cores' raw instruction peaks (independent 512-bit FMA chains; bf16: AMX
+#      tdpbf16ps chains where the CPU has AMX, else vdpbf16ps),
 #      every run's MFU over them too. Every row runs ROUNDS times (default 2), the whole list once per round, so each
 #      row is interleaved with the rows it is compared with; a row prints its mean and the spread of its rounds;
 #   2. training tokens/s and MFU of configs/llama2-58m.json (batch 4, seq 512): 1 rank x all threads and
@@ -11,7 +12,8 @@
 #      with weights packed in oneDNN's layout (--pack_weights on) beside it;
 #   3. each run's step time by phase (GEMMs, attention, loss, elementwise, communication, the exposed DP
 #      gradient reduction, optimizer, data), and dp=2 (ZeRO-1) with the reduction overlapped and not, and in bf16;
-#   4. `plan`'s step-time and peak-RSS predictions for the same layouts, next to the measured values;
+#   4. `plan`'s step-time and peak-RSS predictions for the same layouts, next to the measured values: plan measures
+#      its rates right before each run it is compared with, in the same round (the VM's speed swings between minutes);
 #   5. the recipe's sequence length: seq 4096, batch 1, 1 rank, fp32 and bf16, with core attention's rate in
 #      GFLOP/s (the tiles' FLOPs as plan counts them: forward, and backward with its recompute) beside the
 #      GEMM peak, and bf16 tokens/s at 4096 over those at 512.
@@ -50,7 +52,8 @@ plan_step() {  # RANKS_PER_NODE PLAN-ARGS... → the estimated step seconds
     awk '/^step time estimate/ { print $4 }'
 }
 
-run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is the mean of the two around it)
+run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is the mean of the two around it);
+         # with PLAN="RANKS_PER_NODE PLAN-ARGS...", plan's estimate of the step first, measured just before the run
   local name=$1_$round ranks=$2 threads=$3 seq=${SEQ:-512} batch=${BATCH:-4}
   order+=" $name"
   shift 3
@@ -60,6 +63,11 @@ run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is t
   local cmd=("$bin" train --config "$config" --synthetic_data --batch_size "$batch" --seq_len "$seq" --max_steps "$steps"
              --warmup_steps 1 --checkpoint_freq 0 --threads "$threads" --peak_tflops "$per_rank_tflops"
              --output_dir "$work/$name" "$@")
+  if [[ -n "${PLAN:-}" ]]; then
+    local plan_args
+    read -r -a plan_args <<<"$PLAN"
+    plan_step "${plan_args[@]}" >"$work/$name.plan"
+  fi
   if (( ranks > 1 )); then
     mpirun -np "$ranks" --oversubscribe --bind-to none "${root[@]}" "${cmd[@]}" >"$work/$name.log" 2>&1
   else
@@ -70,32 +78,24 @@ run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is t
   measure_peaks
 }
 for round in $(seq "$rounds"); do
-  run r1_fp32 1 "$cores"
-  run r1_bf16 1 "$cores" --use_mix_precision
+  PLAN="1" run r1_fp32 1 "$cores"
+  PLAN="1 --use_mix_precision" run r1_bf16 1 "$cores" --use_mix_precision
   run r1_bf16_packed 1 "$cores" --use_mix_precision --pack_weights on
-  run tp2_fp32 2 1 --tensor_parallel_size 2
+  PLAN="2 --tensor_parallel_size 2" run tp2_fp32 2 1 --tensor_parallel_size 2
   run tp2_bf16 2 1 --tensor_parallel_size 2 --use_mix_precision
-  run dp2_overlap 2 1 --overlap_grad_reduce=true
+  PLAN="2" run dp2_overlap 2 1 --overlap_grad_reduce=true
   run dp2_blocking 2 1 --overlap_grad_reduce=false
   run dp2_bf16 2 1 --use_mix_precision
   SEQ=4096 BATCH=1 run s4096_fp32 1 "$cores"
   SEQ=4096 BATCH=1 run s4096_bf16 1 "$cores" --use_mix_precision
 done
-echo "plan's estimates (measuring its own rates now)"
-plan_r1=$(plan_step 1)
-plan_r1_bf16=$(plan_step 1 --use_mix_precision)
-plan_tp2=$(plan_step 2 --tensor_parallel_size 2)
-plan_dp2=$(plan_step 2)
 
-/usr/bin/python3 - "$work" "$peaks" "$cores" "$peak_json" "$plan_r1" "$plan_tp2" "$plan_dp2" "$peaks_bf16" "$plan_r1_bf16" \
-  "$raw" "$raw_bf16" "$order" <<'PY'
+/usr/bin/python3 - "$work" "$peaks" "$cores" "$peak_json" "$peaks_bf16" "$raw" "$raw_bf16" "$order" <<'PY'
 import json, os, statistics, sys
 work, cores, peak_json = sys.argv[1], int(sys.argv[3]), json.loads(sys.argv[4])
-peaks = {"fp32": [float(p) for p in sys.argv[2].split()], "bf16": [float(p) for p in sys.argv[8].split()]}
-raw = {"fp32": [float(p) for p in sys.argv[10].split()], "bf16": [float(p) for p in sys.argv[11].split()]}
-order = sys.argv[12].split()
-plan = {"r1_fp32": float(sys.argv[5]), "r1_bf16": float(sys.argv[9]), "tp2_fp32": float(sys.argv[6]),
-        "dp2_overlap": float(sys.argv[7])}
+peaks = {"fp32": [float(p) for p in sys.argv[2].split()], "bf16": [float(p) for p in sys.argv[5].split()]}
+raw = {"fp32": [float(p) for p in sys.argv[6].split()], "bf16": [float(p) for p in sys.argv[7].split()]}
+order = sys.argv[8].split()
 names = ("r1_fp32", "r1_bf16", "r1_bf16_packed", "tp2_fp32", "tp2_bf16", "dp2_overlap", "dp2_blocking", "dp2_bf16", "s4096_fp32",
          "s4096_bf16")
 config = json.load(open("configs/llama2-58m.json"))
@@ -114,7 +114,12 @@ for i, run_name in enumerate(order):  # MFU over the mean of its precision's pea
     tokens = r["tokens_per_s"] * r["step_seconds"] / r["dp"]  # the step's tokens of one DP replica
     lm_flops = 6.0 * tokens * h * -(-vocab // r["tp"])
     r["loss_gflops"] = lm_flops / r["phase_seconds_per_step"]["loss"] / 1e9
+    plan_file = os.path.join(work, run_name + ".plan")
+    if os.path.exists(plan_file):  # plan's estimate, measured right before this run
+        r["plan_step_seconds"] = float(open(plan_file).read())
     rounds[name].append(r)
+plan = {n: statistics.mean(r["plan_step_seconds"] for r in rounds[n])
+        for n in names if "plan_step_seconds" in rounds[n][0]}
 
 def mean(name, key):
     return statistics.mean(r[key] for r in rounds[name])
@@ -179,8 +184,9 @@ for name in ("s4096_fp32", "s4096_bf16"):
 long_ratio = runs["s4096_bf16"]["tokens_per_s"] / runs["r1_bf16"]["tokens_per_s"]
 print("bf16 tokens/s at seq 4096 / at seq 512: %.1f%% (rounds: %s)" % (100 * long_ratio, ", ".join(
       "%.1f%%" % (100 * a["tokens_per_s"] / b["tokens_per_s"]) for a, b in zip(rounds["s4096_bf16"], rounds["r1_bf16"]))))
-print("measured / plan: step time %s; peak RSS %s" % (
-      ", ".join("%s %.2f" % (n, runs[n]["step_seconds"] / plan[n]) for n in plan),
+print("measured / plan (plan measured right before each run): step time %s; peak RSS %s" % (
+      ", ".join("%s %.2f (rounds %s)" % (n, runs[n]["step_seconds"] / plan[n], ", ".join(
+          "%.2f" % (r["step_seconds"] / r["plan_step_seconds"]) for r in rounds[n])) for n in plan),
       ", ".join("%s %.2f" % (n, r["peak_rss_bytes"] / r["planned_rss_bytes"]) for n, r in runs.items())))
 print(json.dumps({"peak_gflops_measured": peaks, "instruction_peak_gflops": raw, "gemm_shapes": peak_json["shapes"],
                   "tp2_over_1rank": ratio, "bf16_seq4096_over_seq512": long_ratio,

@@ -7,7 +7,7 @@ set -u
 root=$(realpath "$1")
 export SLURM_CONF=$2/slurm.conf
 work=$(mktemp -d -p "$PWD" slurm-XXXX)  # the build tree: the shared filesystem, as the nodes see it
-fail() { echo "FAIL: $*"; for f in "$work"/*.out; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
+fail() { echo "FAIL: $*"; for f in "$work"/*.out; do echo "--- $f"; tail -45 "$f"; done; exit 1; }
 trap 'rm -rf "$work"' EXIT
 
 # 1. The smoke job, waited for.

@@ -23,8 +23,9 @@ double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, bool bf1
                           int64_t batch = 1);
 
 // The cores' raw instruction peak: FLOP/s of this process's threads each issuing 16 independent chains of 512-bit
-// FMAs (fp32: 32 FLOPs an instruction) or of vdpbf16ps (bf16 dot products: 64), no memory touched; what no GEMM
-// can pass on this ISA (AMX tiles are not probed). With AVX2 only: 256-bit FMAs, and 0 for bf16. 0 off x86-64.
+// FMAs (fp32: 32 FLOPs an instruction) or, for bf16, 4 of AMX's tdpbf16ps (16384) where the CPU has AMX, else 16
+// of vdpbf16ps (64); no memory touched: what no GEMM can pass on this CPU. With AVX2 only: 256-bit FMAs, and 0 for
+// bf16. 0 off x86-64.
 double measure_instruction_peak(bool bf16);
 
 // Only the GEMM part of measure_machine_rates: peak_flops and gemm_flops set, the rest 0.
