@@ -64,17 +64,27 @@ LLAMA2_CPU_CLONES void fold_tile(const Acc<T>* z, int64_t ldz, int64_t rows, int
   }
 }
 
-// g [rows, cols] (ld) ← (e · exp(m_used − lse) − [column = target]) · scale in place: d(mean loss)/dz of a tile
-// from its kept exponentials, in the GEMMs' type.
+// g [rows, cols] ← (e · exp(m_used − lse) − [column = target]) · scale: d(mean loss)/dz of a tile from its kept
+// exponentials e (ld), in the GEMMs' type, contiguous; and gt [cols, rows] ← its transpose. Both are GEMM sources,
+// and oneDNN's AMX and brgemm kernels take neither a transposed one nor one with rows further apart than its width.
+// A band of rows at a time, transposed while in L1.
 template <typename T>
-LLAMA2_CPU_CLONES void gradient_tile(T* g, int64_t ld, int64_t rows, int64_t cols, int64_t j0, const int64_t* t,
-                                     const Acc<T>* m_used, int64_t ld_used, const Acc<T>* lse, Acc<T> scale) {
-  for (int64_t r = 0; r < rows; ++r) {
-    T* gr = g + r * ld;
-    const Acc<T> factor = vector_exp(m_used[r * ld_used] - lse[r]) * scale;
+LLAMA2_CPU_CLONES void gradient_tile(const T* e, int64_t ld, int64_t rows, int64_t cols, int64_t j0, const int64_t* t,
+                                     const Acc<T>* m_used, int64_t ld_used, const Acc<T>* lse, Acc<T> scale, T* g,
+                                     T* gt) {
+  constexpr int64_t kBand = 16;
+  for (int64_t r0 = 0; r0 < rows; r0 += kBand) {
+    const int64_t r1 = std::min(rows, r0 + kBand);
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* er = e + r * ld;
+      T* gr = g + r * cols;
+      const Acc<T> factor = vector_exp(m_used[r * ld_used] - lse[r]) * scale;
 #pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) gr[j] = from_acc<T>(to_acc(gr[j]) * factor);
-    if (t[r] >= j0 && t[r] < j0 + cols) gr[t[r] - j0] = from_acc<T>(to_acc(gr[t[r] - j0]) - scale);
+      for (int64_t j = 0; j < cols; ++j) gr[j] = from_acc<T>(to_acc(er[j]) * factor);
+      if (t[r] >= j0 && t[r] < j0 + cols) gr[t[r] - j0] = from_acc<T>(to_acc(gr[t[r] - j0]) - scale);
+    }
+    for (int64_t j = 0; j < cols; ++j)
+      for (int64_t r = r0; r < r1; ++r) gt[j * rows + r] = g[r * cols + j];
   }
 }
 
@@ -90,7 +100,9 @@ class ChunkTiles {
   ChunkTiles(int64_t max_rows, int64_t valid, int64_t h, bool grad, const at::TensorOptions& options)
       : valid_(valid), h_(h), blocks_((valid + kVocabBlock - 1) / kVocabBlock), workers_(workers_for(blocks_)),
         stats_(workers_, 3 * max_rows, options),
-        z_tile_(workers_, grad && kInPlace ? 0 : max_rows * kVocabBlock, options) {
+        z_tile_(workers_, grad && kInPlace ? 0 : max_rows * kVocabBlock, options),
+        gradient_(workers_, grad ? 2 * max_rows * kVocabBlock : 0, options),
+        dx_parts_(workers_, grad ? max_rows * h : 0, options) {
     if (!grad) return;
     exps_ = at::empty({max_rows, valid}, options);  // in the GEMMs' type
     m_used_ = at::empty({max_rows, blocks_}, options.dtype(c10::CppTypeToScalarType<A>()));
@@ -123,26 +135,34 @@ class ChunkTiles {
   }
 
   // dx [n, h] (T) and dw [valid, h] (A, += unless `first_chunk`) from the kept exponentials and each row's
-  // log-sum-exp: each tile's gradient feeds dw while in cache; dx is one GEMM over the chunk's gradients.
-  void gradients(const T* x, const at::Tensor& w, const int64_t* t, int64_t n, const A* lse, A scale, at::Tensor dx,
-                 A* dw, bool first_chunk) {
-    T* g = exps_.template data_ptr<T>();
+  // log-sum-exp, tile by tile while the tile is in cache: dw's rows of the tile (+)= gᵀ·x, and the worker's part
+  // of dx += g·w (one GEMM for dx with the whole vocabulary as its inner dimension measured 30% slower: it reads
+  // w from memory again for every block of dx's rows).
+  void gradients(const T* x, const T* w, const int64_t* t, int64_t n, const A* lse, A scale, T* dx, A* dw,
+                 bool first_chunk) {
+    const T* e = exps_.template data_ptr<T>();
     const A* used = m_used_.template data_ptr<A>();
-    for_each_task(blocks_, workers_, [&](int64_t b, int64_t) {
+    for_each_task(blocks_, workers_, [&](int64_t b, int64_t worker) {
       const int64_t j0 = b * kVocabBlock, cols = std::min(kVocabBlock, valid_ - j0);
-      gradient_tile<T>(g + j0, valid_, n, cols, j0, t, used + b, blocks_, lse, scale);
-      tile_matmul(matrix(g + j0, n, cols, valid_, true), matrix(x, n, h_, h_), dw + j0 * h_, h_, !first_chunk);
-    });
-    at::Tensor gc = exps_.narrow(0, 0, n);
-    matmul_into(gc, false, w, false, dx, false, MatrixKind::Weight);  // dx = g·w  [n, h]
+      T *g = gradient_[worker], *gt = g + n * cols;
+      gradient_tile<T>(e + j0, valid_, n, cols, j0, t, used + b, blocks_, lse, scale, g, gt);
+      tile_matmul(matrix(gt, cols, n, n), matrix(x, n, h_, h_), dw + j0 * h_, h_, !first_chunk);  // [cols, h]
+      tile_matmul(matrix(g, n, cols, cols), matrix(w + j0 * h_, cols, h_, h_), dx_parts_[worker], h_,
+                  b != worker);  // [n, h]
+    });  // for_each_task: worker w starts at block w
+    std::vector<const A*> parts(workers_);
+    for (int64_t k = 0; k < workers_; ++k) parts[k] = dx_parts_[k];
+    sum_parts<T>(parts.data(), workers_, n * h_, dx);
   }
 
  private:
   int64_t valid_, h_, blocks_, workers_;
-  WorkerBuffers<A> stats_;   // m, s, target per row
-  WorkerBuffers<A> z_tile_;  // a tile of logits, unless they are made in place
-  at::Tensor exps_;          // [max_rows, valid] with grad: each tile's exp(z − m_used), then its gradient
-  at::Tensor m_used_;        // [max_rows, blocks] the max each tile's exponentials are relative to
+  WorkerBuffers<A> stats_;     // m, s, target per row
+  WorkerBuffers<A> z_tile_;    // a tile of logits, unless they are made in place
+  WorkerBuffers<T> gradient_;  // with grad: a tile's gradient [n, cols] and its transpose [cols, n]
+  WorkerBuffers<A> dx_parts_;  // with grad: the worker's part of a chunk's dx [n, h]
+  at::Tensor exps_;            // [max_rows, valid] with grad: each tile's exp(z − m_used)
+  at::Tensor m_used_;          // [max_rows, blocks] the max each tile's exponentials are relative to
 };
 
 class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
@@ -194,9 +214,9 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
         }
         if (!grad || valid == 0) continue;
         ScopedPhase phase(Phase::Loss);
-        tiles.gradients(xc, wc.narrow(0, 0, valid), t, n, lse.contiguous().data_ptr<A>(),
-                        static_cast<A>(1.0 / static_cast<double>(tokens)), dx.narrow(0, r0, n), dw.data_ptr<A>(),
-                        r0 == 0);
+        tiles.gradients(xc, wc.data_ptr<scalar_t>(), t, n, lse.contiguous().data_ptr<A>(),
+                        static_cast<A>(1.0 / static_cast<double>(tokens)), dx.data_ptr<scalar_t>() + r0 * h,
+                        dw.data_ptr<A>(), r0 == 0);
       }
       if (grad && valid == 0) dx.zero_();
     });

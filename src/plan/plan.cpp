@@ -83,16 +83,19 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   const double per_layer = tokens * per_token * elem + tokens * c.num_attention_heads / td * 4;
   // The heap holds more than the live tensors (freed blocks between kept ones are reused only by smaller
   // ones): kHeapOverhead was measured on the 58M model (peak RSS per layer over the bytes above). Attention's
-  // backward adds q's gradient in fp32 per thread (kAttentionThreads, the layouts' usual 1 or 2), the output's
-  // gradient in q's layout, and the gradients of q, k and v.
-  constexpr double kHeapOverhead = 1.2, kAttentionThreads = 2;
-  const double attention_backward = tokens / td * ((kAttentionThreads * 4 + 2 * elem) * q + elem * (qkv - q));
+  // backward adds q's gradient in fp32 per worker (kWorkers: the kernels' workers per rank, the layouts' usual 1 or
+  // 2 threads), the output's gradient in q's layout, and the gradients of q, k and v.
+  constexpr double kHeapOverhead = 1.2, kWorkers = 2;
+  const double attention_backward = tokens / td * ((kWorkers * 4 + 2 * elem) * q + elem * (qkv - q));
   m.activation_bytes = static_cast<int64_t>(kHeapOverhead * per_layer * c.num_hidden_layers + attention_backward);
-  // The fused loss: one chunk's exponentials in the inputs' type (≤ 32 MiB), dw [V/t, h] fp32, dx [tokens, h].
+  // The fused loss: one chunk's exponentials in the inputs' type (≤ 32 MiB), dw [V/t, h] fp32, dx [tokens, h];
+  // per worker a chunk's part of dx in fp32 and a gradient tile and its transpose (256 columns).
   const double vocab_local = static_cast<double>(vocab) / td;
   const double chunk_rows =
       std::min(tokens, static_cast<double>(cross_entropy_chunk_rows(static_cast<int64_t>(vocab_local), elem)));
-  m.loss_bytes = static_cast<int64_t>(chunk_rows * vocab_local * elem + vocab_local * hd * 4 + tokens * hd * elem);
+  const double loss_workers = kWorkers * chunk_rows * (hd * 4 + 2 * 256 * elem);
+  m.loss_bytes = static_cast<int64_t>(chunk_rows * vocab_local * elem + vocab_local * hd * 4 + tokens * hd * elem +
+                                      loss_workers);
   m.runtime_bytes = kRuntimeBytes;
   return m;
 }
