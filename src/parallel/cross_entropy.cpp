@@ -24,10 +24,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// Vocabulary columns per tile: a chunk's logits are made, folded into the softmax statistics and turned into
-// gradients a [rows, kVocabBlock] tile at a time, while the tile is in cache.
-constexpr int64_t kVocabBlock = 256;
-
 // One tile z [rows, cols] (ldz) of logits, columns [j0, j0 + cols) of this rank's, folded into a worker's online
 // softmax statistics per row: running max m and Σ exp(z − m) s, and the target's logit (left alone for a target
 // outside the tile). `first`: the worker's first tile (m, s, target not yet set). With `e`, the tile's
@@ -98,10 +94,11 @@ class ChunkTiles {
   static constexpr bool kInPlace = std::is_same_v<T, A>;  // the GEMMs' type is the accumulator's: z becomes e
 
   ChunkTiles(int64_t max_rows, int64_t valid, int64_t h, bool grad, const at::TensorOptions& options)
-      : valid_(valid), h_(h), blocks_((valid + kVocabBlock - 1) / kVocabBlock), workers_(workers_for(blocks_)),
+      : valid_(valid), h_(h), blocks_((valid + kCrossEntropyVocabBlock - 1) / kCrossEntropyVocabBlock),
+        workers_(workers_for(blocks_)),
         stats_(workers_, 3 * max_rows, options),
-        z_tile_(workers_, grad && kInPlace ? 0 : max_rows * kVocabBlock, options),
-        gradient_(workers_, grad ? 2 * max_rows * kVocabBlock : 0, options),
+        z_tile_(workers_, grad && kInPlace ? 0 : max_rows * kCrossEntropyVocabBlock, options),
+        gradient_(workers_, grad ? 2 * max_rows * kCrossEntropyVocabBlock : 0, options),
         dx_parts_(workers_, grad ? max_rows * h : 0, options) {
     if (!grad) return;
     exps_ = at::empty({max_rows, valid}, options);  // in the GEMMs' type
@@ -113,7 +110,7 @@ class ChunkTiles {
   void statistics(const T* x, const T* w, const int64_t* t, int64_t n, A* out) {
     const bool keep = exps_.defined();
     for_each_task(blocks_, workers_, [&](int64_t b, int64_t worker) {
-      const int64_t j0 = b * kVocabBlock, cols = std::min(kVocabBlock, valid_ - j0);
+      const int64_t j0 = b * kCrossEntropyVocabBlock, cols = std::min(kCrossEntropyVocabBlock, valid_ - j0);
       T* e = keep ? exps_.template data_ptr<T>() + j0 : nullptr;
       A* z = keep && kInPlace ? reinterpret_cast<A*>(e) : z_tile_[worker];
       const int64_t ldz = keep && kInPlace ? valid_ : cols;
@@ -143,7 +140,7 @@ class ChunkTiles {
     const T* e = exps_.template data_ptr<T>();
     const A* used = m_used_.template data_ptr<A>();
     for_each_task(blocks_, workers_, [&](int64_t b, int64_t worker) {
-      const int64_t j0 = b * kVocabBlock, cols = std::min(kVocabBlock, valid_ - j0);
+      const int64_t j0 = b * kCrossEntropyVocabBlock, cols = std::min(kCrossEntropyVocabBlock, valid_ - j0);
       T *g = gradient_[worker], *gt = g + n * cols;
       gradient_tile<T>(e + j0, valid_, n, cols, j0, t, used + b, blocks_, lse, scale, g, gt);
       tile_matmul(matrix(gt, cols, n, n), matrix(x, n, h_, h_), dw + j0 * h_, h_, !first_chunk);  // [cols, h]

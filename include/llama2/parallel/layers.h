@@ -25,17 +25,21 @@ at::Tensor vocab_parallel_embedding(const at::Tensor& ids, const at::Tensor& w, 
 // TP copy whose backward all-reduces without SP).
 at::Tensor tensor_parallel_input(const at::Tensor& x, const TensorParallel& tp);
 
+// Vocabulary columns per tile of the fused loss below: a chunk's logits are made, folded into the softmax
+// statistics and turned into gradients a [rows, kCrossEntropyVocabBlock] tile at a time, while the tile is in cache.
+inline constexpr int64_t kCrossEntropyVocabBlock = 256;
+
 // Tokens per chunk of the fused loss below for `vocab_cols` vocabulary columns on this rank and inputs of
 // `element_bytes`: a chunk's exponentials, kept in the inputs' type, are at most 32 MiB (at least one row).
 int64_t cross_entropy_chunk_rows(int64_t vocab_cols, int64_t element_bytes);
 
 // The lm_head and the loss fused: x [s(/tp), b, h] (final norm output), w [Vp/tp, h] (this rank's vocab rows,
 // rows ≥ vocab_size ignored), targets [s, b] → mean loss over the s·b tokens (fp32; fp64 for fp64).
-// Logits exist only `chunk_rows` tokens at a time (0: a ≤ 32 MiB chunk) and a tile of 256 vocabulary columns at a
-// time: each tile is folded into online softmax statistics while in cache and kept as its exponentials, in the
-// inputs' type; after the statistics are reduced over TP (max, sum of exponentials, target logit; the full
-// vocabulary is never gathered), each tile's gradient is those exponentials rescaled, and feeds dw while in cache
-// and dx. dx and dw are computed in the forward (nothing recomputed).
+// Logits exist only `chunk_rows` tokens at a time (0: a ≤ 32 MiB chunk) and a tile of kCrossEntropyVocabBlock
+// columns at a time: each tile is folded into online softmax statistics while in cache and kept as its
+// exponentials, in the inputs' type; after the statistics are reduced over TP (max, sum of exponentials, target
+// logit; the full vocabulary is never gathered), each tile's gradient is those exponentials rescaled, and feeds dw
+// and dx while in cache. dx and dw are computed in the forward (nothing recomputed).
 at::Tensor vocab_parallel_cross_entropy(const at::Tensor& x, const at::Tensor& w, const at::Tensor& targets,
                                         int64_t vocab_size, const TensorParallel& tp, int64_t chunk_rows = 0);
 
