@@ -1,10 +1,13 @@
-// The vectorised kernels against libm and libtorch: exp, bf16 conversions, SwiGLU, RMSNorm and the fused QKV split
-// with rotary embedding, in fp32 and bf16.
+// The vectorised kernels against libm and libtorch: exp, bf16 conversions, tile transposition, SwiGLU, RMSNorm and
+// the fused QKV split with rotary embedding, in fp32 and bf16.
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include <ATen/ATen.h>
 
 #include "llama2/kernels/dtype_conversion.h"
+#include "llama2/kernels/transpose.h"
 #include "llama2/kernels/vector_math.h"
 #include "llama2/model/rmsnorm.h"
 #include "llama2/model/rotary.h"
@@ -74,6 +77,30 @@ TEST(Bf16, RowConversionEqualsC10s) {
     const int64_t n = std::min<int64_t>(1000, static_cast<int64_t>(values.size() - i));
     from_acc_row(values.data() + i, out.data(), n);
     for (int64_t k = 0; k < n; ++k) EXPECT_EQ(out[k].x, c10::BFloat16(values[i + k]).x) << values[i + k];
+  }
+}
+
+// Each element of y = xᵀ against x read by index, exactly (a transposition moves bits): shapes with and without
+// whole 16 × 16 blocks and their edges, source and destination rows padded (their padding left alone), each type.
+template <typename T>
+void expect_transposed(int64_t rows, int64_t cols) {
+  const int64_t ldx = cols + 3, ldy = rows + 5;
+  std::vector<T> x(rows * ldx), y(cols * ldy, T(-1.0f));
+  for (int64_t i = 0; i < rows * ldx; ++i) x[i] = T(static_cast<float>(i % 251) - 125.0f);
+  transpose(x.data(), rows, cols, ldx, y.data(), ldy);
+  for (int64_t c = 0; c < cols; ++c) {
+    for (int64_t r = 0; r < rows; ++r)
+      ASSERT_EQ(static_cast<double>(y[c * ldy + r]), static_cast<double>(x[r * ldx + c])) << rows << "x" << cols;
+    for (int64_t r = rows; r < ldy; ++r) ASSERT_EQ(static_cast<double>(y[c * ldy + r]), -1.0) << "padding";
+  }
+}
+
+TEST(Transpose, EqualsIndexedReadAtEveryShapeAndType) {
+  for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 1}, {16, 16}, {15, 17}, {32, 48}, {37, 50}, {524, 256}, {3, 40}, {40, 3}}) {
+    expect_transposed<float>(rows, cols);
+    expect_transposed<c10::BFloat16>(rows, cols);
+    expect_transposed<double>(rows, cols);
   }
 }
 

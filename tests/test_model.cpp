@@ -81,20 +81,23 @@ TEST(Attention, FlashTilesEqualFullMaskedSoftmaxAndItsGradients) {
 }
 
 // The fused, tiled loss against log_softmax of full fp64 logits: vocabularies inside one 256-column tile and over
-// several (600: two whole tiles and a partial one), chunks that do and do not divide the 14 tokens, 1 and 2
-// threads (a worker folding several tiles), fp32 and bf16. Tolerances: the loss 1e-5 relative; gradients 1e-5 of
-// their scale in fp32, 1e-2 in bf16 (the GEMMs read the gradient tiles rounded to bf16, 2^-9 relative).
+// several (600: two whole tiles and a partial one), chunks that do and do not divide the 38 tokens, 1 and 2
+// threads (a worker folding several tiles), fp32 and bf16, logits of spread ~1 and ~120 (rows whose later tiles
+// pass their reference's slack). Tolerances: the loss 1e-5 relative; gradients 1e-5 of their scale in fp32, 1e-2
+// in bf16 (the GEMMs read the gradient tiles rounded to bf16, 2^-9 relative).
 TEST(CrossEntropy, TiledEqualsFullLogSoftmaxAndItsGradients) {
   const int threads = at::get_num_threads();
   for (const int n : {1, 2})
     for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16})
       for (const int64_t vocab : {int64_t{50}, int64_t{600}})
-        for (const int64_t chunk : {int64_t{1}, int64_t{4}, int64_t{14}, int64_t{0}}) {
-          at::set_num_threads(n);
-          expect_cross_entropy_equals_fp64(single_rank(), dtype, vocab, chunk, dtype == at::kFloat ? 1e-5 : 1e-2,
-                                           fmt::format("threads {}, {}, vocab {}, chunk {}", n,
-                                                       c10::toString(dtype), vocab, chunk));
-        }
+        for (const int64_t chunk : {int64_t{1}, int64_t{4}, int64_t{14}, int64_t{0}})
+          for (const double logit_scale : {1.0, 100.0}) {
+            at::set_num_threads(n);
+            expect_cross_entropy_equals_fp64(single_rank(), dtype, vocab, chunk, dtype == at::kFloat ? 1e-5 : 1e-2,
+                                             fmt::format("threads {}, {}, vocab {}, chunk {}, logits ×{}", n,
+                                                         c10::toString(dtype), vocab, chunk, logit_scale),
+                                             logit_scale);
+          }
   at::set_num_threads(threads);
 }
 

@@ -57,15 +57,19 @@ inline ::testing::AssertionResult close_to_scale(const at::Tensor& a, const at::
   return all_close(a, b, 0.0, rtol * b.abs().max().item<double>() + 1e-30);
 }
 
-// The fused, tiled vocab-parallel loss on `tp` (x [7, 2, 16] replicated, this rank's vocabulary rows of w padded
-// by at least 2 rows) against log_softmax of full fp64 logits from the same rounded inputs (libtorch autograd): the loss within
-// 1e-5 relative, dx and this rank's dw rows within `grad_rtol` of their scale (the bf16 GEMMs read the gradient
-// tiles rounded to bf16), padding rows of dw zero. `what` names the case in failures.
+// The fused, tiled vocab-parallel loss on `tp` (x [19, 2, 16] replicated: 38 tokens, two whole 16-row blocks of the
+// gradient tiles' transposition and 6 rows over; this rank's vocabulary rows of w padded by at least 2 rows) against
+// log_softmax of full fp64 logits from the same rounded inputs (libtorch autograd): the loss within 1e-5 relative,
+// dx and this rank's dw rows within `grad_rtol` of their scale (the bf16 GEMMs read the gradient tiles rounded to
+// bf16), padding rows of dw zero. x is scaled by `logit_scale`: at 100 the logits' spread (~120) takes rows past
+// their first reference (the max of a worker's first tile) by more than exp's fp32 range (88). `what` names the
+// case in failures.
 inline void expect_cross_entropy_equals_fp64(const TensorParallel& tp, at::ScalarType dtype, int64_t vocab,
-                                             int64_t chunk, double grad_rtol, const std::string& what) {
-  const int64_t s = 7, b = 2, h = 16, t = tp.comm->size(), local = (vocab + 2 + t - 1) / t;
+                                             int64_t chunk, double grad_rtol, const std::string& what,
+                                             double logit_scale = 1) {
+  const int64_t s = 19, b = 2, h = 16, t = tp.comm->size(), local = (vocab + 2 + t - 1) / t;
   at::manual_seed(3);
-  const at::Tensor x = at::randn({s, b, h}).to(dtype).set_requires_grad(true);
+  const at::Tensor x = at::randn({s, b, h}).mul_(logit_scale).to(dtype).set_requires_grad(true);
   const at::Tensor w_full = at::randn({local * t, h}).mul_(0.3).to(dtype);
   const at::Tensor targets = at::randint(vocab, {s, b}, at::kLong);
   const at::Tensor w = w_full.narrow(0, tp.comm->rank() * local, local).contiguous().set_requires_grad(true);

@@ -13,6 +13,7 @@
 #include "llama2/kernels/dtype_conversion.h"
 #include "llama2/kernels/linear.h"
 #include "llama2/kernels/matmul.h"
+#include "llama2/kernels/transpose.h"
 #include "llama2/kernels/vector_math.h"
 #include "llama2/kernels/workers.h"
 #include "llama2/parallel/layers.h"
@@ -24,64 +25,90 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
+// How far above a row's reference a tile's logit may lie before the tile's exponentials are taken relative to the
+// tile's own max instead: they stay ≤ exp(20) ≈ 4.9e8, far inside fp32's and bf16's range even summed over a
+// vocabulary.
+constexpr float kReferenceSlack = 20;
+
+// Σ exp(z − ref) over a row z [n] in one pass, each exponential to out (fp32; none if null), and z's max to top.
+template <typename A>
+LLAMA2_INLINE A exponentials(const A* z, int64_t n, A ref, A* out, A& top) {
+  A sum = 0, high = z[0];
+  if (out != nullptr) {
+#pragma omp simd reduction(+ : sum) reduction(max : high)
+    for (int64_t j = 0; j < n; ++j) {
+      out[j] = vector_exp(z[j] - ref);
+      sum += out[j];
+      high = high > z[j] ? high : z[j];
+    }
+  } else {
+#pragma omp simd reduction(+ : sum) reduction(max : high)
+    for (int64_t j = 0; j < n; ++j) {
+      sum += vector_exp(z[j] - ref);
+      high = high > z[j] ? high : z[j];
+    }
+  }
+  top = high;
+  return sum;
+}
+
 // One tile z [rows, cols] (ldz) of logits, columns [j0, j0 + cols) of this rank's, folded into a worker's online
-// softmax statistics per row: running max m and Σ exp(z − m) s, and the target's logit (left alone for a target
-// outside the tile). `first`: the worker's first tile (m, s, target not yet set). With `e`, the tile's
-// exponentials exp(z − m) (m as it stands after the tile, recorded in m_used) go to e [rows, cols] (lde, the GEMMs'
-// type; may be z itself): the gradient is then e · exp(m_used − lse), without a second exponential.
+// softmax statistics per row: a reference m and Σ exp(z − m) s, and the target's logit (left alone for a target
+// outside the tile). m is the max of the worker's first tile (`first`: m, s, target not yet set), raised only
+// where a later tile's logits exceed it by more than kReferenceSlack: a tile takes one pass, not a max pass and
+// an exponential pass. With `e`, the tile's exponentials exp(z − m) (m recorded in m_used) go to e [rows, cols]
+// (lde) in the GEMMs' type, by way of `row` (fp32 [cols]) where that is bf16: the gradient is then
+// e · exp(m_used − lse), without a second exponential.
 template <typename T>
 LLAMA2_CPU_CLONES void fold_tile(const Acc<T>* z, int64_t ldz, int64_t rows, int64_t cols, int64_t j0,
                                  const int64_t* t, bool first, Acc<T>* m, Acc<T>* s, Acc<T>* target, T* e,
-                                 int64_t lde, Acc<T>* m_used, int64_t ld_used) {
+                                 int64_t lde, Acc<T>* m_used, int64_t ld_used, Acc<T>* row) {
   using A = Acc<T>;
+  constexpr bool kDirect = std::is_same_v<T, A>;  // the exponentials go straight to e
   for (int64_t r = 0; r < rows; ++r) {
     const A* zr = z + r * ldz;
-    A top = zr[0], sum = 0;
-#pragma omp simd reduction(max : top)
-    for (int64_t j = 1; j < cols; ++j) top = top > zr[j] ? top : zr[j];
-    const A max = first ? top : std::max(m[r], top);
     if (t[r] >= j0 && t[r] < j0 + cols) target[r] = zr[t[r] - j0];
     else if (first) target[r] = 0;
-    if (e != nullptr) {
-      T* er = e + r * lde;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < cols; ++j) {
-        const A x = vector_exp(zr[j] - max);
-        sum += x;
-        er[j] = from_acc<T>(x);
-      }
-      m_used[r * ld_used] = max;
-    } else {
-#pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < cols; ++j) sum += vector_exp(zr[j] - max);
+    A top = zr[0];
+    if (first) {
+#pragma omp simd reduction(max : top)
+      for (int64_t j = 1; j < cols; ++j) top = top > zr[j] ? top : zr[j];
     }
-    s[r] = first ? sum : s[r] * vector_exp(m[r] - max) + sum;
-    m[r] = max;
+    A ref = first ? top : m[r], s_before = first ? 0 : s[r];
+    A* out = nullptr;
+    if constexpr (kDirect) out = e == nullptr ? nullptr : e + r * lde;
+    else out = e == nullptr ? nullptr : row;
+    A sum = exponentials(zr, cols, ref, out, top);
+    if (top > ref + static_cast<A>(kReferenceSlack)) {  // rare: relative to the tile's max instead
+      s_before *= vector_exp(ref - top);
+      ref = top;
+      sum = exponentials(zr, cols, ref, out, top);
+    }
+    if constexpr (!kDirect) {
+      if (e != nullptr) from_acc_row(row, e + r * lde, cols);
+    }
+    if (e != nullptr) m_used[r * ld_used] = ref;
+    s[r] = s_before + sum;
+    m[r] = ref;
   }
 }
 
 // g [rows, cols] ← (e · exp(m_used − lse) − [column = target]) · scale: d(mean loss)/dz of a tile from its kept
 // exponentials e (ld), in the GEMMs' type, contiguous; and gt [cols, rows] ← its transpose. Both are GEMM sources,
 // and oneDNN's AMX and brgemm kernels take neither a transposed one nor one with rows further apart than its width.
-// A band of rows at a time, transposed while in L1.
 template <typename T>
 LLAMA2_CPU_CLONES void gradient_tile(const T* e, int64_t ld, int64_t rows, int64_t cols, int64_t j0, const int64_t* t,
                                      const Acc<T>* m_used, int64_t ld_used, const Acc<T>* lse, Acc<T> scale, T* g,
                                      T* gt) {
-  constexpr int64_t kBand = 16;
-  for (int64_t r0 = 0; r0 < rows; r0 += kBand) {
-    const int64_t r1 = std::min(rows, r0 + kBand);
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* er = e + r * ld;
-      T* gr = g + r * cols;
-      const Acc<T> factor = vector_exp(m_used[r * ld_used] - lse[r]) * scale;
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* er = e + r * ld;
+    T* gr = g + r * cols;
+    const Acc<T> factor = vector_exp(m_used[r * ld_used] - lse[r]) * scale;
 #pragma omp simd
-      for (int64_t j = 0; j < cols; ++j) gr[j] = from_acc<T>(to_acc(er[j]) * factor);
-      if (t[r] >= j0 && t[r] < j0 + cols) gr[t[r] - j0] = from_acc<T>(to_acc(gr[t[r] - j0]) - scale);
-    }
-    for (int64_t j = 0; j < cols; ++j)
-      for (int64_t r = r0; r < r1; ++r) gt[j * rows + r] = g[r * cols + j];
+    for (int64_t j = 0; j < cols; ++j) gr[j] = from_acc<T>(to_acc(er[j]) * factor);
+    if (t[r] >= j0 && t[r] < j0 + cols) gr[t[r] - j0] = from_acc<T>(to_acc(gr[t[r] - j0]) - scale);
   }
+  transpose(g, rows, cols, cols, gt, rows);
 }
 
 // A chunk of tokens through the lm_head and the loss, tile by tile over the vocabulary: x [n, h] (the chunk's
@@ -91,13 +118,12 @@ template <typename T>
 class ChunkTiles {
  public:
   using A = Acc<T>;
-  static constexpr bool kInPlace = std::is_same_v<T, A>;  // the GEMMs' type is the accumulator's: z becomes e
-
   ChunkTiles(int64_t max_rows, int64_t valid, int64_t h, bool grad, const at::TensorOptions& options)
-      : valid_(valid), h_(h), blocks_((valid + kCrossEntropyVocabBlock - 1) / kCrossEntropyVocabBlock),
+      : max_rows_(max_rows), valid_(valid), h_(h),
+        blocks_((valid + kCrossEntropyVocabBlock - 1) / kCrossEntropyVocabBlock),
         workers_(workers_for(blocks_)),
         stats_(workers_, 3 * max_rows, options),
-        z_tile_(workers_, grad && kInPlace ? 0 : max_rows * kCrossEntropyVocabBlock, options),
+        z_tile_(workers_, (max_rows + 1) * kCrossEntropyVocabBlock, options),
         gradient_(workers_, grad ? 2 * max_rows * kCrossEntropyVocabBlock : 0, options),
         dx_parts_(workers_, grad ? max_rows * h : 0, options) {
     if (!grad) return;
@@ -105,19 +131,19 @@ class ChunkTiles {
     m_used_ = at::empty({max_rows, blocks_}, options.dtype(c10::CppTypeToScalarType<A>()));
   }
 
-  // m, s (Σ exp(z − m)) and the target logit per row [3, n], over this rank's vocabulary; with grad, each tile's
-  // exponentials are kept for gradients().
+  // m (a reference near the max), s (Σ exp(z − m)) and the target logit per row [3, n], over this rank's
+  // vocabulary; with grad, each tile's exponentials are kept for gradients().
   void statistics(const T* x, const T* w, const int64_t* t, int64_t n, A* out) {
     const bool keep = exps_.defined();
     for_each_task(blocks_, workers_, [&](int64_t b, int64_t worker) {
       const int64_t j0 = b * kCrossEntropyVocabBlock, cols = std::min(kCrossEntropyVocabBlock, valid_ - j0);
-      T* e = keep ? exps_.template data_ptr<T>() + j0 : nullptr;
-      A* z = keep && kInPlace ? reinterpret_cast<A*>(e) : z_tile_[worker];
-      const int64_t ldz = keep && kInPlace ? valid_ : cols;
-      tile_matmul(matrix(x, n, h_, h_), matrix(w + j0 * h_, cols, h_, h_, true), z, ldz, false);  // [n, cols]
+      T* e = keep ? exps_.template data_ptr<T>() + j0 * n : nullptr;  // the tile's [n, cols], contiguous
+      A* z = z_tile_[worker];
+      tile_matmul(matrix(x, n, h_, h_), matrix(w + j0 * h_, cols, h_, h_, true), z, cols, false);  // [n, cols]
       A* st = stats_[worker];
       A* used = keep ? m_used_.template data_ptr<A>() + b : nullptr;
-      fold_tile<T>(z, ldz, n, cols, j0, t, b == worker, st, st + n, st + 2 * n, e, valid_, used, blocks_);
+      fold_tile<T>(z, cols, n, cols, j0, t, b == worker, st, st + n, st + 2 * n, e, cols, used, blocks_,
+                   z + max_rows_ * kCrossEntropyVocabBlock);
     });  // for_each_task: worker w starts at block w
     for (int64_t r = 0; r < n; ++r) {  // combine the workers' statistics in worker order
       A m = stats_[0][r];
@@ -142,7 +168,7 @@ class ChunkTiles {
     for_each_task(blocks_, workers_, [&](int64_t b, int64_t worker) {
       const int64_t j0 = b * kCrossEntropyVocabBlock, cols = std::min(kCrossEntropyVocabBlock, valid_ - j0);
       T *g = gradient_[worker], *gt = g + n * cols;
-      gradient_tile<T>(e + j0, valid_, n, cols, j0, t, used + b, blocks_, lse, scale, g, gt);
+      gradient_tile<T>(e + j0 * n, cols, n, cols, j0, t, used + b, blocks_, lse, scale, g, gt);
       tile_matmul(matrix(gt, cols, n, n), matrix(x, n, h_, h_), dw + j0 * h_, h_, !first_chunk);  // [cols, h]
       tile_matmul(matrix(g, n, cols, cols), matrix(w + j0 * h_, cols, h_, h_), dx_parts_[worker], h_,
                   b != worker);  // [n, h]
@@ -153,13 +179,13 @@ class ChunkTiles {
   }
 
  private:
-  int64_t valid_, h_, blocks_, workers_;
+  int64_t max_rows_, valid_, h_, blocks_, workers_;
   WorkerBuffers<A> stats_;     // m, s, target per row
-  WorkerBuffers<A> z_tile_;    // a tile of logits, unless they are made in place
+  WorkerBuffers<A> z_tile_;    // a tile of logits [max_rows, block] and a row of its exponentials [block]
   WorkerBuffers<T> gradient_;  // with grad: a tile's gradient [n, cols] and its transpose [cols, n]
   WorkerBuffers<A> dx_parts_;  // with grad: the worker's part of a chunk's dx [n, h]
-  at::Tensor exps_;            // [max_rows, valid] with grad: each tile's exp(z − m_used)
-  at::Tensor m_used_;          // [max_rows, blocks] the max each tile's exponentials are relative to
+  at::Tensor exps_;            // with grad: each tile's exp(z − m_used), tile b's [n, cols] from b·block·n on
+  at::Tensor m_used_;          // [max_rows, blocks] the reference each tile's exponentials are relative to
 };
 
 class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {

@@ -89,11 +89,11 @@ MemoryPlan plan_memory(const ModelConfig& c, const MemoryPlanInput& in) {
   const double attention_backward = tokens / td * ((kWorkers * 4 + 2 * elem) * q + elem * (qkv - q));
   m.activation_bytes = static_cast<int64_t>(kHeapOverhead * per_layer * c.num_hidden_layers + attention_backward);
   // The fused loss: one chunk's exponentials in the inputs' type (≤ 32 MiB), dw [V/t, h] fp32, dx [tokens, h];
-  // per worker a chunk's part of dx in fp32 and a gradient tile and its transpose.
+  // per worker a chunk's part of dx and a tile of logits in fp32, and a gradient tile and its transpose.
   const double vocab_local = static_cast<double>(vocab) / td;
   const double chunk_rows =
       std::min(tokens, static_cast<double>(cross_entropy_chunk_rows(static_cast<int64_t>(vocab_local), elem)));
-  const double loss_workers = kWorkers * chunk_rows * (hd * 4 + 2 * kCrossEntropyVocabBlock * elem);
+  const double loss_workers = kWorkers * chunk_rows * (hd * 4 + kCrossEntropyVocabBlock * (4 + 2 * elem));
   m.loss_bytes = static_cast<int64_t>(chunk_rows * vocab_local * elem + vocab_local * hd * 4 + tokens * hd * elem +
                                       loss_workers);
   m.runtime_bytes = kRuntimeBytes;
