@@ -55,6 +55,10 @@ LLAMA2_INLINE void swap_round(V* rows) {
 template <typename E>
 LLAMA2_CPU_CLONES void transpose_bits(const E* x, int64_t rows, int64_t cols, int64_t ldx, E* y, int64_t ldy) {
   using V = typename Row<E>::type;
+  const auto by_element = [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {  // rows [r0, r1), cols [c0, c1)
+    for (int64_t c = c0; c < c1; ++c)
+      for (int64_t r = r0; r < r1; ++r) y[c * ldy + r] = x[r * ldx + c];
+  };
   const int64_t full_rows = rows - rows % kBlock, full_cols = cols - cols % kBlock;
   for (int64_t r0 = 0; r0 < full_rows; r0 += kBlock) {
     for (int64_t c0 = 0; c0 < full_cols; c0 += kBlock) {
@@ -63,11 +67,9 @@ LLAMA2_CPU_CLONES void transpose_bits(const E* x, int64_t rows, int64_t cols, in
       swap_round<8>(block), swap_round<4>(block), swap_round<2>(block), swap_round<1>(block);
       for (int64_t c = 0; c < kBlock; ++c) std::memcpy(y + (c0 + c) * ldy + r0, &block[c], sizeof(V));
     }
-    for (int64_t c = full_cols; c < cols; ++c)
-      for (int64_t r = r0; r < r0 + kBlock; ++r) y[c * ldy + r] = x[r * ldx + c];
   }
-  for (int64_t r = full_rows; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) y[c * ldy + r] = x[r * ldx + c];
+  by_element(0, full_rows, full_cols, cols);  // the right edge of the whole blocks' rows
+  by_element(full_rows, rows, 0, cols);       // the bottom edge
 }
 
 }  // namespace

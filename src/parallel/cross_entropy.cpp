@@ -30,23 +30,15 @@ using torch::autograd::tensor_list;
 // vocabulary.
 constexpr float kReferenceSlack = 20;
 
-// Σ exp(z − ref) over a row z [n] in one pass, each exponential to out (fp32; none if null), and z's max to top.
+// Σ exp(z − ref) over a row z [n] in one pass, each exponential to out (fp32), and z's max to top.
 template <typename A>
 LLAMA2_INLINE A exponentials(const A* z, int64_t n, A ref, A* out, A& top) {
   A sum = 0, high = z[0];
-  if (out != nullptr) {
 #pragma omp simd reduction(+ : sum) reduction(max : high)
-    for (int64_t j = 0; j < n; ++j) {
-      out[j] = vector_exp(z[j] - ref);
-      sum += out[j];
-      high = high > z[j] ? high : z[j];
-    }
-  } else {
-#pragma omp simd reduction(+ : sum) reduction(max : high)
-    for (int64_t j = 0; j < n; ++j) {
-      sum += vector_exp(z[j] - ref);
-      high = high > z[j] ? high : z[j];
-    }
+  for (int64_t j = 0; j < n; ++j) {
+    out[j] = vector_exp(z[j] - ref);
+    sum += out[j];
+    high = high > z[j] ? high : z[j];
   }
   top = high;
   return sum;
@@ -75,9 +67,10 @@ LLAMA2_CPU_CLONES void fold_tile(const Acc<T>* z, int64_t ldz, int64_t rows, int
       for (int64_t j = 1; j < cols; ++j) top = top > zr[j] ? top : zr[j];
     }
     A ref = first ? top : m[r], s_before = first ? 0 : s[r];
-    A* out = nullptr;
-    if constexpr (kDirect) out = e == nullptr ? nullptr : e + r * lde;
-    else out = e == nullptr ? nullptr : row;
+    A* out = row;  // without e the exponentials land here, unread
+    if constexpr (kDirect) {
+      if (e != nullptr) out = e + r * lde;
+    }
     A sum = exponentials(zr, cols, ref, out, top);
     if (top > ref + static_cast<A>(kReferenceSlack)) {  // rare: relative to the tile's max instead
       s_before *= vector_exp(ref - top);
