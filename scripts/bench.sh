@@ -28,8 +28,8 @@ config=configs/llama2-58m.json
 cores=$(nproc)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-root=()
-[[ $(id -u) -eq 0 ]] && root=(--allow-run-as-root)
+# shellcheck source=scripts/launch_local.sh
+source scripts/launch_local.sh
 
 measure_peaks() {  # appends the best fp32 and bf16 GFLOP/s over the model's GEMM shapes, and the cores' raw
                   # instruction peaks, now, to $peaks, $peaks_bf16, $raw and $raw_bf16
@@ -68,11 +68,7 @@ run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is t
     read -r -a plan_args <<<"$PLAN"
     plan_step "${plan_args[@]}" >"$work/$name.plan"
   fi
-  if (( ranks > 1 )); then
-    mpirun -np "$ranks" --oversubscribe --bind-to none "${root[@]}" "${cmd[@]}" >"$work/$name.log" 2>&1
-  else
-    "${cmd[@]}" >"$work/$name.log" 2>&1
-  fi
+  launch_local "$ranks" "$work/$name.log" "${cmd[@]}"
   cp "$work/$name/results.json" "$work/$name.json"
   rm -rf "$work/$name"
   measure_peaks
