@@ -24,12 +24,11 @@ cd "$(dirname "$0")/.."
 steps=${1:-6}
 rounds=${2:-2}
 bin=build/llama2_pretrain
-config=configs/llama2-58m.json
 cores=$(nproc)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# shellcheck source=scripts/launch_local.sh
-source scripts/launch_local.sh
+# shellcheck source=scripts/bench_train.sh
+source scripts/bench_train.sh  # bench_train, and $config: the model
 
 measure_peaks() {  # appends the best fp32 and bf16 GFLOP/s over the model's GEMM shapes, and the cores' raw
                   # instruction peaks, now, to $peaks, $peaks_bf16, $raw and $raw_bf16
@@ -60,17 +59,12 @@ run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is t
   local per_rank_tflops peak="${peaks##* }"  # for the run's own log lines: the latest peak of its precision
   [[ " $* " == *" --use_mix_precision "* ]] && peak="${peaks_bf16##* }"
   per_rank_tflops=$(awk -v p="$peak" -v r="$ranks" 'BEGIN { printf "%.6f", p / r / 1000 }')
-  local cmd=("$bin" train --config "$config" --synthetic_data --batch_size "$batch" --seq_len "$seq" --max_steps "$steps"
-             --warmup_steps 1 --checkpoint_freq 0 --threads "$threads" --peak_tflops "$per_rank_tflops"
-             --output_dir "$work/$name" "$@")
   if [[ -n "${PLAN:-}" ]]; then
     local plan_args
     read -r -a plan_args <<<"$PLAN"
     plan_step "${plan_args[@]}" >"$work/$name.plan"
   fi
-  launch_local "$ranks" "$work/$name.log" "${cmd[@]}"
-  cp "$work/$name/results.json" "$work/$name.json"
-  rm -rf "$work/$name"
+  bench_train "$work/$name" "$bin" "$ranks" "$threads" "$seq" "$batch" "$steps" "$per_rank_tflops" "$@"
   measure_peaks
 }
 for round in $(seq "$rounds"); do

@@ -10,12 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $# -ge 2 && -x $1 && -x $2 ]] || { echo "usage: $0 OLD_BINARY NEW_BINARY [STEPS] [ROUNDS]" >&2; exit 2; }
 old=$1 new=$2 steps=${3:-6} rounds=${4:-3}
-config=configs/llama2-58m.json
 cores=$(nproc)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# shellcheck source=scripts/launch_local.sh
-source scripts/launch_local.sh
+# shellcheck source=scripts/bench_train.sh
+source scripts/bench_train.sh  # bench_train, and $config: the model
 
 row() {  # NAME RANKS THREADS SEQ BATCH EXTRA...: OLD, then NEW (--peak_tflops set: no start-up GEMM measurement)
   local name=$1 ranks=$2 threads=$3 seq=$4 batch=$5 build bin
@@ -23,13 +22,7 @@ row() {  # NAME RANKS THREADS SEQ BATCH EXTRA...: OLD, then NEW (--peak_tflops s
   for build in old new; do
     bin=$old
     [[ $build == new ]] && bin=$new
-    local out="$work/${name}_${build}_$round"
-    local cmd=("$bin" train --config "$config" --synthetic_data --batch_size "$batch" --seq_len "$seq"
-               --max_steps "$steps" --warmup_steps 1 --checkpoint_freq 0 --threads "$threads" --peak_tflops 1
-               --output_dir "$out" "$@")
-    launch_local "$ranks" "$out.log" "${cmd[@]}"
-    cp "$out/results.json" "$out.json"
-    rm -rf "$out"
+    bench_train "$work/${name}_${build}_$round" "$bin" "$ranks" "$threads" "$seq" "$batch" "$steps" 1 "$@"
   done
 }
 for round in $(seq "$rounds"); do
