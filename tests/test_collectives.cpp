@@ -44,6 +44,18 @@ TEST_P(Collectives, AllGatherReduceScatter) {
   EXPECT_TRUE(at::equal(scattered.to(at::kDouble), at::full({2, 3}, n * (n + 1) / 2, at::kDouble)));
 }
 
+// In place: this rank's block [2, 3] of r at 2·r, the others' blocks -7 until gathered.
+TEST_P(Collectives, AllGatherInPlace) {
+  const int n = world().size(), r = world().rank();
+  at::Tensor t = at::full({2 * n, 3}, -7, at::kDouble).to(GetParam());
+  t.narrow(0, 2 * r, 2).fill_(r);
+  world().all_gather_in_place(t);
+  for (int i = 0; i < n; ++i)
+    EXPECT_TRUE(at::equal(t.narrow(0, 2 * i, 2).to(at::kDouble), at::full({2, 3}, i, at::kDouble))) << i;
+  at::Tensor odd = at::zeros({2 * n + 1}, at::kDouble).to(GetParam());
+  EXPECT_THROW(world().all_gather_in_place(odd), RuntimeFailure);
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, Collectives, ::testing::Values(at::kFloat, at::kDouble, at::kBFloat16, at::kLong));
 
 TEST(Collectives, Bf16SumIsWithinOneUlpOfTheExactSum) {

@@ -48,6 +48,21 @@ TEST(Linear, ForwardAndBackwardEqualTorch) {
   EXPECT_TRUE(all_close(w1.grad(), w2.grad(), 1e-5, 1e-5));
 }
 
+// A bf16 weight's gradient added into an fp32 buffer as its .grad (the trainer's main gradients, oneDNN's sum
+// post-op reading dy transposed), over 300 tokens: buffer + dyᵀ·x of the same bf16 values in fp64.
+// Tolerance: fp32 accumulation over 300 products, 1e-5 of the result's scale.
+TEST(Linear, Bf16WeightGradientAddsIntoAnFp32Buffer) {
+  at::manual_seed(3);
+  const at::Tensor x = at::randn({300, 24}).to(at::kBFloat16), dy = at::randn({300, 70}).to(at::kBFloat16);
+  const at::Tensor w = at::randn({70, 24}).to(at::kBFloat16).set_requires_grad(true);
+  const at::Tensor before = at::randn({70, 24});
+  w.mutable_grad() = before.clone();
+  llama2::linear(x, w).backward(dy);
+  ASSERT_EQ(w.grad().scalar_type(), at::kFloat);
+  const at::Tensor ref = before.to(at::kDouble) + dy.to(at::kDouble).t().matmul(x.to(at::kDouble));
+  EXPECT_TRUE(close_to_scale(w.grad(), ref, 1e-5));
+}
+
 // tile_matmul on sub-matrices of larger ones (leading dimensions above the columns), each transpose, with and
 // without accumulation, fp32 and bf16 inputs into fp32, fp64 by its loops. Tolerances: fp32 rounding 1e-5; bf16
 // inputs are the reference's too (rounded first), so only the fp32 sums differ: 1e-4.

@@ -101,6 +101,33 @@ TEST(CrossEntropy, TiledEqualsFullLogSoftmaxAndItsGradients) {
   at::set_num_threads(threads);
 }
 
+// The embedding's gradient: into a bf16 weight's fp32 buffer as its .grad (the trainer's main gradients: only the
+// looked-up rows are added to, repeated ids summed in fp32) and, without a buffer, as a dense gradient of the
+// weight's dtype; both against the fp64 scatter-add of dy's rows over ids (with repeats and both ends of the
+// vocabulary). Tolerances: fp32 sums 1e-6 of the scale; bf16 sums of up to 4 rows, 2^-8 relative each: 2e-2.
+TEST(Embedding, GradientAddsLookedUpRowsIntoTheBufferOrIsDense) {
+  at::manual_seed(8);
+  const int64_t vocab = 11, h = 6;
+  const at::Tensor ids = at::tensor({0, 3, 3, 10, 3, 7, 0, 3}, at::kLong).view({4, 2});  // [s, b]
+  const at::Tensor dy = at::randn({4, 2, h}).to(at::kBFloat16);
+  const at::Tensor before = at::randn({vocab, h});
+  at::Tensor ref = at::zeros({vocab, h}, at::kDouble);
+  ref.index_add_(0, ids.reshape({-1}), dy.to(at::kDouble).reshape({-1, h}));
+  const TensorParallel tp{&Communicator::self(), false};
+  const at::Tensor w_init = at::randn({vocab, h}).to(at::kBFloat16);
+  const at::Tensor buffered = w_init.clone().set_requires_grad(true);
+  buffered.mutable_grad() = before.clone();
+  vocab_parallel_embedding(ids, buffered, tp).backward(dy);
+  ASSERT_EQ(buffered.grad().scalar_type(), at::kFloat);
+  EXPECT_TRUE(close_to_scale(buffered.grad(), before.to(at::kDouble) + ref, 1e-6));
+  const at::Tensor dense = w_init.clone().set_requires_grad(true);
+  const at::Tensor y = vocab_parallel_embedding(ids, dense, tp);
+  EXPECT_TRUE(at::equal(y, w_init.index_select(0, ids.reshape({-1})).view({4, 2, h})));
+  y.backward(dy);
+  ASSERT_EQ(dense.grad().scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(close_to_scale(dense.grad(), ref, 2e-2));
+}
+
 TEST(Model, GradientsMatchFiniteDifferencesInDouble) {
   const ModelConfig c = small_config(24, 16, 2);
   Llama model(c, single_rank(), {6, 3, at::kDouble});

@@ -32,6 +32,24 @@ TEST(AdamW, SingleTensorEqualsTorchOptimAdamW) {
   EXPECT_TRUE(all_close(ours, theirs.detach(), 1e-6, 1e-7));
 }
 
+// The bf16 copy written in the update's pass equals the updated fp32 param converted by c10 (round to nearest
+// even), exactly, over magnitudes from 1e-30 to 1e30 and values halfway between two bf16 numbers.
+TEST(AdamW, RoundedCopyEqualsTheUpdatedParamConvertedToBf16) {
+  at::manual_seed(5);
+  const int64_t n = 4099;  // past whole vectors
+  at::Tensor param = at::randn({n}) * at::pow(10.0, at::randint(-30, 31, {n}).to(at::kFloat));
+  // 1 + k/128 + 1/256: halfway between two bf16 neighbours (spacing 1/128 in [1, 2)), to round to the even one
+  param.narrow(0, 0, 64).copy_(at::arange(64).to(at::kFloat).mul_(1.0f / 128).add_(1.0f + 1.0f / 256));
+  at::Tensor m = at::zeros({n}), v = at::zeros({n});
+  const at::Tensor rounded = at::full({n}, 7.0, at::kBFloat16);
+  AdamWOptions o;
+  o.weight_decay = 0;  // lr 0: the update leaves param as it is, ties included
+  adamw_update(param, at::randn({n}), m, v, 1.0, 1, 0.0, o, 1.0, rounded);
+  EXPECT_TRUE(at::equal(rounded, param.to(at::kBFloat16)));
+  adamw_update(param, at::randn({n}), m, v, 1.0, 2, 1e-3, o, 1.0, rounded);  // a real step too
+  EXPECT_TRUE(at::equal(rounded, param.to(at::kBFloat16)));
+}
+
 TEST(AdamW, ZeroDecayMaskLeavesOnlyTheAdamStep) {
   AdamWOptions o;
   o.weight_decay = 0.5;

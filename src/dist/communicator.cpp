@@ -204,6 +204,19 @@ at::Tensor Communicator::all_gather(const at::Tensor& t) const {
   return out;
 }
 
+void Communicator::all_gather_in_place(at::Tensor& t) const {
+  ScopedPhase phase(Phase::Communication);
+  require_contiguous(t, "all_gather_in_place");
+  if (size_ == 1) return;
+  if (t.dim() == 0 || t.size(0) % size_ != 0)
+    throw RuntimeFailure(fmt::format("all_gather_in_place: leading dimension {} is not a multiple of {} ranks",
+                                     t.dim() ? t.size(0) : 0, size_));
+  Published published(*this, CollectiveOp::AllGather, bytes_of(t));
+  check(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, t.data_ptr(), count_of(t) / size_, mpi_type(t),
+                      published.comm(comm_)),
+        on_group("Allgather", group_));
+}
+
 at::Tensor Communicator::reduce_scatter(const at::Tensor& t) const {
   ScopedPhase phase(Phase::Communication);
   require_contiguous(t, "reduce_scatter");

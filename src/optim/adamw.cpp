@@ -8,9 +8,12 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
+#include <fmt/format.h>
 
 #include "llama2/dist/communicator.h"
+#include "llama2/kernels/dtype_conversion.h"
 #include "llama2/kernels/vector_math.h"
+#include "llama2/util/errors.h"
 #include "llama2/util/phases.h"
 
 namespace llama2 {
@@ -21,9 +24,12 @@ struct AdamWStep {
   float step_size, inv_sqrt_bias2, b1, b2, eps, lr_wd, grad_scale;
 };
 
-// Elements [begin, end) of one fp32 shard, torch.optim.AdamW's arithmetic (decoupled decay first, then Adam).
-LLAMA2_CPU_CLONES void adamw_elements(float* p, float* m, float* v, const float* g, const AdamWStep& c, int64_t begin,
-                                      int64_t end) {
+// Elements [begin, end) of one fp32 shard, torch.optim.AdamW's arithmetic (decoupled decay first, then Adam);
+// kRound: each updated p also rounded to bf16 into `rounded` (one pass, where a separate conversion and copy of
+// the whole model took ~70 ms per 58M-parameter step).
+template <bool kRound>
+LLAMA2_CPU_CLONES void adamw_elements(float* p, float* m, float* v, const float* g, c10::BFloat16* rounded,
+                                      const AdamWStep& c, int64_t begin, int64_t end) {
   const AdamWStep k = c;  // locals: the loop must not reload them through a pointer its stores might alias
 #pragma omp simd
   for (int64_t i = begin; i < end; ++i) {
@@ -32,6 +38,7 @@ LLAMA2_CPU_CLONES void adamw_elements(float* p, float* m, float* v, const float*
     m[i] += (1 - k.b1) * (gi - m[i]);
     v[i] = k.b2 * v[i] + (1 - k.b2) * gi * gi;
     p[i] -= k.step_size * m[i] / (std::sqrt(v[i]) * k.inv_sqrt_bias2 + k.eps);
+    if constexpr (kRound) rounded[i] = from_acc<c10::BFloat16>(p[i]);
   }
 }
 
@@ -46,7 +53,12 @@ LLAMA2_CPU_CLONES double sum_squares(const float* x, int64_t begin, int64_t end)
 }  // namespace
 
 void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
-                  double decay, int64_t step, double lr, const AdamWOptions& o, double grad_scale) {
+                  double decay, int64_t step, double lr, const AdamWOptions& o, double grad_scale,
+                  const at::Tensor& rounded) {
+  if (rounded.defined() && (rounded.scalar_type() != at::kBFloat16 || !rounded.is_contiguous() ||
+                            rounded.numel() != param.numel()))
+    throw RuntimeFailure(fmt::format("adamw_update: the rounded copy must be contiguous bf16 of {} elements, got {} {}",
+                                     param.numel(), c10::toString(rounded.scalar_type()), c10::str(rounded.sizes())));
   const double bias1 = 1 - std::pow(o.beta1, static_cast<double>(step));
   const double bias2 = 1 - std::pow(o.beta2, static_cast<double>(step));
   const AdamWStep c{static_cast<float>(lr / bias1), static_cast<float>(1 / std::sqrt(bias2)),
@@ -54,11 +66,14 @@ void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg
                     static_cast<float>(lr * o.weight_decay * decay), static_cast<float>(grad_scale)};
   float *p = param.data_ptr<float>(), *m = exp_avg.data_ptr<float>(), *v = exp_avg_sq.data_ptr<float>();
   const float* g = grad.data_ptr<float>();
-  at::parallel_for(0, param.numel(), 1 << 14,
-                   [&](int64_t begin, int64_t end) { adamw_elements(p, m, v, g, c, begin, end); });
+  c10::BFloat16* r = rounded.defined() ? rounded.data_ptr<c10::BFloat16>() : nullptr;
+  at::parallel_for(0, param.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+    r ? adamw_elements<true>(p, m, v, g, r, c, begin, end) : adamw_elements<false>(p, m, v, g, r, c, begin, end);
+  });
   // Written through pointers: move the version counter (shared with every view of the same storage) as an in-place
   // ATen op would, so that readers keyed on it see the change (packed_weights.h).
   param.unsafeGetTensorImpl()->bump_version();
+  if (r) rounded.unsafeGetTensorImpl()->bump_version();
 }
 
 ShardedAdamW::ShardedAdamW(std::vector<Parameter>& params, const Communicator& tp, const Communicator& dp,
@@ -124,7 +139,7 @@ at::Tensor ShardedAdamW::reduce_gradients() {
   // The DP sum in fp32 (bf16 gradients are widened bucket by bucket); buckets that backward already
   // completed are in flight (gradients_ready), the rest go now.
   at::Tensor grad_shard = buckets_->finish();
-  grad_shard.div_(dp_.size());
+  if (dp_.size() > 1) grad_shard.div_(dp_.size());  // a pass over every gradient: not for nothing
   return grad_shard;
 }
 
@@ -141,28 +156,27 @@ StepResult ShardedAdamW::step(double lr) {
   {
     ScopedPhase phase(Phase::Optimizer);
     // This shard's part of the norm prefix decays only with weight_decay_norms; the rest always.
+    // A bf16 model's parameters of this shard are rounded from the master as it is updated.
     const auto update = [&](int64_t begin, int64_t count, double decay) {
       at::Tensor p = master_.narrow(0, begin, count), m = exp_avg_.narrow(0, begin, count),
                  v = exp_avg_sq_.narrow(0, begin, count);
-      adamw_update(p, grad_shard.narrow(0, begin, count), m, v, decay, step_, lr, options_, clip);
+      const at::Tensor rounded =
+          separate_master() ? flat_params_.narrow(0, shard_offset_ + begin, count) : at::Tensor();
+      adamw_update(p, grad_shard.narrow(0, begin, count), m, v, decay, step_, lr, options_, clip, rounded);
     };
     update(0, shard_norm_numel_, options_.weight_decay_norms ? 1.0 : 0.0);
     update(shard_norm_numel_, shard_numel() - shard_norm_numel_, 1.0);
   }
 
-  sync_params_from_master();
+  gather_params();
   result.applied = true;
   return result;
 }
 
-void ShardedAdamW::sync_params_from_master() {
-  c10::AutoGradMode no_grad(false);
-  at::Tensor updated = master_.to(flat_params_.scalar_type());
-  if (options_.zero_1) {
-    flat_params_.copy_(dp_.all_gather(updated.contiguous()));
-  } else if (!updated.is_same(master_)) {
-    flat_params_.copy_(updated);
-  }
+void ShardedAdamW::gather_params() {
+  if (!options_.zero_1 || dp_.size() == 1) return;  // every rank updated all of flat_params_
+  dp_.all_gather_in_place(flat_params_);            // rank r's shard sits at shard_begin(r) = r·shard_numel
+  flat_params_.unsafeGetTensorImpl()->bump_version();  // written by MPI: as adamw_update, for packed_weights.h
 }
 
 }  // namespace llama2

@@ -57,6 +57,8 @@ class Communicator {
   void all_reduce(at::Tensor& t, ReduceOp op = ReduceOp::Sum) const;  // in place
   // [n, ...] on each rank → [size·n, ...], rank blocks in rank order along dim 0.
   at::Tensor all_gather(const at::Tensor& t) const;
+  // The same in place: t [size·n, ...] holds this rank's block at rank·n on entry, every rank's block on return.
+  void all_gather_in_place(at::Tensor& t) const;
   // [size·n, ...] on each rank → [n, ...]: this rank's block of the element-wise sum over ranks.
   at::Tensor reduce_scatter(const at::Tensor& t) const;
   // Non-blocking sum over ranks: in place, or of `in` (1-D, Σ counts elements) scattered so that rank r gets

@@ -29,9 +29,11 @@ struct AdamWOptions {
 
 // One AdamW update of equal-shape contiguous fp32 tensors in a single pass (torch.optim.AdamW's
 // arithmetic) with the gradient multiplied by `grad_scale` (clipping); `decay` (0 or 1) scales the
-// decoupled weight decay. `step` counts from 1.
+// decoupled weight decay. `step` counts from 1. `rounded`, when defined (contiguous bf16, param's numel), gets
+// the updated param rounded to nearest even in the same pass (a bf16 model's copy of its fp32 master).
 void adamw_update(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
-                  double decay, int64_t step, double lr, const AdamWOptions& options, double grad_scale = 1);
+                  double decay, int64_t step, double lr, const AdamWOptions& options, double grad_scale = 1,
+                  const at::Tensor& rounded = at::Tensor());
 
 struct StepResult {
   double grad_norm = 0;  // global, before clipping
@@ -51,7 +53,7 @@ class ShardedAdamW {
 
   // After backward of all micro-steps: sums SP norm grads over TP, averages grads over DP
   // (reduce-scatter with ZeRO-1, all-reduce without; in buckets when overlapped, else one collective), clips,
-  // updates, all-gathers params.
+  // updates (a bf16 model's parameters rounded from the master in the same pass), all-gathers params.
   StepResult step(double lr);
   void zero_grad();
 
@@ -73,11 +75,11 @@ class ShardedAdamW {
   at::Tensor& master() { return master_; }
   at::Tensor& exp_avg() { return exp_avg_; }
   at::Tensor& exp_avg_sq() { return exp_avg_sq_; }
-  // Writes the fp32 master shard back into the model's (bf16) parameters; a no-op in fp32.
-  void sync_params_from_master();
 
  private:
   double global_grad_norm(const at::Tensor& grad_shard) const;
+  // With ZeRO-1: every DP rank's updated shard of the flat parameters, gathered into all ranks' flat_params_.
+  void gather_params();
 
   const Communicator& tp_;
   const Communicator& dp_;
