@@ -78,6 +78,13 @@ void require_contiguous(const at::Tensor& t, const char* what) {
                                      c10::str(t.strides())));
 }
 
+// t's leading dimension splits into `ranks` equal blocks (the collectives that deal out or gather blocks of it).
+void require_blocks(const at::Tensor& t, int ranks, const char* what) {
+  if (t.dim() == 0 || t.size(0) % ranks != 0)
+    throw RuntimeFailure(fmt::format("{}: leading dimension {} is not a multiple of {} ranks", what,
+                                     t.dim() ? t.size(0) : 0, ranks));
+}
+
 int count_of(const at::Tensor& t) {
   if (t.numel() > INT32_MAX) throw RuntimeFailure("collective of more than 2^31-1 elements");
   return static_cast<int>(t.numel());
@@ -208,9 +215,7 @@ void Communicator::all_gather_in_place(at::Tensor& t) const {
   ScopedPhase phase(Phase::Communication);
   require_contiguous(t, "all_gather_in_place");
   if (size_ == 1) return;
-  if (t.dim() == 0 || t.size(0) % size_ != 0)
-    throw RuntimeFailure(fmt::format("all_gather_in_place: leading dimension {} is not a multiple of {} ranks",
-                                     t.dim() ? t.size(0) : 0, size_));
+  require_blocks(t, size_, "all_gather_in_place");
   Published published(*this, CollectiveOp::AllGather, bytes_of(t));
   check(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, t.data_ptr(), count_of(t) / size_, mpi_type(t),
                       published.comm(comm_)),
@@ -221,9 +226,7 @@ at::Tensor Communicator::reduce_scatter(const at::Tensor& t) const {
   ScopedPhase phase(Phase::Communication);
   require_contiguous(t, "reduce_scatter");
   if (size_ == 1) return t;
-  if (t.dim() == 0 || t.size(0) % size_ != 0)
-    throw RuntimeFailure(fmt::format("reduce_scatter: leading dimension {} is not a multiple of {} ranks",
-                                     t.dim() ? t.size(0) : 0, size_));
+  require_blocks(t, size_, "reduce_scatter");
   auto sizes = t.sizes().vec();
   sizes[0] /= size_;
   at::Tensor out = at::empty(sizes, t.options());
