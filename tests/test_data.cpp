@@ -6,6 +6,7 @@
 #include <cstring>
 #include <functional>
 #include <iterator>
+#include <random>
 #include <sstream>
 
 #include <ATen/ATen.h>
@@ -181,12 +182,39 @@ TEST(Utf8, OffsetsOfInvalidSequences) {
 
 TEST(Checksums, KnownVectors) {
   EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);  // the CRC-32C check value
+  EXPECT_EQ(crc32c_tables("123456789", 9), 0xE3069283u);
   EXPECT_EQ(crc32c("", 0), 0u);
   EXPECT_EQ(sha256_hex("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   const std::string million(1000000, 'a');
   EXPECT_EQ(sha256_hex(million.data(), million.size()),
             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+// CRC-32C one bit at a time from its definition (reflected polynomial 0x82F63B78, inverted in and out).
+uint32_t crc32c_bitwise(const uint8_t* p, size_t size, uint32_t crc) {
+  crc = ~crc;
+  for (size_t i = 0; i < size; ++i) {
+    crc ^= p[i];
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ ((crc & 1u) ? 0x82F63B78u : 0u);
+  }
+  return ~crc;
+}
+
+TEST(Checksums, BothCrc32cPathsEqualTheBitwiseDefinition) {
+  std::mt19937 rng(7);
+  std::vector<uint8_t> bytes(4096 + 16);
+  for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+  for (size_t offset = 0; offset < 8; ++offset)  // every alignment
+    for (size_t size : {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 4096}) {
+      const uint8_t* p = bytes.data() + offset;
+      const uint32_t want = crc32c_bitwise(p, size, 0);
+      EXPECT_EQ(crc32c(p, size), want) << "offset " << offset << " size " << size;
+      EXPECT_EQ(crc32c_tables(p, size), want) << "offset " << offset << " size " << size;
+      const size_t half = size / 3;  // continued from a first part's CRC
+      EXPECT_EQ(crc32c(p + half, size - half, crc32c(p, half)), want);
+      EXPECT_EQ(crc32c(p, size, 0x12345678u), crc32c_bitwise(p, size, 0x12345678u));
+    }
 }
 
 template <typename T>
