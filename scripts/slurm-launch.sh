@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the sbatch scripts: derives DP and accumulation from the layout as the recipe's launch script
 # does, runs the ranks with srun --mpi=pmix, tells apart how the job ended (completed 0, runtime failure 1, bad
 # input 2, preempted 3, a hang 4, a lost rank 5) and acts on it:
@@ -47,18 +48,24 @@ step_before=$(last_step)
 
 # srun returns the highest exit status of the tasks, or 128 + a signal when it killed one (after the first rank
 # that ended the job, the others' ends hide its status): the rank that decides a hang or a lost rank also writes
-# $OUT/job-end.json with its status and line, and that is what this script goes by.
+# $OUT/job-end.json with its status and line, and that is what this script goes by. Without it, the status is
+# that of the first task to end as srun reports it on stderr ("task 0: Exited with exit code 2"), where srun then
+# killed the others (a bad flag fails every rank, but the first to exit gets the slower ones killed: 143).
 rm -f "$OUT/job-end.json"
 status=0
-srun --mpi=pmix --nodes="$NODES" --ntasks=$(( NODES * RANKS_PER_NODE )) --ntasks-per-node="$RANKS_PER_NODE" \
-  --cpus-per-task="$THREADS_PER_RANK" --kill-on-bad-exit=1 ${EXCLUDED:+--exclude="$EXCLUDED"} \
-  "$BIN" train --config "$CONFIG" --tensor_parallel_size "$TP" --batch_size "$MBS" --grad_accum_usteps "$ACCUM" \
-  --threads "$THREADS_PER_RANK" --output_dir "$OUT" "${TRAIN_ARGS[@]}" || status=$?
+{ srun --mpi=pmix --nodes="$NODES" --ntasks=$(( NODES * RANKS_PER_NODE )) --ntasks-per-node="$RANKS_PER_NODE" \
+    --cpus-per-task="$THREADS_PER_RANK" --kill-on-bad-exit=1 ${EXCLUDED:+--exclude="$EXCLUDED"} \
+    "$BIN" train --config "$CONFIG" --tensor_parallel_size "$TP" --batch_size "$MBS" --grad_accum_usteps "$ACCUM" \
+    --threads "$THREADS_PER_RANK" --output_dir "$OUT" "${TRAIN_ARGS[@]}" 2>&1 >&3 3>&-; } 3>&1 |
+  tee "$OUT/srun.stderr" >&2 || status=$?  # srun's status (pipefail); its stderr also kept for the reading below
 srun_status=$status
 reason=""
 if [[ -f "$OUT/job-end.json" ]]; then
   status=$(sed -n 's/^ *"status": *\([0-9]*\).*/\1/p' "$OUT/job-end.json")
   reason=$(sed -n 's/^ *"line": *"\(.*\)",\{0,1\}$/\1/p' "$OUT/job-end.json")
+elif (( status > 128 )); then
+  first_end=$(grep -m1 -E '^srun: error: [^:]*: tasks? [0-9,-]+: ' "$OUT/srun.stderr" || true)
+  [[ $first_end =~ Exited\ with\ exit\ code\ ([0-9]+) ]] && status=${BASH_REMATCH[1]}
 fi
 
 # Requeues this job, unless it has now been restarted MAX_RESTARTS_WITHOUT_PROGRESS times without a step.
@@ -79,7 +86,7 @@ requeue() {
 case $status in
   0) echo "job ${SLURM_JOB_ID:-?}: training completed"
      rm -f "$OUT/restarts-without-progress" ;;
-  2) echo "job ${SLURM_JOB_ID:-?}: bad input (exit status 2): the 'error:' line above names the flag, key or file;" \
+  2) echo "job ${SLURM_JOB_ID:-?}: bad input (exit status 2; srun returned $srun_status): the 'error:' line above names the flag, key or file;" \
           "fix it and resubmit (not requeued: it would fail the same way)" >&2 ;;
   3) echo "stopped by a signal after saving a checkpoint"
      requeue ;;
@@ -96,6 +103,7 @@ case $status in
             "with the same global batch"
      fi
      requeue ;;
-  *) echo "job ${SLURM_JOB_ID:-?}: runtime failure (exit status $status): see the 'error:' line above" >&2 ;;
+  *) echo "job ${SLURM_JOB_ID:-?}: runtime failure (exit status $status; srun returned $srun_status): see the" \
+          "'error:' line above" >&2 ;;
 esac
 exit "$status"

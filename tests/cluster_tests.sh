@@ -147,7 +147,7 @@ tp_span() {
   wait_job_gone 60
   grep -q "the TP group of ranks 0..1 spans hosts l2n1 (rank 0) and l2n2 (rank 1)" "$work"/span-*.out ||
     fail "no error naming the two hosts"
-  grep -q "bad input (exit status 2)" "$work"/span-*.out || fail "the launcher did not say bad input"
+  grep -q "bad input (exit status 2" "$work"/span-*.out || fail "the launcher did not say bad input"
   echo "ok: $(grep -ohE 'error: .*spans hosts.*' "$work"/span-*.out | head -1 | cut -c1-300)"
 }
 

@@ -16,10 +16,10 @@ struct TestHooks {
   int fault_rank = -1;
   std::string fault_group;
   int64_t fault_seq = 0;
-  double slow_save_s = 0;
-  double mem_available_gib = 0;
-  bool no_attention = false;     // no_attention — core attention's output is multiplied by 0 (what is learnt without it)
-  bool reference_attention = false;  // reference_attention — the unfused fp64 attention instead of core attention  // mem_available=GIB — the node's MemAvailable reads as GIB (the memory guard's tests)   // slow_save=SECONDS — every rank's background checkpoint write starts that much later
+  double slow_save_s = 0;  // slow_save=SECONDS — every rank's background checkpoint write starts that much later
+  double mem_available_gib = 0;  // mem_available=GIB — the node's MemAvailable reads as GIB (memory guard tests)
+  bool no_attention = false;  // no_attention — core attention's output is multiplied by 0 (what is learnt without it)
+  bool reference_attention = false;  // reference_attention — the unfused fp64 attention instead of core attention
 };
 
 // The hooks of this process; BadInput naming LLAMA2_TEST_HOOKS and the value on a malformed one.
