@@ -80,16 +80,17 @@ for round in $(seq "$rounds"); do
   SEQ=4096 BATCH=1 run s4096_bf16 1 "$cores" --use_mix_precision
 done
 
-/usr/bin/python3 - "$work" "$peaks" "$cores" "$peak_json" "$peaks_bf16" "$raw" "$raw_bf16" "$order" <<'PY'
+/usr/bin/python3 - "$work" "$peaks" "$cores" "$peak_json" "$peaks_bf16" "$raw" "$raw_bf16" "$order" "$config" <<'PY'
 import json, os, statistics, sys
+sys.path.insert(0, "scripts")
+from bench_results import loss_gflops
 work, cores, peak_json = sys.argv[1], int(sys.argv[3]), json.loads(sys.argv[4])
 peaks = {"fp32": [float(p) for p in sys.argv[2].split()], "bf16": [float(p) for p in sys.argv[5].split()]}
 raw = {"fp32": [float(p) for p in sys.argv[6].split()], "bf16": [float(p) for p in sys.argv[7].split()]}
 order = sys.argv[8].split()
 names = ("r1_fp32", "r1_bf16", "r1_bf16_packed", "tp2_fp32", "tp2_bf16", "dp2_overlap", "dp2_blocking", "dp2_bf16", "s4096_fp32",
          "s4096_bf16")
-config = json.load(open("configs/llama2-58m.json"))
-h, vocab = config["hidden_size"], config["vocab_size"]
+config = json.load(open(sys.argv[9]))
 rounds = {n: [] for n in names}
 for i, run_name in enumerate(order):  # MFU over the mean of its precision's peaks just before and after
     r = json.load(open(os.path.join(work, run_name + ".json")))
@@ -100,10 +101,7 @@ for i, run_name in enumerate(order):  # MFU over the mean of its precision's pea
     r["mfu"] *= p[i] / r["peak_gflops"]  # the run computed it over p[i], the peak it was given
     r["raw_gflops"] = (raw[precision][i] + raw[precision][i + 1]) / 2
     r["mfu_raw"] = r["mfu"] * r["peak_gflops"] / r["raw_gflops"] if r["raw_gflops"] > 0 else 0
-    # The lm_head + loss phase: 6·tokens·h·V/tp FLOPs per step on each rank (forward, data and weight gradients).
-    tokens = r["tokens_per_s"] * r["step_seconds"] / r["dp"]  # the step's tokens of one DP replica
-    lm_flops = 6.0 * tokens * h * -(-vocab // r["tp"])
-    r["loss_gflops"] = lm_flops / r["phase_seconds_per_step"]["loss"] / 1e9
+    r["loss_gflops"] = loss_gflops(r, config)
     plan_file = os.path.join(work, run_name + ".plan")
     if os.path.exists(plan_file):  # plan's estimate, measured right before this run
         r["plan_step_seconds"] = float(open(plan_file).read())
@@ -163,7 +161,7 @@ print("packed / plain weights (--pack_weights on), bf16 on 1 rank: %.2fx the tok
       (runs["r1_bf16_packed"]["tokens_per_s"] / runs["r1_bf16"]["tokens_per_s"]))
 print("dp=2 exposed gradient reduction per step: %.3f s overlapped vs %.3f s blocking" %
       (exposed["dp2_overlap"], exposed["dp2_blocking"]))
-s, layers = 4096, config["num_hidden_layers"]
+s, h, layers = 4096, config["hidden_size"], config["num_hidden_layers"]
 tiles = -(-s // 128)  # kAttentionBlockRows: causal tiles compute (n+1)/2n of the full rows
 attention_flops = (tiles + 1) / (2 * tiles) * 4.0 * s * s * h * 3.5 * layers
 for name in ("s4096_fp32", "s4096_bf16"):

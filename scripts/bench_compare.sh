@@ -32,19 +32,15 @@ for round in $(seq "$rounds"); do
   row s4096_bf16 1 "$cores" 4096 1 --use_mix_precision
 done
 
-/usr/bin/python3 - "$work" "$rounds" "$old" "$new" <<'PY'
+/usr/bin/python3 - "$work" "$rounds" "$old" "$new" "$config" <<'PY'
 import json, os, sys
+sys.path.insert(0, "scripts")
+from bench_results import loss_gflops
 work, rounds, old, new = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-config = json.load(open("configs/llama2-58m.json"))
-h, vocab = config["hidden_size"], config["vocab_size"]
+config = json.load(open(sys.argv[5]))
 
 def results(name, build):
     return [json.load(open(os.path.join(work, "%s_%s_%d.json" % (name, build, r)))) for r in range(1, rounds + 1)]
-
-def loss_rate(r):  # the lm_head's 6·tokens·h·V/tp FLOPs per step on a rank over the loss phase's time
-    phase = r.get("phase_seconds_per_step", {}).get("loss", 0)
-    tokens = r["tokens_per_s"] * r["step_seconds"] / r["dp"]
-    return 6.0 * tokens * h * -(-vocab // r["tp"]) / phase / 1e9 if phase > 0 else float("nan")
 
 print("old %s\nnew %s\n%d rounds, each row old then new; values per round" % (old, new, rounds))
 print("%-11s %-4s %-22s %-22s %-22s %s" % ("row", "", "tokens/s", "step s", "loss phase GFLOP/s", "peak RSS GiB"))
@@ -52,7 +48,7 @@ for name in ("r1_fp32", "r1_bf16", "tp2_bf16", "s4096_bf16"):
     runs = {b: results(name, b) for b in ("old", "new")}
     for build, rs in runs.items():
         print("%-11s %-4s %-22s %-22s %-22s %s" % (name, build, " ".join("%.0f" % r["tokens_per_s"] for r in rs),
-              " ".join("%.3f" % r["step_seconds"] for r in rs), " ".join("%.0f" % loss_rate(r) for r in rs),
+              " ".join("%.3f" % r["step_seconds"] for r in rs), " ".join("%.0f" % loss_gflops(r, config) for r in rs),
               " ".join("%.2f" % (r["peak_rss_bytes"] / 2**30) for r in rs)))
     print("%-11s new/old tokens/s per round: %s" % (name, " ".join(
           "%.2f" % (n["tokens_per_s"] / o["tokens_per_s"]) for o, n in zip(runs["old"], runs["new"]))))

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Sourced by the benchmarks. bench_train OUT BINARY RANKS THREADS SEQ BATCH STEPS PEAK_TFLOPS EXTRA...: trains
 # $config on synthetic data (no checkpoints) on RANKS local ranks (mpirun, unbound, as root where
-# need be) or, for 1, directly; leaves its log in OUT.log and its results.json as OUT.json.
+# need be) or, for 1, directly; leaves its log in OUT.log and its results.json as OUT.json; a failed run's command
+# and the end of its log go to stderr, and it returns 1.
 config=configs/llama2-58m.json  # the benchmarks' model
 bench_train() {
   local out=$1 bin=$2 ranks=$3 threads=$4 seq=$5 batch=$6 steps=$7 peak=$8 root=()
@@ -10,10 +11,11 @@ bench_train() {
              --max_steps "$steps" --warmup_steps 1 --checkpoint_freq 0 --threads "$threads" --peak_tflops "$peak"
              --output_dir "$out" "$@")
   [[ $(id -u) -eq 0 ]] && root=(--allow-run-as-root)
-  if (( ranks > 1 )); then
-    mpirun -np "$ranks" --oversubscribe --bind-to none "${root[@]}" "${cmd[@]}" >"$out.log" 2>&1
-  else
-    "${cmd[@]}" >"$out.log" 2>&1
+  (( ranks > 1 )) && cmd=(mpirun -np "$ranks" --oversubscribe --bind-to none "${root[@]}" "${cmd[@]}")
+  if ! "${cmd[@]}" >"$out.log" 2>&1; then  # the caller's work directory goes with it: show why here
+    echo "bench: this run failed: ${cmd[*]}" >&2
+    tail -20 "$out.log" >&2
+    return 1
   fi
   cp "$out/results.json" "$out.json"
   rm -rf "$out"
