@@ -127,6 +127,18 @@ class HfDirectory {
   std::set<std::string> used_;
 };
 
+// Parameter i of a checkpoint's layout `params`, read full and cut into its Hugging Face tensors in order: visit
+// gets each one's name and shape and a view of the full tensor (which the view keeps alive).
+void visit_hf_pieces(CheckpointReader& checkpoint, const std::vector<Parameter>& params, size_t i, const ModelConfig& c,
+                     const std::function<void(const HfTensor&, const at::Tensor&)>& visit) {
+  const at::Tensor full = checkpoint.full_weights(i).contiguous();
+  int64_t row = 0;
+  for (const Piece& piece : hf_pieces(params[i], c)) {
+    visit({piece.hf_name, piece_shape(params[i], piece)}, full.narrow(0, row, piece.rows));
+    row += piece.rows;
+  }
+}
+
 }  // namespace
 
 int export_hf(const std::string& checkpoint_dir, const std::string& output_dir, int64_t max_shard_bytes) {
@@ -152,16 +164,12 @@ int export_hf(const std::string& checkpoint_dir, const std::string& output_dir, 
   nlohmann::json weight_map = nlohmann::json::object();
   for (int f = 1; f <= files; ++f) {
     SafetensorsWriter writer(std::map<std::string, std::string>{{"format", "pt"}});
-    std::vector<at::Tensor> keep;  // the full tensors this file's pieces view
     for (size_t i = 0; i < params.size(); ++i) {
       if (file_of[i] != f) continue;
-      keep.push_back(checkpoint.full_weights(i).contiguous());
-      int64_t row = 0;
-      for (const Piece& piece : hf_pieces(params[i], c)) {
-        writer.add(piece.hf_name, keep.back().narrow(0, row, piece.rows));
-        weight_map[piece.hf_name] = file_name(f);
-        row += piece.rows;
-      }
+      visit_hf_pieces(checkpoint, params, i, c, [&](const HfTensor& t, const at::Tensor& piece) {
+        writer.add(t.name, piece);
+        weight_map[t.name] = file_name(f);
+      });
     }
     writer.write(output_dir + "/" + file_name(f));
   }
@@ -200,14 +208,7 @@ void read_hf_tensors(const ModelConfig& c, CheckpointReader* checkpoint, const s
   c10::AutoGradMode no_grad(false);
   if (checkpoint != nullptr) {
     const std::vector<Parameter> params = parameter_layout(c, checkpoint->tp());
-    for (size_t i = 0; i < params.size(); ++i) {
-      const at::Tensor full = checkpoint->full_weights(i).contiguous();
-      int64_t row = 0;
-      for (const Piece& piece : hf_pieces(params[i], c)) {
-        visit({piece.hf_name, piece_shape(params[i], piece)}, full.narrow(0, row, piece.rows));
-        row += piece.rows;
-      }
-    }
+    for (size_t i = 0; i < params.size(); ++i) visit_hf_pieces(*checkpoint, params, i, c, visit);
     return;
   }
   HfDirectory dir(model_path);
