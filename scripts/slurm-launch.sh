@@ -86,8 +86,8 @@ requeue() {
 case $status in
   0) echo "job ${SLURM_JOB_ID:-?}: training completed"
      rm -f "$OUT/restarts-without-progress" ;;
-  2) echo "job ${SLURM_JOB_ID:-?}: bad input (exit status 2; srun returned $srun_status): the 'error:' line above names the flag, key or file;" \
-          "fix it and resubmit (not requeued: it would fail the same way)" >&2 ;;
+  2) echo "job ${SLURM_JOB_ID:-?}: bad input (exit status 2; srun returned $srun_status): the 'error:' line above" \
+          "names the flag, key or file; fix it and resubmit (not requeued: it would fail the same way)" >&2 ;;
   3) echo "stopped by a signal after saving a checkpoint"
      requeue ;;
   4) echo "job ${SLURM_JOB_ID:-?}: a rank hung (exit status 4; srun returned $srun_status): ${reason:-see the 'error:' line above}." \
