@@ -29,6 +29,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # shellcheck source=scripts/bench_train.sh
 source scripts/bench_train.sh  # bench_train, and $config: the model
+require_timed_steps "$steps"
 
 measure_peaks() {  # appends the best fp32 and bf16 GFLOP/s over the model's GEMM shapes, and the cores' raw
                   # instruction peaks, now, to $peaks, $peaks_bf16, $raw and $raw_bf16

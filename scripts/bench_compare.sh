@@ -15,6 +15,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # shellcheck source=scripts/bench_train.sh
 source scripts/bench_train.sh  # bench_train, and $config: the model
+require_timed_steps "$steps"
 
 row() {  # NAME RANKS THREADS SEQ BATCH EXTRA...: OLD, then NEW (--peak_tflops set: no start-up GEMM measurement)
   local name=$1 ranks=$2 threads=$3 seq=$4 batch=$5 build bin
