@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every row of the hostile-input table against the binary: each must exit with its status, print its
-# message fragment ($W expanded) on stderr (a row expecting status 0 checks a warning: stdout, the log, counts too), and leave
-# no core dump. Rows are independent (each in its own $W) and mostly the binary's start-up, so they run
-# BAD_INPUTS_JOBS at a time (default: one per core); verdicts print in the table's order.
+# message fragment ($W expanded) on stderr (a row expecting status 0 checks a warning: stdout, the log, counts
+# too), and leave no core dump. Rows are independent (each in its own $W) and mostly the binary's start-up, so
+# they run BAD_INPUTS_JOBS at a time (default: one per core); verdicts print in the table's order.
 # Usage: run_bad_inputs.sh BINARY TABLE
 set -u
 BIN=$(realpath "$1")
