@@ -101,6 +101,52 @@ TEST(CrossEntropy, TiledEqualsFullLogSoftmaxAndItsGradients) {
   at::set_num_threads(threads);
 }
 
+// The loss's gradient scale (loss_grad): against full fp64 logits, 1e-5 of the scale (fp32), loss × 0.5 backward.
+// A weight with a gradient buffer holding G0 (the trainer's flat buffer, as over micro-steps): two losses made for
+// loss_grad 0.5 before one backward leave G0 + 0.5·(dw₁ + dw₂) in it, and rows past the vocabulary at G0. A weight
+// without one: a loss made for 1 is rescaled in backward to the 0.5 it brings (dw and dx). A buffer's loss given
+// another gradient than it was made for fails in backward, naming both.
+TEST(CrossEntropy, LossGradScalesTheGradientsAndFillsTheWeightsBuffer) {
+  const int64_t tokens = 38, h = 16, vocab = 600, rows = 602;
+  at::manual_seed(5);
+  const at::Tensor w0 = at::randn({rows, h}).mul_(0.3), g0 = at::randn({rows, h});
+  const at::Tensor x1 = at::randn({tokens, 1, h}), x2 = at::randn({tokens, 1, h}).mul_(3);
+  const at::Tensor t1 = at::randint(vocab, {tokens, 1}, at::kLong), t2 = at::randint(vocab, {tokens, 1}, at::kLong);
+  const at::Tensor w64 = w0.to(at::kDouble).set_requires_grad(true);
+  const at::Tensor x64 = x1.to(at::kDouble).set_requires_grad(true);
+  const auto loss64 = [&](const at::Tensor& x, const at::Tensor& t) {
+    const at::Tensor logits = at::matmul(x.reshape({-1, h}).to(at::kDouble), w64.narrow(0, 0, vocab).t());
+    return -logits.log_softmax(1).gather(1, t.reshape({-1, 1})).mean();
+  };
+  ((loss64(x64, t1) + loss64(x2, t2)) * 0.5).backward();
+
+  const at::Tensor w = w0.clone().set_requires_grad(true);
+  w.mutable_grad() = g0.clone();
+  ((vocab_parallel_cross_entropy(x1, w, t1, vocab, single_rank(), 0, 0.5) +
+    vocab_parallel_cross_entropy(x2, w, t2, vocab, single_rank(), 0, 0.5)) *
+   0.5)
+      .backward();
+  EXPECT_TRUE(close_to_scale(w.grad() - g0, w64.grad(), 1e-5)) << "buffer";
+  EXPECT_TRUE(at::equal(w.grad().narrow(0, vocab, rows - vocab), g0.narrow(0, vocab, rows - vocab))) << "padding";
+
+  const at::Tensor bare = w0.clone().set_requires_grad(true), x = x1.clone().set_requires_grad(true);
+  (vocab_parallel_cross_entropy(x, bare, t1, vocab, single_rank()) * 0.5).backward();
+  w64.mutable_grad().zero_(), x64.mutable_grad().zero_();
+  (loss64(x64, t1) * 0.5).backward();
+  EXPECT_TRUE(close_to_scale(bare.grad(), w64.grad(), 1e-5)) << "no buffer: dw";
+  EXPECT_TRUE(close_to_scale(x.grad(), x64.grad(), 1e-5)) << "no buffer: dx";
+
+  const at::Tensor mismatch = vocab_parallel_cross_entropy(x1, w, t1, vocab, single_rank(), 0, 1) * 0.5;
+  try {
+    mismatch.backward();
+    ADD_FAILURE() << "a loss made for loss_grad 1 took a gradient of 0.5";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("added for a loss gradient of 1, but backward brought 0.5"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // The embedding's gradient: into a bf16 weight's fp32 buffer as its .grad (the trainer's main gradients: only the
 // looked-up rows are added to, repeated ids summed in fp32) and, without a buffer, as a dense gradient of the
 // weight's dtype; both against the fp64 scatter-add of dy's rows over ids (with repeats and both ends of the

@@ -69,7 +69,9 @@ at::Tensor accumulated_gradient(Llama& model, const std::vector<at::Tensor>& bat
   optimizer.zero_grad();
   const int64_t seq = batches[0].size(1) - 1;
   for (const at::Tensor& b : batches)
-    (model.loss(b.narrow(1, 0, seq), b.narrow(1, 1, seq)) / static_cast<double>(accumulation)).backward();
+    (model.loss(b.narrow(1, 0, seq), b.narrow(1, 1, seq), 1.0 / static_cast<double>(accumulation)) /
+     static_cast<double>(accumulation))
+        .backward();
   return optimizer.reduce_gradients();
 }
 

@@ -83,7 +83,8 @@ struct TrainingRun {
     double loss = 0;
     for (int64_t u = 0; u < accum; ++u) {
       const at::Tensor b = data.samples(first_sample(step, u, dp_rank, batch, accum, dp), batch);
-      const at::Tensor l = model.loss(b.narrow(1, 0, seq), b.narrow(1, 1, seq)) / static_cast<double>(accum);
+      const double share = 1.0 / static_cast<double>(accum);  // of the step's mean loss, as the trainer divides it
+      const at::Tensor l = model.loss(b.narrow(1, 0, seq), b.narrow(1, 1, seq), share) / static_cast<double>(accum);
       l.backward();
       loss += l.item<double>();
     }

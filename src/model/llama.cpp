@@ -152,8 +152,9 @@ at::Tensor Llama::extend(const at::Tensor& tokens, KvCache& cache) const {
   return column_parallel_linear(last, p(lm_head_), tp)[0];                                   // [b, Vp/tp]
 }
 
-at::Tensor Llama::loss(const at::Tensor& tokens, const at::Tensor& targets) const {
-  return vocab_parallel_cross_entropy(final_hidden(tokens), p(lm_head_), targets.t(), config_.vocab_size, tp_);
+at::Tensor Llama::loss(const at::Tensor& tokens, const at::Tensor& targets, double loss_grad) const {
+  return vocab_parallel_cross_entropy(final_hidden(tokens), p(lm_head_), targets.t(), config_.vocab_size, tp_, 0,
+                                      loss_grad);
 }
 
 }  // namespace llama2

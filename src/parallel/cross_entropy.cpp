@@ -2,12 +2,14 @@
 // time and, within a chunk, a tile of vocabulary columns at a time (online softmax statistics while the tile is in
 // cache); statistics reduced over TP; neither full logits nor the full vocabulary exist.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <fmt/format.h>
 
 #include "llama2/dist/communicator.h"
 #include "llama2/kernels/dtype_conversion.h"
@@ -17,6 +19,7 @@
 #include "llama2/kernels/vector_math.h"
 #include "llama2/kernels/workers.h"
 #include "llama2/parallel/layers.h"
+#include "llama2/util/errors.h"
 #include "llama2/util/phases.h"
 
 namespace llama2 {
@@ -150,19 +153,19 @@ class ChunkTiles {
     }
   }
 
-  // dx [n, h] (T) and dw [valid, h] (A, += unless `first_chunk`) from the kept exponentials and each row's
+  // dx [n, h] (T) and dw [valid, h] (A, += with `accumulate`) from the kept exponentials and each row's
   // log-sum-exp, tile by tile while the tile is in cache: dw's rows of the tile (+)= gᵀ·x, and the worker's part
   // of dx += g·w (one GEMM for dx with the whole vocabulary as its inner dimension measured 30% slower: it reads
   // w from memory again for every block of dx's rows).
   void gradients(const T* x, const T* w, const int64_t* t, int64_t n, const A* lse, A scale, T* dx, A* dw,
-                 bool first_chunk) {
+                 bool accumulate) {
     const T* e = exps_.template data_ptr<T>();
     const A* used = m_used_.template data_ptr<A>();
     for_each_task(blocks_, workers_, [&](int64_t b, int64_t worker) {
       const int64_t j0 = b * kCrossEntropyVocabBlock, cols = std::min(kCrossEntropyVocabBlock, valid_ - j0);
       T *g = gradient_[worker], *gt = g + n * cols;
       gradient_tile<T>(e + j0 * n, cols, n, cols, j0, t, used + b, blocks_, lse, scale, g, gt);
-      tile_matmul(matrix(gt, cols, n, n), matrix(x, n, h_, h_), dw + j0 * h_, h_, !first_chunk);  // [cols, h]
+      tile_matmul(matrix(gt, cols, n, n), matrix(x, n, h_, h_), dw + j0 * h_, h_, accumulate);  // [cols, h]
       tile_matmul(matrix(g, n, cols, cols), matrix(w + j0 * h_, cols, h_, h_), dx_parts_[worker], h_,
                   b != worker);  // [n, h]
     });  // for_each_task: worker w starts at block w
@@ -184,9 +187,14 @@ class ChunkTiles {
 class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
  public:
   // x [T, h], w [Vl, h], targets [T] → mean loss (fp32; fp64 for fp64). With `grad`, dx and dw are computed
-  // here, chunk by chunk, scaled by 1/T; backward only scales them by the incoming gradient.
+  // here, chunk by chunk, scaled by loss_grad/T (loss_grad: the gradient backward is to bring to the loss); backward
+  // only rescales them to the gradient it brings. Where w has a gradient buffer of dw's type (the trainer's flat
+  // fp32 buffer), dw is added to it here: no [Vl, h] temporary (a new one each step, 65 MB for the 58M model, met
+  // heap pages never touched before in the first steps: a page fault per 4 kB its first chunk wrote), no pass
+  // adding it in backward; backward then requires the gradient it brings to be loss_grad.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, const at::Tensor& targets,
-                            int64_t vocab_size, const Communicator* tp, int64_t chunk_rows, bool grad) {
+                            int64_t vocab_size, const Communicator* tp, int64_t chunk_rows, bool grad,
+                            double loss_grad) {
     const int64_t tokens = x.size(0), cols = w.size(0), h = w.size(1);
     const int64_t start = tp->rank() * cols;
     const int64_t valid = std::max<int64_t>(0, std::min(cols, vocab_size - start));  // the rest is padding
@@ -196,8 +204,10 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     at::Tensor losses = at::empty({tokens}, x.options().dtype(acc));
     at::Tensor stats = at::empty({3, rows}, x.options().dtype(acc));  // m, Σ exp(z − m), z[target]; per chunk
     at::Tensor dx = grad ? at::empty_like(x) : at::Tensor();
-    at::Tensor dw = grad ? at::empty({cols, h}, w.options().dtype(acc)) : at::Tensor();
-    if (grad) dw.narrow(0, valid, cols - valid).zero_();  // padding rows; the first chunk writes the others
+    const at::Tensor w_grad = grad ? gradient_accumulator(w) : at::Tensor();
+    const bool into_buffer = w_grad.defined() && w_grad.scalar_type() == acc;
+    at::Tensor dw = !grad ? at::Tensor() : into_buffer ? w_grad : at::empty({cols, h}, w.options().dtype(acc));
+    if (grad && !into_buffer) dw.narrow(0, valid, cols - valid).zero_();  // padding; the first chunk writes the rest
     const at::Tensor local_targets = targets - start;
     const at::Tensor wc = w.contiguous();
 
@@ -231,16 +241,15 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
         if (!grad || valid == 0) continue;
         ScopedPhase phase(Phase::Loss);
         tiles.gradients(xc, wc.data_ptr<scalar_t>(), t, n, lse.contiguous().data_ptr<A>(),
-                        static_cast<A>(1.0 / static_cast<double>(tokens)), dx.data_ptr<scalar_t>() + r0 * h,
-                        dw.data_ptr<A>(), r0 == 0);
+                        static_cast<A>(loss_grad / static_cast<double>(tokens)), dx.data_ptr<scalar_t>() + r0 * h,
+                        dw.data_ptr<A>(), into_buffer || r0 > 0);
       }
       if (grad && valid == 0) dx.zero_();
     });
     if (grad) {
-      ctx->save_for_backward({dx, dw});
+      ctx->save_for_backward({dx, into_buffer ? at::Tensor() : dw});
       ctx->saved_data["w_dtype"] = static_cast<int64_t>(w.scalar_type());
-      // A weight with a gradient buffer (the optimizer's flat buffer) gets dw added to it in backward directly.
-      ctx->saved_data["w_grad"] = gradient_accumulator(w);
+      ctx->saved_data["loss_grad"] = loss_grad;
     }
     return losses.mean();
   }
@@ -249,15 +258,17 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     ScopedPhase phase(Phase::Loss);
     const auto saved = ctx->get_saved_variables();
     const auto w_dtype = static_cast<at::ScalarType>(ctx->saved_data["w_dtype"].toInt());
-    const at::Tensor& g = grads[0];
-    at::Tensor dw, w_grad = ctx->saved_data["w_grad"].toTensor();
-    if (w_grad.defined()) {
-      w_grad.add_(saved[1], g.item<double>());
-    } else {
-      dw = (saved[1] * g).to(w_dtype);
+    const double loss_grad = ctx->saved_data["loss_grad"].toDouble(), rescale = grads[0].item<double>() / loss_grad;
+    at::Tensor dw;
+    if (saved[1].defined()) {
+      dw = (saved[1] * rescale).to(w_dtype);
+    } else if (std::abs(rescale - 1) > 1e-6) {  // dw is in w's buffer already, made for loss_grad
+      throw RuntimeFailure(fmt::format("vocab_parallel_cross_entropy: the lm_head's gradient was added for a loss "
+                                       "gradient of {}, but backward brought {}: pass the loss's gradient as loss_grad",
+                                       loss_grad, grads[0].item<double>()));
     }
-    return {saved[0] * g.to(saved[0].scalar_type()), dw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor()};
+    return {rescale == 1 ? saved[0] : saved[0] * rescale, dw, at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -269,11 +280,12 @@ int64_t cross_entropy_chunk_rows(int64_t vocab_cols, int64_t element_bytes) {
 }
 
 at::Tensor vocab_parallel_cross_entropy(const at::Tensor& x, const at::Tensor& w, const at::Tensor& targets,
-                                        int64_t vocab_size, const TensorParallel& tp, int64_t chunk_rows) {
+                                        int64_t vocab_size, const TensorParallel& tp, int64_t chunk_rows,
+                                        double loss_grad) {
   const at::Tensor full = tensor_parallel_input(x, tp);                    // [s, b, h]
   const bool grad = at::GradMode::is_enabled() && (full.requires_grad() || w.requires_grad());
   return FusedCrossEntropy::apply(full.reshape({-1, full.size(-1)}).contiguous(), w, targets.reshape({-1}),
-                                  vocab_size, tp.comm, chunk_rows, grad);
+                                  vocab_size, tp.comm, chunk_rows, grad, loss_grad);
 }
 
 }  // namespace llama2

@@ -390,8 +390,9 @@ at::Tensor Trainer::micro_step(int64_t micro) {
   // The last micro-step's gradients are final: DP buckets are reduced as backward completes them.
   if (o_.overlap_grad_reduce && micro + 1 == o_.grad_accum_usteps)
     model_->set_gradients_ready_hook([this](const std::vector<size_t>& p) { optimizer_->gradients_ready(p); });
-  const at::Tensor loss = model_->loss(batch.narrow(1, 0, o_.seq_len), batch.narrow(1, 1, o_.seq_len)) /
-                          static_cast<double>(o_.grad_accum_usteps);
+  const double accum = static_cast<double>(o_.grad_accum_usteps);  // each micro-step's loss is 1/accum of the step's
+  const at::Tensor loss =
+      model_->loss(batch.narrow(1, 0, o_.seq_len), batch.narrow(1, 1, o_.seq_len), 1 / accum) / accum;
   model_->set_gradients_ready_hook(nullptr);  // the forward has registered its hooks
   loss.backward();
   return loss.detach().to(at::kDouble);

@@ -39,8 +39,10 @@ class Llama {
  public:
   Llama(const ModelConfig& config, const TensorParallel& tp, const ModelOptions& options);
 
-  // tokens, targets [b, s] int64 → mean next-token loss over b·s tokens (fp32 scalar).
-  at::Tensor loss(const at::Tensor& tokens, const at::Tensor& targets) const;
+  // tokens, targets [b, s] int64 → mean next-token loss over b·s tokens (fp32 scalar). loss_grad: the gradient
+  // its backward will bring (1/grad_accum_usteps when the caller divides it so): the lm_head's gradient is added to
+  // the weight's gradient buffer, where it has one, in the forward (vocab_parallel_cross_entropy).
+  at::Tensor loss(const at::Tensor& tokens, const at::Tensor& targets, double loss_grad = 1) const;
   // tokens [b, s] → this rank's vocab shard of the logits [s, b, Vp/tp].
   at::Tensor logits(const at::Tensor& tokens) const;
 

@@ -39,8 +39,11 @@ int64_t cross_entropy_chunk_rows(int64_t vocab_cols, int64_t element_bytes);
 // columns at a time: each tile is folded into online softmax statistics while in cache and kept as its
 // exponentials, in the inputs' type; after the statistics are reduced over TP (max, sum of exponentials, target
 // logit; the full vocabulary is never gathered), each tile's gradient is those exponentials rescaled, and feeds dw
-// and dx while in cache. dx and dw are computed in the forward (nothing recomputed).
+// and dx while in cache. dx and dw are computed in the forward (nothing recomputed), scaled for `loss_grad`, the
+// gradient the loss's backward will bring (the trainer's 1/grad_accum_usteps); where w has a gradient buffer of
+// fp32 (fp64 for fp64), dw is added to it in the forward, and backward fails unless it brings loss_grad.
 at::Tensor vocab_parallel_cross_entropy(const at::Tensor& x, const at::Tensor& w, const at::Tensor& targets,
-                                        int64_t vocab_size, const TensorParallel& tp, int64_t chunk_rows = 0);
+                                        int64_t vocab_size, const TensorParallel& tp, int64_t chunk_rows = 0,
+                                        double loss_grad = 1);
 
 }  // namespace llama2
