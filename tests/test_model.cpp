@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <fmt/format.h>
 
 #include "llama2/model/attention.h"
@@ -105,7 +106,9 @@ TEST(CrossEntropy, TiledEqualsFullLogSoftmaxAndItsGradients) {
 // A weight with a gradient buffer holding G0 (the trainer's flat buffer, as over micro-steps): two losses made for
 // loss_grad 0.5 before one backward leave G0 + 0.5·(dw₁ + dw₂) in it, and rows past the vocabulary at G0. A weight
 // without one: a loss made for 1 is rescaled in backward to the 0.5 it brings (dw and dx). A buffer's loss given
-// another gradient than it was made for fails in backward, naming both.
+// another gradient than it was made for fails in backward, naming both. A bf16 weight with a bf16 buffer
+// (--main_grad_dtype bf16): backward adds the fp32 dw into it itself, rescaled (asked for x's gradient alone,
+// the buffer still gets G0 + 0.5·dw, 2e-2 of the scale: bf16 logits' gradient tiles and one rounding of the sum).
 TEST(CrossEntropy, LossGradScalesTheGradientsAndFillsTheWeightsBuffer) {
   const int64_t tokens = 38, h = 16, vocab = 600, rows = 602;
   at::manual_seed(5);
@@ -145,6 +148,17 @@ TEST(CrossEntropy, LossGradScalesTheGradientsAndFillsTheWeightsBuffer) {
               std::string::npos)
         << e.what();
   }
+
+  const at::Tensor w16 = w0.to(at::kBFloat16).set_requires_grad(true), x16 = x1.to(at::kBFloat16);
+  const at::Tensor g16 = (g0 * 0.01).to(at::kBFloat16);  // of dw's scale, so that the sum's rounding is too
+  w16.mutable_grad() = g16.clone();
+  const at::Tensor x16_64 = x16.to(at::kDouble), w16_64 = w16.detach().to(at::kDouble).set_requires_grad(true);
+  const at::Tensor logits16 = at::matmul(x16_64.reshape({-1, h}), w16_64.narrow(0, 0, vocab).t());
+  (-logits16.log_softmax(1).gather(1, t1.reshape({-1, 1})).mean() * 0.5).backward();
+  const at::Tensor x_in = x16.clone().set_requires_grad(true);
+  torch::autograd::grad({vocab_parallel_cross_entropy(x_in, w16, t1, vocab, single_rank(), 0, 0.5) * 0.5}, {x_in});
+  ASSERT_EQ(w16.grad().scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(close_to_scale(w16.grad().to(at::kDouble) - g16.to(at::kDouble), w16_64.grad(), 2e-2)) << "bf16 buffer";
 }
 
 // The embedding's gradient: into a bf16 weight's fp32 buffer as its .grad (the trainer's main gradients: only the

@@ -1,5 +1,8 @@
-// Row conversion fp32 → bf16: the CPU's instruction where it has one (AVX512-BF16), picked once at first use.
+// Row conversion fp32 → bf16: the CPU's instruction where it has one (AVX512-BF16), picked once at first use; fp32
+// added into bf16 storage.
 #include "llama2/kernels/dtype_conversion.h"
+
+#include <ATen/Parallel.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -9,6 +12,11 @@
 
 namespace llama2 {
 namespace {
+
+LLAMA2_CPU_CLONES void add_scaled_row(const float* x, float scale, c10::BFloat16* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = from_acc<c10::BFloat16>(to_acc(y[i]) + scale * x[i]);
+}
 
 LLAMA2_CPU_CLONES void from_acc_row_portable(const float* x, c10::BFloat16* y, int64_t n) {
 #pragma omp simd
@@ -39,6 +47,12 @@ RowConversion pick_row_conversion() {
 }
 
 }  // namespace
+
+void add_scaled_into(const float* x, float scale, c10::BFloat16* y, int64_t n) {
+  at::parallel_for(0, n, int64_t{1} << 16, [&](int64_t begin, int64_t end) {
+    add_scaled_row(x + begin, scale, y + begin, end - begin);
+  });
+}
 
 void from_acc_row(const float* x, c10::BFloat16* y, int64_t n) {
   static const RowConversion convert = pick_row_conversion();

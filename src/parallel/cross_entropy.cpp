@@ -191,7 +191,8 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
   // only rescales them to the gradient it brings. Where w has a gradient buffer of dw's type (the trainer's flat
   // fp32 buffer), dw is added to it here: no [Vl, h] temporary (a new one each step, 65 MB for the 58M model, met
   // heap pages never touched before in the first steps: a page fault per 4 kB its first chunk wrote), no pass
-  // adding it in backward; backward then requires the gradient it brings to be loss_grad.
+  // adding it in backward; backward then requires the gradient it brings to be loss_grad. A buffer of another type
+  // (bf16 main gradients) gets the fp32 dw added by backward, rescaled in the same pass.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w, const at::Tensor& targets,
                             int64_t vocab_size, const Communicator* tp, int64_t chunk_rows, bool grad,
                             double loss_grad) {
@@ -248,6 +249,7 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     });
     if (grad) {
       ctx->save_for_backward({dx, into_buffer ? at::Tensor() : dw});
+      ctx->saved_data["w_grad"] = into_buffer ? at::Tensor() : w_grad;  // a buffer of another type, or none
       ctx->saved_data["w_dtype"] = static_cast<int64_t>(w.scalar_type());
       ctx->saved_data["loss_grad"] = loss_grad;
     }
@@ -259,8 +261,11 @@ class FusedCrossEntropy : public torch::autograd::Function<FusedCrossEntropy> {
     const auto saved = ctx->get_saved_variables();
     const auto w_dtype = static_cast<at::ScalarType>(ctx->saved_data["w_dtype"].toInt());
     const double loss_grad = ctx->saved_data["loss_grad"].toDouble(), rescale = grads[0].item<double>() / loss_grad;
-    at::Tensor dw;
-    if (saved[1].defined()) {
+    at::Tensor dw, w_grad = ctx->saved_data["w_grad"].toTensor();
+    if (w_grad.defined()) {
+      add_scaled_into(saved[1].data_ptr<float>(), static_cast<float>(rescale), w_grad.data_ptr<c10::BFloat16>(),
+                      w_grad.numel());  // a bf16 buffer: no [Vl, h] temporaries, no autograd pass
+    } else if (saved[1].defined()) {
       dw = (saved[1] * rescale).to(w_dtype);
     } else if (std::abs(rescale - 1) > 1e-6) {  // dw is in w's buffer already, made for loss_grad
       throw RuntimeFailure(fmt::format("vocab_parallel_cross_entropy: the lm_head's gradient was added for a loss "

@@ -45,4 +45,8 @@ inline T from_acc(Acc<T> x) {
 // fp32's normal range, 1.2e-38, to 0), else from_acc. x and y must not overlap.
 void from_acc_row(const float* x, c10::BFloat16* y, int64_t n);
 
+// y[i] ← y[i] + scale·x[i] for i < n, in fp32 and rounded once to nearest even (a bf16 gradient buffer taking an
+// fp32 gradient: no fp32 temporary, as ATen's mixed-dtype add_ makes one of y's size). Parallel over the threads.
+void add_scaled_into(const float* x, float scale, c10::BFloat16* y, int64_t n);
+
 }  // namespace llama2
