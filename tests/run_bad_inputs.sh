@@ -3,6 +3,7 @@
 # message fragment ($W expanded) on stderr (a row expecting status 0 checks a warning: stdout, the log, counts
 # too), and leave no core dump. Rows are independent (each in its own $W) and mostly the binary's start-up, so
 # they run BAD_INPUTS_JOBS at a time (default: one per core); verdicts print in the table's order.
+# A `train` row without --output_dir fails unrun: it would write output/ in the repository, shared by the rows.
 # Usage: run_bad_inputs.sh BINARY TABLE
 set -u
 BIN=$(realpath "$1")
@@ -24,6 +25,10 @@ run_row() {  # NAME STATUS FRAGMENT SETUP ARGS → $W/.verdict: "pass", or the f
   fi
   read -r -a argv <<<"$(envsubst '$W $BIN' <<<"$args")"
   fragment=$(envsubst '$W' <<<"$fragment")
+  if [[ "${argv[0]}" == train && " ${argv[*]}" != *" --output_dir"* ]]; then  # else ./output in the repository
+    echo "FAIL $name: a train row needs --output_dir (under \$W)" >"$W/.verdict"
+    return
+  fi
   (ulimit -c 0 && timeout 120 "$BIN" "${argv[@]}" >"$W/.stdout" 2>"$W/.stderr")
   got=$?
   output=("$W/.stderr")
