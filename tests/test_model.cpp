@@ -117,11 +117,11 @@ TEST(CrossEntropy, LossGradScalesTheGradientsAndFillsTheWeightsBuffer) {
   const at::Tensor t1 = at::randint(vocab, {tokens, 1}, at::kLong), t2 = at::randint(vocab, {tokens, 1}, at::kLong);
   const at::Tensor w64 = w0.to(at::kDouble).set_requires_grad(true);
   const at::Tensor x64 = x1.to(at::kDouble).set_requires_grad(true);
-  const auto loss64 = [&](const at::Tensor& x, const at::Tensor& t) {
-    const at::Tensor logits = at::matmul(x.reshape({-1, h}).to(at::kDouble), w64.narrow(0, 0, vocab).t());
+  const auto loss64 = [&](const at::Tensor& w, const at::Tensor& x, const at::Tensor& t) {  // w in fp64
+    const at::Tensor logits = at::matmul(x.reshape({-1, h}).to(at::kDouble), w.narrow(0, 0, vocab).t());
     return -logits.log_softmax(1).gather(1, t.reshape({-1, 1})).mean();
   };
-  ((loss64(x64, t1) + loss64(x2, t2)) * 0.5).backward();
+  ((loss64(w64, x64, t1) + loss64(w64, x2, t2)) * 0.5).backward();
 
   const at::Tensor w = w0.clone().set_requires_grad(true);
   w.mutable_grad() = g0.clone();
@@ -135,7 +135,7 @@ TEST(CrossEntropy, LossGradScalesTheGradientsAndFillsTheWeightsBuffer) {
   const at::Tensor bare = w0.clone().set_requires_grad(true), x = x1.clone().set_requires_grad(true);
   (vocab_parallel_cross_entropy(x, bare, t1, vocab, single_rank()) * 0.5).backward();
   w64.mutable_grad().zero_(), x64.mutable_grad().zero_();
-  (loss64(x64, t1) * 0.5).backward();
+  (loss64(w64, x64, t1) * 0.5).backward();
   EXPECT_TRUE(close_to_scale(bare.grad(), w64.grad(), 1e-5)) << "no buffer: dw";
   EXPECT_TRUE(close_to_scale(x.grad(), x64.grad(), 1e-5)) << "no buffer: dx";
 
@@ -152,9 +152,8 @@ TEST(CrossEntropy, LossGradScalesTheGradientsAndFillsTheWeightsBuffer) {
   const at::Tensor w16 = w0.to(at::kBFloat16).set_requires_grad(true), x16 = x1.to(at::kBFloat16);
   const at::Tensor g16 = (g0 * 0.01).to(at::kBFloat16);  // of dw's scale, so that the sum's rounding is too
   w16.mutable_grad() = g16.clone();
-  const at::Tensor x16_64 = x16.to(at::kDouble), w16_64 = w16.detach().to(at::kDouble).set_requires_grad(true);
-  const at::Tensor logits16 = at::matmul(x16_64.reshape({-1, h}), w16_64.narrow(0, 0, vocab).t());
-  (-logits16.log_softmax(1).gather(1, t1.reshape({-1, 1})).mean() * 0.5).backward();
+  const at::Tensor w16_64 = w16.detach().to(at::kDouble).set_requires_grad(true);
+  (loss64(w16_64, x16, t1) * 0.5).backward();
   const at::Tensor x_in = x16.clone().set_requires_grad(true);
   torch::autograd::grad({vocab_parallel_cross_entropy(x_in, w16, t1, vocab, single_rank(), 0, 0.5) * 0.5}, {x_in});
   ASSERT_EQ(w16.grad().scalar_type(), at::kBFloat16);
