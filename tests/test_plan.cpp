@@ -71,6 +71,23 @@ TEST(Plan, PackedWeightsAreTwoCopiesOfTheGemmWeights) {
   EXPECT_EQ(packed.total() - plain.total(), packed.packed_bytes);
 }
 
+// The step estimate's GEMM and loss terms by hand, 58M model, tp 2, micro-batch 4 × 512 (2048 tokens), 3
+// micro-steps: the projections (per layer qkv 512→768, o 256→512, gate/up 512→1376, down 688→512 on a rank) at
+// 6·m·k·n FLOPs each (forward, data and weight gradient) over the GEMM rate; the fused loss's lm_head FLOPs
+// (6·2048·512·16000) over the loss's own measured rate, not the GEMM rate.
+TEST(Plan, StepEstimateDividesTheProjectionsAndTheLossByTheirOwnRates) {
+  const ModelConfig c = config_file("llama2-58m.json");
+  MachineRates r;
+  r.gemm_flops = r.peak_flops = 2e11;
+  r.loss_flops = 1.5e11;
+  r.attention_flops = 1e11;
+  r.memory_bytes_per_s = r.intra_node_bytes_per_s = 4e10;
+  const StepEstimate e = estimate_step(c, {2, 1, 4, 512, false, true}, {3, 1, 2, true}, r);
+  const double projections = 8 * 6.0 * 2048 * (512 * 768 + 256 * 512 + 512 * 1376 + 688 * 512);
+  EXPECT_DOUBLE_EQ(e.gemm, 3 * projections / 2e11);
+  EXPECT_DOUBLE_EQ(e.loss, 3 * 6.0 * 2048 * 512 * 16000 / 1.5e11);
+}
+
 // The rate cache: a rate is measured once per machine identity (here: the thread count is part of it), read back
 // after, measured again with remeasure, and a damaged file costs only a measurement. Counts by hand.
 TEST(RateCache, MeasuresOncePerMachineAndAgainOnRemeasure) {

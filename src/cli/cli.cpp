@@ -354,6 +354,7 @@ int run_plan(TrainOptions o) {
                                   o.use_mix_precision, o.remeasure);
   rates.network_bytes_per_s = o.network_gb_s * 1e9;
   if (o.gemm_gflops > 0) rates.gemm_flops = rates.peak_flops = o.gemm_gflops * 1e9;
+  if (rates.loss_flops == 0) rates.loss_flops = rates.gemm_flops;  // not measured: the lm_head at the GEMM rate
   if (o.attention_gflops > 0) rates.attention_flops = o.attention_gflops * 1e9;
   if (o.memory_gb_s > 0) rates.memory_bytes_per_s = o.memory_gb_s * 1e9;
   rates.intra_node_bytes_per_s = o.intra_node_gb_s > 0 ? o.intra_node_gb_s * 1e9 : rates.memory_bytes_per_s / 2;

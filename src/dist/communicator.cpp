@@ -160,6 +160,9 @@ class Communicator::Published {
 };
 
 Communicator::Communicator(void* mpi_comm, bool owned) : comm_(mpi_comm), owned_(owned) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized && handle(comm_) == MPI_COMM_SELF) return;  // self() in a process without MPI: rank 0 of 1
   MPI_Comm_rank(handle(comm_), &rank_);
   MPI_Comm_size(handle(comm_), &size_);
 }

@@ -16,8 +16,10 @@
 
 #include <fmt/format.h>
 
+#include "llama2/dist/communicator.h"
 #include "llama2/kernels/matmul.h"
 #include "llama2/model/attention.h"
+#include "llama2/parallel/layers.h"
 #include "llama2/plan/rate_cache.h"
 
 namespace llama2 {
@@ -38,9 +40,21 @@ double measure_streaming_bandwidth(int64_t n) {
   return rates[3];
 }
 
+// The best seconds of 3 calls of work after a warm-up call.
+double best_seconds(const std::function<void()>& work) {
+  work();
+  double best = 1e30;
+  for (int trial = 0; trial < 3; ++trial) {
+    const auto start = std::chrono::steady_clock::now();
+    work();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
 // Core attention's rate, forward and backward as a training step runs them, in attention_flops() per second: one
 // micro-batch of b sequences of seq_len tokens with this rank's heads (at most 8 query heads, the kv heads in
-// proportion), inputs in the head-major layout rotary_qkv gives it; the best of 3 after a warm-up.
+// proportion), inputs in the head-major layout rotary_qkv gives it.
 double measure_attention_flops(const ModelConfig& c, int64_t b, int64_t seq_len, int64_t tp, bool bf16) {
   const int64_t rep = c.num_attention_heads / c.num_key_value_heads, d = c.head_dim();
   const int64_t kv = std::clamp<int64_t>(8 / rep, 1, std::max<int64_t>(1, c.num_key_value_heads / tp));
@@ -52,14 +66,35 @@ double measure_attention_flops(const ModelConfig& c, int64_t b, int64_t seq_len,
   const at::Tensor d_out = at::randn({seq_len, b, kv * rep * d}, options);
   c10::AutoGradMode grad_mode(true);
   const double flops = attention_flops(static_cast<double>(b), static_cast<double>(seq_len), kv * rep * d);
-  double best = 0;
-  for (int trial = 0; trial < 4; ++trial) {
-    const auto start = std::chrono::steady_clock::now();
-    core_attention(q, k, v).backward(d_out);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (trial > 0) best = std::max(best, flops / seconds);
-  }
-  return best;
+  return flops / best_seconds([&] { core_attention(q, k, v).backward(d_out); });
+}
+
+// A linear layer's GEMMs on shape g (x [m, k], weight [n, k]) as it runs them, in FLOPs per second: the forward x·wᵀ,
+// the data gradient dy·w, and the weight gradient dyᵀ·x added into an fp32 buffer (fp32 main gradients).
+double measure_linear_flops(const GemmShape& g, bool bf16) {
+  const at::TensorOptions options = at::TensorOptions().dtype(bf16 ? at::kBFloat16 : at::kFloat);
+  const at::Tensor x = at::randn({g.m, g.k}, options), w = at::randn({g.n, g.k}, options);  // [m, k], [n, k]
+  const at::Tensor dy = at::randn({g.m, g.n}, options);                                     // [m, n]
+  at::Tensor dw = at::zeros({g.n, g.k});                                                    // [n, k] fp32
+  const double seconds = best_seconds([&] { llama2::matmul(x, false, w, true); }) +
+                         best_seconds([&] { llama2::matmul(dy, false, w, false); }) +
+                         best_seconds([&] { llama2::matmul_into(dy, true, x, false, dw, true); });
+  return 6.0 * g.m * g.k * g.n / seconds;
+}
+
+// The fused lm_head and loss's rate, forward and backward as a training step runs them, in the lm_head's GEMM FLOPs
+// per second: `tokens` tokens against this rank's vocabulary shard (alone: the statistics' TP collectives are
+// communication).
+double measure_loss_flops(const ModelConfig& c, int64_t tokens, int64_t tp, bool bf16) {
+  const int64_t h = c.hidden_size, vocab = c.padded_vocab_size(tp) / tp;
+  const at::TensorOptions options = at::TensorOptions().dtype(bf16 ? at::kBFloat16 : at::kFloat);
+  const at::Tensor x = at::randn({tokens, 1, h}, options).requires_grad_(true);            // [s, b, h]
+  const at::Tensor w = (at::randn({vocab, h}, options) * 0.02).requires_grad_(true);       // [V/t, h]
+  const at::Tensor targets = at::randint(vocab, {tokens, 1}, at::kLong);                   // [s, b]
+  const TensorParallel alone{&Communicator::self(), false};
+  c10::AutoGradMode grad_mode(true);
+  return 6.0 * tokens * h * vocab /
+         best_seconds([&] { vocab_parallel_cross_entropy(x, w, targets, vocab, alone).backward(); });
 }
 
 #if defined(__x86_64__)
@@ -200,15 +235,18 @@ double measure_gemm_flops(int64_t m, int64_t k, int64_t n, int repeats, bool bf1
 
 MachineRates measure_gemm_rates(const ModelConfig& c, int64_t tokens, int64_t tp, bool bf16, bool remeasure) {
   MachineRates r;
-  // The projections' combined rate: total FLOPs over the sum of each shape's time (layers weigh L times).
+  // The projections' combined rate: total FLOPs over the sum of each shape's time (layers weigh L times), each
+  // shape's time that of its three GEMMs as the linear layers run them.
   const std::vector<GemmShape> shapes = model_gemm_shapes(c, tokens, tp);
   double flops = 0, seconds = 0;
-  for (size_t i = 0; i < shapes.size(); ++i) {
+  for (size_t i = 0; i + 1 < shapes.size(); ++i) {
     const GemmShape& g = shapes[i];
-    const double f = 2.0 * g.m * g.k * g.n * (i + 1 < shapes.size() ? c.num_hidden_layers : 1);
-    const double rate = cached_rate(fmt::format("gemm {}x{}x{} {}", g.m, g.k, g.n, bf16 ? "bf16" : "fp32"), remeasure,
-                                    [&] { return measure_gemm_flops(g.m, g.k, g.n, 3, bf16); });
-    r.peak_flops = std::max(r.peak_flops, rate);
+    const double f = 6.0 * g.m * g.k * g.n * c.num_hidden_layers;
+    const std::string name = fmt::format("{}x{}x{} {}", g.m, g.k, g.n, bf16 ? "bf16" : "fp32");
+    const double rate = cached_rate("linear " + name, remeasure, [&] { return measure_linear_flops(g, bf16); });
+    r.peak_flops = std::max(r.peak_flops, cached_rate("gemm " + name, remeasure, [&] {
+                              return measure_gemm_flops(g.m, g.k, g.n, 3, bf16);
+                            }));
     flops += f;
     seconds += f / rate;
   }
@@ -219,6 +257,9 @@ MachineRates measure_gemm_rates(const ModelConfig& c, int64_t tokens, int64_t tp
 MachineRates measure_machine_rates(const ModelConfig& c, int64_t tokens, int64_t seq_len, int64_t tp, bool bf16,
                                    bool remeasure) {
   MachineRates r = measure_gemm_rates(c, tokens, tp, bf16, remeasure);
+  r.loss_flops = cached_rate(fmt::format("loss {} tokens, vocab {} x {} {}", tokens, c.padded_vocab_size(tp) / tp,
+                                         c.hidden_size, bf16 ? "bf16" : "fp32"),
+                             remeasure, [&] { return measure_loss_flops(c, tokens, tp, bf16); });
   const int64_t b = tokens / seq_len, stream = std::max<int64_t>(tokens * c.hidden_size, int64_t{1} << 24);
   r.attention_flops = cached_rate(
       fmt::format("attention b{} s{} heads {}/{} d{} tp{} {}", b, seq_len, c.num_attention_heads,

@@ -115,7 +115,6 @@ StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, cons
   const double h = static_cast<double>(c.hidden_size), inter = static_cast<double>(c.intermediate_size);
   const double layers = static_cast<double>(c.num_hidden_layers), elem = in.bf16 ? 2 : 4;
   const double qkv = static_cast<double>(c.num_attention_heads + 2 * c.num_key_value_heads) * c.head_dim();
-  const double vocab_local = static_cast<double>(c.padded_vocab_size(in.tp)) / t;
   const double sp = c.sequence_parallel_enabled ? t : 1;
   StepEstimate e;
   // Projections: forward, data gradient and weight gradient, 3 · 2·m·k·n each, per layer; the lm_head's (the last
@@ -126,12 +125,8 @@ StepEstimate estimate_step(const ModelConfig& c, const MemoryPlanInput& in, cons
   for (size_t i = 0; i + 1 < shapes.size(); ++i) flops += gemm_flops(shapes[i]) * layers;
   e.gemm = micro * flops / r.gemm_flops;
   e.attention = micro * layers * attention_flops(b, s, h / t) / r.attention_flops;
-  // Loss: the lm_head's GEMMs; each chunk of logits is written once by its tiles' GEMMs and read once by their
-  // gradients (the softmax statistics are taken while a tile is in cache); dw is read and written once per chunk.
-  const double chunks =
-      std::ceil(tokens / static_cast<double>(cross_entropy_chunk_rows(static_cast<int64_t>(vocab_local), elem)));
-  e.loss = micro * (gemm_flops(shapes.back()) / r.gemm_flops +
-                    (2 * tokens * vocab_local * elem + chunks * 2 * vocab_local * h * 4) / r.memory_bytes_per_s);
+  // Loss: the fused lm_head and cross-entropy at its measured rate.
+  e.loss = micro * gemm_flops(shapes.back()) / r.loss_flops;
   // Streaming kernels per layer, counted pass by pass over [tokens, width] tensors: norms, residuals and
   // autograd's gradient sums ~25 passes of h (of h/t with SP), the fused rotary split ~8 of the qkv width,
   // SwiGLU 8 of the intermediate width (forward and backward together). kStreamOverhead: the 58M model's

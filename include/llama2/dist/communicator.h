@@ -45,7 +45,8 @@ class Communicator {
   Communicator(const Communicator&) = delete;
   Communicator& operator=(const Communicator&) = delete;
 
-  // This process alone (MPI_COMM_SELF): every collective is the identity. For tests and tp=1 references.
+  // This process alone (MPI_COMM_SELF): every collective is the identity, and MPI need not be started. For tests,
+  // tp=1 references and the measurements of `plan`.
   static const Communicator& self();
 
   int rank() const { return rank_; }

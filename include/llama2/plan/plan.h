@@ -63,8 +63,9 @@ double attention_flops(double b, double s, double width);
 
 // Per-rank rates of the machine a step estimate divides by (measured by machine_rates.h, or given).
 struct MachineRates {
-  double peak_flops = 0;              // the fastest of the model's GEMM shapes: the MFU denominator
-  double gemm_flops = 0;              // the projection GEMMs, on the model's shapes
+  double peak_flops = 0;              // the fastest forward GEMM of the projections' shapes: the MFU denominator
+  double gemm_flops = 0;              // the projections' GEMMs (forward, data and weight gradient) on their shapes
+  double loss_flops = 0;              // the fused lm_head and loss (forward and backward), in lm_head GEMM FLOP/s
   double attention_flops = 0;         // core attention, forward and backward, in attention_flops() per second
   double memory_bytes_per_s = 0;      // streaming kernels: norms, SwiGLU, rotary, softmax, optimizer
   double intra_node_bytes_per_s = 0;  // collectives among the ranks of one node
