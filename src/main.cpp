@@ -1,18 +1,16 @@
-// llama2_pretrain: entry point. Everything happens in run_cli (src/cli/cli.cpp).
-#include <malloc.h>
-
-#include <climits>
+// llama2_pretrain: entry point. Everything happens in run_cli (src/cli/cli.cpp), after the heap's set-up.
 #include <csignal>
 
 #include "llama2/cli/cli.h"
+#include "llama2/util/heap.h"
+
+// Before any library initialiser runs (libtorch's take ~0.5 s): where the program re-executes itself for huge
+// pages, it does so before paying for them.
+__attribute__((section(".preinit_array"), used)) static void (*const restart_for_huge_pages)(int, char**, char**) =
+    llama2::restart_with_huge_pages;
 
 int main(int argc, char** argv) {
-  // Every step allocates and frees the same large activation tensors. glibc would hand blocks above
-  // 32 MiB back to the kernel (mmap/munmap) and trim the heap after each free, so every step re-faults
-  // the same pages (measured: 2.2M minor faults and ~20% of the 58M model's step time). Keep them.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);   // glibc's maximum: larger blocks are still mmapped
-  mallopt(M_TRIM_THRESHOLD, INT_MAX);
-  mallopt(M_TOP_PAD, 1 << 30);
+  llama2::keep_freed_memory();
   // A file-size limit (ulimit -f) or full disk must fail a write with an error we report, not kill us.
   std::signal(SIGXFSZ, SIG_IGN);
   return llama2::run_cli(argc, argv);

@@ -38,6 +38,7 @@
 #include "llama2/util/human_units.h"
 #include "llama2/util/errors.h"
 #include "llama2/util/file_io.h"
+#include "llama2/util/heap.h"
 #include "llama2/util/phases.h"
 #include "llama2/util/test_hooks.h"
 
@@ -257,6 +258,7 @@ Trainer::Trainer(TrainOptions options, DistributedContext& dist)
   optimizer_ = std::make_unique<ShardedAdamW>(model_->parameters(), dist_.tp(), dist_.dp(),
                                               adamw_options(o_, tp.sequence_parallel));
   spdlog::info("optimizer state: {} per rank (fp32 master, exp_avg, exp_avg_sq of this rank's shard)", format_bytes(optimizer_->state_bytes()));
+  spdlog::info("heap: {}", heap_summary());
   schedule_ = {o_.lr, o_.min_lr, o_.warmup_steps, o_.max_steps, o_.lr_schedule};
   step_samples_ = o_.batch_size * o_.grad_accum_usteps * layout_.dp;
   data_ = open_data(config_, o_, step_samples_);
