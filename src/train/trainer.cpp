@@ -258,7 +258,7 @@ Trainer::Trainer(TrainOptions options, DistributedContext& dist)
   optimizer_ = std::make_unique<ShardedAdamW>(model_->parameters(), dist_.tp(), dist_.dp(),
                                               adamw_options(o_, tp.sequence_parallel));
   spdlog::info("optimizer state: {} per rank (fp32 master, exp_avg, exp_avg_sq of this rank's shard)", format_bytes(optimizer_->state_bytes()));
-  spdlog::info("heap: {}", heap_summary());
+  if (const std::string heap = heap_summary(); !heap.empty()) spdlog::info("heap: {}", heap);
   schedule_ = {o_.lr, o_.min_lr, o_.warmup_steps, o_.max_steps, o_.lr_schedule};
   step_samples_ = o_.batch_size * o_.grad_accum_usteps * layout_.dp;
   data_ = open_data(config_, o_, step_samples_);

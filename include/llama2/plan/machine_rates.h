@@ -1,6 +1,6 @@
-// Owns measuring this machine for `plan`'s step estimate: oneDNN GEMM FLOP/s on the model's own shapes, core
-// attention's FLOP/s on its sequence length, and the bandwidth of ATen's streaming kernels on activation-sized
-// tensors, with this process's threads.
+// Owns measuring this machine for `plan`'s step estimate: oneDNN GEMM FLOP/s on the model's own shapes (each linear
+// layer's three GEMMs), core attention's and the fused lm_head + loss's FLOP/s as they run, and the bandwidth of
+// ATen's streaming kernels on activation-sized tensors, with this process's threads.
 #pragma once
 #include <cstdint>
 

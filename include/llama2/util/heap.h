@@ -14,8 +14,9 @@ void restart_with_huge_pages(int argc, char** argv, char** envp);
 // mallopt: blocks up to 32 MiB from the heap, which is never trimmed and grows 1 GiB at a time.
 void keep_freed_memory();
 
-// "1.83 GiB resident, 1.69 GiB of it in transparent huge pages (glibc.malloc.hugetlb=1)", from
-// /proc/self/smaps_rollup and the kernel's mode; "" where /proc has no smaps_rollup.
+// "1.83 GiB resident, 1.69 GiB of it in transparent huge pages (kernel mode 'madvise'; GLIBC_TUNABLES
+// glibc.malloc.hugetlb=1)", from /proc/self/smaps_rollup, the kernel's mode and the environment; "" where /proc has
+// no smaps_rollup.
 std::string heap_summary();
 
 }  // namespace llama2
