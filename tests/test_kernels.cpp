@@ -1,12 +1,14 @@
-// The vectorised kernels against libm and libtorch: exp, bf16 conversions, tile transposition, SwiGLU, RMSNorm and
-// the fused QKV split with rotary embedding, in fp32 and bf16.
+// The vectorised kernels against libm and libtorch: exp, bf16 conversions, softmax rows, tile transposition, SwiGLU,
+// RMSNorm and the fused QKV split with rotary embedding, in fp32 and bf16.
 #include <cmath>
+#include <limits>
 #include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
 
 #include "llama2/kernels/dtype_conversion.h"
+#include "llama2/kernels/softmax_rows.h"
 #include "llama2/kernels/transpose.h"
 #include "llama2/kernels/vector_math.h"
 #include "llama2/model/rmsnorm.h"
@@ -78,6 +80,71 @@ TEST(Bf16, RowConversionEqualsC10s) {
     from_acc_row(values.data() + i, out.data(), n);
     for (int64_t k = 0; k < n; ++k) EXPECT_EQ(out[k].x, c10::BFloat16(values[i + k]).x) << values[i + k];
   }
+}
+
+// The softmax rows (fp32 and bf16 in whichever form this CPU runs: AVX-512 intrinsics where it has AVX512-BF16;
+// fp64 in the portable loops everywhere) against fp64 libm,
+// at every length up to 40 and 600 (16-wide blocks and every tail), past each row's end left alone: exps of
+// arguments in [−30, 30] and far below (−200, −∞: 0), their sum; with a shift per element and the scores' gradient.
+// Tolerances: fp32 3e-7 relative to the exp plus fp32's rounding of the argument (|x|·6e-8; the forms differ in
+// whether they fuse x·scale − shift), 0 below 1.2e-38 (subnormals); bf16 2^-8 relative (its rounding, 2^-9, plus
+// a tie the fp32 error may move); sums 1e-6 relative. NaN stays NaN.
+template <typename T>
+void expect_softmax_rows(int64_t n) {
+  constexpr float kScale = 0.7f;
+  const bool bf16 = std::is_same_v<T, c10::BFloat16>;
+  using A = Acc<T>;
+  std::vector<A> z(n + 1), shift(n), dp(n + 1), D(n);
+  for (int64_t i = 0; i < n; ++i) {
+    z[i] = static_cast<A>((i * 37) % 83) * A(0.5) - A(20);  // z·scale − shift within [−30, 30]
+    shift[i] = static_cast<A>(i % 7) - A(3);
+    dp[i] = static_cast<A>(i % 11) * A(0.25) - A(1), D[i] = static_cast<A>(i % 5) * A(0.1);
+  }
+  if (n > 3) z[1] = A(-200), z[2] = -std::numeric_limits<A>::infinity();  // exp → 0
+  const auto tolerance = [&](double ref, double x) {  // for ref, a value computed from exp(x)
+    const double relative = std::isinf(x) ? 0 : bf16 ? 1.0 / 256 : 3e-7 + std::abs(x) * 6e-8;
+    return std::abs(ref) * relative + 1.2e-38;
+  };
+  const auto expect_close = [&](double got, double x, const char* what, int64_t i) {
+    EXPECT_NEAR(got, std::exp(x), tolerance(std::exp(x), x)) << what << " n " << n << " i " << i << " x " << x;
+  };
+  const T sentinel(-1.0f);
+  std::vector<T> p(n + 1, sentinel);
+  std::vector<A> scratch(z);
+  const A sum = exp_sum_row(scratch.data(), n, A(kScale), A(1.5), p.data());
+  double ref_sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = static_cast<double>(z[i]) * A(kScale) - 1.5;
+    expect_close(static_cast<double>(p[i]), x, "exp_sum_row", i);
+    ref_sum += std::exp(x);
+  }
+  EXPECT_NEAR(sum, ref_sum, ref_sum * 1e-6) << "sum, n " << n;
+  EXPECT_EQ(static_cast<float>(p[n]), -1.0f) << "exp_sum_row wrote past " << n;
+
+  std::fill(p.begin(), p.end(), sentinel);
+  std::vector<T> ds(n + 1, sentinel);
+  std::vector<A> gradient(dp);
+  scratch = z;
+  softmax_gradient_row(scratch.data(), gradient.data(), n, A(kScale), shift.data(), D.data(), p.data(), ds.data());
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = static_cast<double>(z[i]) * A(kScale) - shift[i];
+    expect_close(static_cast<double>(p[i]), x, "softmax_gradient_row's p", i);
+    const double ref = std::exp(x) * (static_cast<double>(dp[i]) - D[i]) * A(kScale);
+    EXPECT_NEAR(static_cast<double>(ds[i]), ref, tolerance(ref, x)) << "softmax_gradient_row's ds " << n << " " << i;
+  }
+  EXPECT_EQ(static_cast<float>(p[n]), -1.0f) << "softmax_gradient_row wrote past " << n;
+  EXPECT_EQ(static_cast<float>(ds[n]), -1.0f) << "softmax_gradient_row wrote past " << n;
+}
+
+TEST(SoftmaxRows, EqualLibmAtEveryTail) {
+  const auto every_type = [](int64_t n) {
+    expect_softmax_rows<float>(n), expect_softmax_rows<c10::BFloat16>(n), expect_softmax_rows<double>(n);
+  };
+  for (int64_t n = 1; n <= 40; ++n) every_type(n);
+  every_type(600);
+  float nan = NAN, sum_p = 0;
+  EXPECT_TRUE(std::isnan(exp_sum_row(&nan, 1, 1.0f, 0.0f, &sum_p)));
+  EXPECT_TRUE(std::isnan(sum_p));
 }
 
 // Each element of y = xᵀ against x read by index, exactly (a transposition moves bits): shapes with and without

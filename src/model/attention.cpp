@@ -16,6 +16,7 @@
 
 #include "llama2/kernels/dtype_conversion.h"
 #include "llama2/kernels/matmul.h"
+#include "llama2/kernels/softmax_rows.h"
 #include "llama2/kernels/vector_math.h"
 #include "llama2/kernels/workers.h"
 #include "llama2/util/errors.h"
@@ -57,17 +58,10 @@ LLAMA2_INLINE int64_t visible_keys(int64_t r, int64_t diagonal, int64_t keys) {
 
 // The row kernels below are compiled per ISA for each storage type (LLAMA2_CPU_CLONES).
 
-// A row of a tile in the inputs' type for the GEMMs: bf16 rows are converted while in L1; fp32 and fp64 tiles are
-// their own copy.
-template <typename T>
-LLAMA2_INLINE void to_inputs(const Acc<T>* row, T* out, int64_t n) {
-  if constexpr (!std::is_same_v<T, Acc<T>>) from_acc_row(row, out, n);
-}
-
 // One score tile z [rows, keys] (q·kᵀ) folded into the online softmax of its rows: running max m and sum l per
 // row, the row's unnormalised output o [rows, d] rescaled to the new max, and p = exp(z·scale − max) (0 for masked
-// keys) into z and p [rows, keys] (the inputs' type; may be z itself). `first`: the row's first key tile (m, l, o
-// not yet set).
+// keys) into p [rows, keys] (the inputs' type; may be z itself, else z is scratch). `first`: the row's first key
+// tile (m, l, o not yet set).
 template <typename T>
 LLAMA2_CPU_CLONES void online_softmax_rows(Acc<T>* z, T* p, int64_t rows, int64_t keys, int64_t diagonal,
                                            Acc<T> scale, bool first, Acc<T>* m, Acc<T>* l, Acc<T>* o, int64_t d) {
@@ -75,18 +69,13 @@ LLAMA2_CPU_CLONES void online_softmax_rows(Acc<T>* z, T* p, int64_t rows, int64_
   for (int64_t r = 0; r < rows; ++r) {
     A* zr = z + r * keys;
     const int64_t visible = visible_keys(r, diagonal, keys);
-    A top = zr[0], sum = 0;
+    T* pr = p + r * keys;
+    A top = zr[0];
 #pragma omp simd reduction(max : top)
     for (int64_t i = 0; i < visible; ++i) top = top > zr[i] ? top : zr[i];
     const A max = first ? top * scale : std::max(m[r], top * scale);  // scale > 0
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < visible; ++i) {
-      const A e = vector_exp(zr[i] * scale - max);
-      zr[i] = e;
-      sum += e;
-    }
-    std::fill(zr + visible, zr + keys, A(0));
-    to_inputs(zr, p + r * keys, keys);
+    const A sum = exp_sum_row(zr, visible, scale, max, pr);
+    std::fill(pr + visible, pr + keys, T(0));
     if (first) {
       l[r] = sum;
     } else {
@@ -117,33 +106,20 @@ LLAMA2_INLINE int64_t seen_from(int64_t j, int64_t diagonal, int64_t rows) {
   return std::clamp<int64_t>(j - diagonal, 0, rows);
 }
 
-// The backward's tile, transposed: z [keys, rows] (k·qᵀ) in place → pᵀ = exp(z·scale − lse) (0 for masked
-// pairs), and into p (the inputs' type; may be z itself).
+// The backward's tiles, transposed: from z [keys, rows] (k·qᵀ) and dp (v·d_outᵀ), pᵀ = exp(z·scale − lse) and
+// dsᵀ = pᵀ·(dpᵀ − D)·scale (D = Σ dO·O of each query row), both 0 for masked pairs, into p and ds [keys, rows]
+// (the inputs' type; may be z and dp themselves, else those are scratch).
 template <typename T>
-LLAMA2_CPU_CLONES void probabilities_transposed(Acc<T>* z, T* p, int64_t keys, int64_t rows, int64_t diagonal,
-                                                Acc<T> scale, const Acc<T>* lse) {
-  using A = Acc<T>;
+LLAMA2_CPU_CLONES void softmax_gradient_transposed(Acc<T>* z, Acc<T>* dp, T* p, T* ds, int64_t keys, int64_t rows,
+                                                   int64_t diagonal, Acc<T> scale, const Acc<T>* lse,
+                                                   const Acc<T>* D) {
   for (int64_t j = 0; j < keys; ++j) {
-    A* zj = z + j * rows;
+    T *pj = p + j * rows, *dsj = ds + j * rows;
     const int64_t from = seen_from(j, diagonal, rows);
-    std::fill(zj, zj + from, A(0));
-#pragma omp simd
-    for (int64_t i = from; i < rows; ++i) zj[i] = vector_exp(zj[i] * scale - lse[i]);
-    to_inputs(zj, p + j * rows, rows);
-  }
-}
-
-// The gradient of the scores, transposed: dsᵀ = pᵀ·(dpᵀ − D)·scale (D = Σ dO·O of each query row) into dp
-// [keys, rows] and ds (the inputs' type; may be dp itself).
-template <typename T>
-LLAMA2_CPU_CLONES void scores_gradient_transposed(const Acc<T>* p, Acc<T>* dp, T* ds, int64_t keys, int64_t rows,
-                                                  Acc<T> scale, const Acc<T>* D) {
-  for (int64_t j = 0; j < keys; ++j) {
-    const Acc<T>* pj = p + j * rows;
-    Acc<T>* dj = dp + j * rows;
-#pragma omp simd
-    for (int64_t i = 0; i < rows; ++i) dj[i] = pj[i] * (dj[i] - D[i]) * scale;
-    to_inputs(dj, ds + j * rows, rows);
+    std::fill(pj, pj + from, T(0));
+    std::fill(dsj, dsj + from, T(0));
+    softmax_gradient_row(z + j * rows + from, dp + j * rows + from, rows - from, scale, lse + from, D + from,
+                         pj + from, dsj + from);
   }
 }
 
@@ -282,15 +258,14 @@ void attention_backward(const Geometry& geo, const T* q3, const T* k3, const T* 
         const TileOperand q = matrix(q3 + row * geo.d, rows, geo.d, geo.d);
         const TileOperand d_o = matrix(do3 + row * geo.d, rows, geo.d, geo.d);
         const TileOperand k = matrix(k3 + kv, seen, geo.d, geo.d), v = matrix(v3 + kv, seen, geo.d, geo.d);
-        tile_matmul(k, transposed(q), z, rows, false);  // z = k·qᵀ  [seen, rows]
-        probabilities_transposed(z, p, seen, rows, r0 - j0, scale, lse + row);
+        tile_matmul(k, transposed(q), z, rows, false);            // z = k·qᵀ  [seen, rows]
+        tile_matmul(v, transposed(d_o), dp, rows, false);         // dpᵀ = v·d_outᵀ  [seen, rows]
+        softmax_gradient_transposed(z, dp, p, ds, seen, rows, r0 - j0, scale, lse + row, D + row);
         const TileOperand p_t = matrix(p, seen, rows, rows), ds_t = matrix(ds, seen, rows, rows);
         tile_matmul(p_t, d_o, d_v_w, geo.d, true);                // d_v += pᵀ·d_out  [seen, d]
-        tile_matmul(v, transposed(d_o), dp, rows, false);         // dpᵀ = v·d_outᵀ  [seen, rows]
-        scores_gradient_transposed(z, dp, ds, seen, rows, scale, D + row);
         tile_matmul(ds_t, q, d_k_w, geo.d, true);                 // d_k += dsᵀ·q  [seen, d]
         tile_matmul(transposed(ds_t), k, d_q_parts.part(w, row), geo.d,
-             d_q_parts.accumulate(w, row));               // d_q (+)= ds·k  [rows, d]
+                    d_q_parts.accumulate(w, row));                // d_q (+)= ds·k  [rows, d]
       }
     d_k[g].narrow(0, j0, keys).copy_(at::from_blob(d_k_w, {keys, geo.d}, acc));
     d_v[g].narrow(0, j0, keys).copy_(at::from_blob(d_v_w, {keys, geo.d}, acc));

@@ -1,0 +1,156 @@
+// Softmax rows: one pass per row that computes the exps (or the gradient) and writes them in the GEMMs' input type.
+// Where the CPU has AVX512-BF16 (AMD Zen 4 on, Intel Cooper Lake and Sapphire Rapids on), fp32 and bf16 rows run
+// as AVX-512 intrinsics: exp's 2^n by vscalefps and the rounding to bf16 by vcvtneps2bf16, in the same loop (15
+// instructions for 16 values, where GCC's vectorised vector_exp and a conversion pass took 33); else portable
+// loops, vectorised per ISA, with the conversion as a second pass over the row while it is in L1.
+#include "llama2/kernels/softmax_rows.h"
+
+#include <algorithm>
+#include <type_traits>
+
+#if defined(__x86_64__)
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps() through, which -Wmaybe-uninitialized reports once they are
+// inlined (GCC bug 105593, fixed in 13): quiet in the header's own lines only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
+
+#include "llama2/kernels/vector_math.h"
+
+namespace llama2 {
+namespace {
+
+// A row of Acc<T> in T: bf16 converted (from_acc_row), fp32 and fp64 copied unless p is x itself.
+template <typename T>
+void store_inputs(const Acc<T>* x, T* p, int64_t n) {
+  if constexpr (std::is_same_v<T, Acc<T>>) {
+    if (p != x) std::copy(x, x + n, p);
+  } else {
+    from_acc_row(x, p, n);
+  }
+}
+
+template <typename T>
+LLAMA2_CPU_CLONES Acc<T> exp_sum_row_portable(Acc<T>* z, int64_t n, Acc<T> scale, Acc<T> shift, T* p) {
+  Acc<T> sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    const Acc<T> e = vector_exp(z[i] * scale - shift);
+    z[i] = e;
+    sum += e;
+  }
+  store_inputs(z, p, n);
+  return sum;
+}
+
+template <typename T>
+LLAMA2_CPU_CLONES void softmax_gradient_row_portable(Acc<T>* z, Acc<T>* dp, int64_t n, Acc<T> scale,
+                                                     const Acc<T>* lse, const Acc<T>* D, T* p, T* ds) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const Acc<T> e = vector_exp(z[i] * scale - lse[i]);
+    z[i] = e;
+    dp[i] = e * (dp[i] - D[i]) * scale;
+  }
+  store_inputs(z, p, n);
+  store_inputs(dp, ds, n);
+}
+
+#if defined(__x86_64__)
+#define LLAMA2_AVX512_BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")))
+
+bool has_avx512_bf16() {
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                          __builtin_cpu_supports("avx512bf16");
+  return has;
+}
+
+// vector_exp's reduction and polynomial on 16 lanes, with 2^n applied by vscalefps: 0 (through the subnormals)
+// below about −87.3 instead of vector_exp's clamp, ∞ above 88.7, NaN stays NaN (the lower clamp at −104, where
+// 2^n is already 0, keeps −∞ from making the reduction ∞ − ∞).
+LLAMA2_AVX512_BF16 inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);  // NaN in x: x (the second operand)
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // x − n·ln2, ln2 in two parts
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+  __m512 e = _mm512_set1_ps(8.3125248633e-3f);
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(4.1890113151e-2f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.6667114465e-1f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(4.9999231792e-1f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(e, n);
+}
+
+// The lanes of [i, i + 16) below n.
+inline __mmask16 lanes(int64_t i, int64_t n) {
+  return n - i >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+}
+
+LLAMA2_AVX512_BF16 inline void store16(float* p, __mmask16 m, __m512 v) { _mm512_mask_storeu_ps(p, m, v); }
+LLAMA2_AVX512_BF16 inline void store16(c10::BFloat16* p, __mmask16 m, __m512 v) {
+  _mm256_mask_storeu_epi16(p, m, (__m256i)_mm512_cvtneps_pbh(v));
+}
+
+template <typename T>
+LLAMA2_AVX512_BF16 float exp_sum_row_avx512(const float* z, int64_t n, float scale, float shift, T* p) {
+  const __m512 s = _mm512_set1_ps(scale), sh = _mm512_set1_ps(shift);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(i, n);
+    const __m512 e = exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, z + i), s, sh));
+    sum = _mm512_mask_add_ps(sum, m, sum, e);
+    store16(p + i, m, e);
+  }
+  return _mm512_reduce_add_ps(sum);
+}
+
+template <typename T>
+LLAMA2_AVX512_BF16 void softmax_gradient_row_avx512(const float* z, const float* dp, int64_t n, float scale,
+                                                    const float* lse, const float* D, T* p, T* ds) {
+  const __m512 s = _mm512_set1_ps(scale);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(i, n);
+    const __m512 e = exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, z + i), s, _mm512_maskz_loadu_ps(m, lse + i)));
+    const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + i), _mm512_maskz_loadu_ps(m, D + i));
+    store16(p + i, m, e);
+    store16(ds + i, m, _mm512_mul_ps(_mm512_mul_ps(e, d), s));
+  }
+}
+
+#endif
+
+}  // namespace
+
+template <typename T>
+Acc<T> exp_sum_row(Acc<T>* z, int64_t n, Acc<T> scale, Acc<T> shift, T* p) {
+#if defined(__x86_64__)
+  if constexpr (std::is_same_v<Acc<T>, float>)
+    if (has_avx512_bf16()) return exp_sum_row_avx512(z, n, scale, shift, p);
+#endif
+  return exp_sum_row_portable(z, n, scale, shift, p);
+}
+
+template <typename T>
+void softmax_gradient_row(Acc<T>* z, Acc<T>* dp, int64_t n, Acc<T> scale, const Acc<T>* lse, const Acc<T>* D, T* p,
+                          T* ds) {
+#if defined(__x86_64__)
+  if constexpr (std::is_same_v<Acc<T>, float>)
+    if (has_avx512_bf16()) return softmax_gradient_row_avx512(z, dp, n, scale, lse, D, p, ds);
+#endif
+  softmax_gradient_row_portable(z, dp, n, scale, lse, D, p, ds);
+}
+
+#define LLAMA2_SOFTMAX_ROWS(T)                                                                         \
+  template Acc<T> exp_sum_row<T>(Acc<T>*, int64_t, Acc<T>, Acc<T>, T*);                                \
+  template void softmax_gradient_row<T>(Acc<T>*, Acc<T>*, int64_t, Acc<T>, const Acc<T>*, const Acc<T>*, T*, T*);
+LLAMA2_SOFTMAX_ROWS(float)
+LLAMA2_SOFTMAX_ROWS(c10::BFloat16)
+LLAMA2_SOFTMAX_ROWS(double)
+
+}  // namespace llama2
