@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <type_traits>
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(__clang__)
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps() through, which -Wmaybe-uninitialized reports once they are
 // inlined (GCC bug 105593, fixed in 13): quiet in the header's own lines only.
 #pragma GCC diagnostic push
@@ -16,6 +16,8 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
+#elif defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
 #include "llama2/kernels/vector_math.h"
