@@ -21,6 +21,7 @@
 #endif
 
 #include "llama2/kernels/vector_math.h"
+#include "llama2/util/test_hooks.h"
 
 namespace llama2 {
 namespace {
@@ -64,10 +65,11 @@ LLAMA2_CPU_CLONES void softmax_gradient_row_portable(Acc<T>* z, Acc<T>* dp, int6
 #if defined(__x86_64__)
 #define LLAMA2_AVX512_BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")))
 
+// Whether the AVX-512 forms run: the CPU has AVX512-BF16, and no test asked for the portable loops.
 bool has_avx512_bf16() {
   static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
                           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-                          __builtin_cpu_supports("avx512bf16");
+                          __builtin_cpu_supports("avx512bf16") && !test_hooks().portable_kernels;
   return has;
 }
 

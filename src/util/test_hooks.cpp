@@ -10,10 +10,12 @@
 namespace llama2 {
 namespace {
 
-// A hook without a value (no_attention, reference_attention): whether `item` names one, which it then sets.
+// A hook without a value (no_attention, reference_attention, portable_kernels): whether `item` names one, which it
+// then sets.
 bool set_switch(const std::string& item, TestHooks& hooks) {
   if (item == "no_attention") return hooks.no_attention = true;
   if (item == "reference_attention") return hooks.reference_attention = true;
+  if (item == "portable_kernels") return hooks.portable_kernels = true;
   return false;
 }
 
@@ -35,8 +37,8 @@ TestHooks parse(const std::string& text) {
     if (!ok)
       throw BadInput("LLAMA2_TEST_HOOKS = " + text + ": cannot read '" + item +
                      "'; expected compute_delay=RANK:SECONDS, skip_collective=RANK:GROUP:SEQ, "
-                     "fail_collective=RANK:GROUP:SEQ, slow_save=SECONDS, mem_available=GIB, no_attention or "
-                     "reference_attention");
+                     "fail_collective=RANK:GROUP:SEQ, slow_save=SECONDS, mem_available=GIB, no_attention, "
+                     "reference_attention or portable_kernels");
     if (collective) {
       hooks.fault = std::string(fault) == "skip" ? TestHooks::CollectiveFault::Skip : TestHooks::CollectiveFault::Fail;
       hooks.fault_group = group;

@@ -20,6 +20,7 @@ struct TestHooks {
   double mem_available_gib = 0;  // mem_available=GIB — the node's MemAvailable reads as GIB (memory guard tests)
   bool no_attention = false;  // no_attention — core attention's output is multiplied by 0 (what is learnt without it)
   bool reference_attention = false;  // reference_attention — the unfused fp64 attention instead of core attention
+  bool portable_kernels = false;  // portable_kernels — the row kernels' portable loops even where AVX-512 forms run
 };
 
 // The hooks of this process; BadInput naming LLAMA2_TEST_HOOKS and the value on a malformed one.
