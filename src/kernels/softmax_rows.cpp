@@ -77,17 +77,14 @@ bool has_avx512_bf16() {
 // below about −87.3 instead of vector_exp's clamp, ∞ above 88.7, NaN stays NaN (the lower clamp at −104, where
 // 2^n is already 0, keeps −∞ from making the reduction ∞ − ∞).
 LLAMA2_AVX512_BF16 inline __m512 exp16(__m512 x) {
+  using C = ExpConstants;
   x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);  // NaN in x: x (the second operand)
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(C::kLog2e)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // x − n·ln2, ln2 in two parts
-  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-  __m512 e = _mm512_set1_ps(8.3125248633e-3f);
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(4.1890113151e-2f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.6667114465e-1f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(4.9999231792e-1f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
-  e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(C::kLn2High), x);  // x − n·ln2, ln2 in two parts
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(C::kLn2Low), r);
+  __m512 e = _mm512_set1_ps(C::kPoly[0]);
+  for (int i = 1; i < 6; ++i) e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(C::kPoly[i]));
   return _mm512_scalef_ps(e, n);
 }
 

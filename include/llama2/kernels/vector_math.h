@@ -26,19 +26,25 @@ namespace llama2 {
 // in exact arithmetic), and 2^n from the exponent bits. Relative error ≤ 3e-7 for −87.3 ≤ x ≤ 88.3; below, the
 // clamp at −88 makes 2^n's exponent field 0, so the result is 0 from about −87.7 on (a subnormal between);
 // exp(88.37) above; NaN stays NaN. Branch-free, so a loop of it vectorises.
+// The reduction's constants and the polynomial's coefficients, highest degree first (softmax_rows' AVX-512 exp
+// uses them too).
+struct ExpConstants {
+  static constexpr float kLog2e = 1.44269504088896341f;
+  static constexpr float kLn2High = 0.693359375f, kLn2Low = -2.12194440e-4f;  // ln2 = kLn2High + kLn2Low
+  static constexpr float kPoly[6] = {8.3125248633e-3f, 4.1890113151e-2f, 1.6667114465e-1f, 4.9999231792e-1f, 1.0f,
+                                     1.0f};
+};
+
 inline float vector_exp(float x) {
+  using C = ExpConstants;
   constexpr float kLo = -88.0f, kHi = 88.3762626647949f;
   constexpr float kRound = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer held in the low mantissa bits
   const float xc = std::min(std::max(x, kLo), kHi);
-  const float t = xc * 1.44269504088896341f + kRound;
+  const float t = xc * C::kLog2e + kRound;
   const float n = t - kRound;
-  const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;  // ln2 in two parts
-  float p = 8.3125248633e-3f;
-  p = p * r + 4.1890113151e-2f;
-  p = p * r + 1.6667114465e-1f;
-  p = p * r + 4.9999231792e-1f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  const float r = (xc - n * C::kLn2High) - n * C::kLn2Low;
+  float p = C::kPoly[0];
+  for (int i = 1; i < 6; ++i) p = p * r + C::kPoly[i];
   uint32_t bits;  // unsigned: NaN's bits wrap instead of overflowing (the product is NaN either way)
   std::memcpy(&bits, &t, sizeof bits);
   bits = (bits - 0x4B400000u + 127u) << 23;  // n + bias, in the exponent field (0 for n = −127)
