@@ -91,13 +91,13 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     at::Tensor dw;
     AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, x.scalar_type(), "rms_norm_backward", [&] {
       const WorkerBuffers<Acc<scalar_t>> dw_parts(workers, h, x.options());  // [workers, h]
-      dw_parts.storage.zero_();
+      dw_parts.slices().zero_();
       for_each_task(workers, workers, [&](int64_t t, int64_t worker) {
         backward_rows<scalar_t>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), dy.data_ptr<scalar_t>(),
                                 inv_rms.data_ptr<Acc<scalar_t>>(), dx.data_ptr<scalar_t>(), dw_parts[worker], h,
                                 rows * t / workers, rows * (t + 1) / workers);
       });
-      dw = dw_parts.storage.sum(0);
+      dw = dw_parts.slices().sum(0);
     });
     return {dx, dw.to(w.scalar_type()), at::Tensor()};
   }
