@@ -1,5 +1,6 @@
 // The vectorised kernels against libm and libtorch: exp, bf16 conversions, softmax rows, tile transposition, SwiGLU,
 // RMSNorm and the fused QKV split with rotary embedding, in fp32 and bf16.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -125,15 +126,16 @@ void expect_softmax_rows(int64_t n) {
   std::vector<T> ds(n + 1, sentinel);
   std::vector<A> gradient(dp);
   scratch = z;
-  softmax_gradient_row(scratch.data(), gradient.data(), n, A(kScale), shift.data(), D.data(), p.data(), ds.data());
+  softmax_gradient_rows(scratch.data(), gradient.data(), 1, n, 0, A(kScale), shift.data(), D.data(), p.data(),
+                        ds.data());
   for (int64_t i = 0; i < n; ++i) {
     const double x = static_cast<double>(z[i]) * A(kScale) - shift[i];
-    expect_close(static_cast<double>(p[i]), x, "softmax_gradient_row's p", i);
+    expect_close(static_cast<double>(p[i]), x, "softmax_gradient_rows' p", i);
     const double ref = std::exp(x) * (static_cast<double>(dp[i]) - D[i]) * A(kScale);
-    EXPECT_NEAR(static_cast<double>(ds[i]), ref, tolerance(ref, x)) << "softmax_gradient_row's ds " << n << " " << i;
+    EXPECT_NEAR(static_cast<double>(ds[i]), ref, tolerance(ref, x)) << "softmax_gradient_rows' ds " << n << " " << i;
   }
-  EXPECT_EQ(static_cast<float>(p[n]), -1.0f) << "softmax_gradient_row wrote past " << n;
-  EXPECT_EQ(static_cast<float>(ds[n]), -1.0f) << "softmax_gradient_row wrote past " << n;
+  EXPECT_EQ(static_cast<float>(p[n]), -1.0f) << "softmax_gradient_rows wrote past " << n;
+  EXPECT_EQ(static_cast<float>(ds[n]), -1.0f) << "softmax_gradient_rows wrote past " << n;
 }
 
 TEST(SoftmaxRows, EqualLibmAtEveryTail) {
@@ -148,6 +150,44 @@ TEST(SoftmaxRows, EqualLibmAtEveryTail) {
   c10::BFloat16 bf16_p(0.0f);
   EXPECT_TRUE(std::isnan(exp_sum_row(&nan, 1, 1.0f, 0.0f, &bf16_p)));
   EXPECT_TRUE(std::isnan(static_cast<float>(bf16_p)));
+}
+
+// softmax_gradient_rows over a tile of 4 rows of 37: row j's entries before clamp(j − diagonal, 0, 37) exactly 0 in
+// p and ds, the rest equal to the same row's entries computed alone (count 1, nothing masked), bit for bit; diagonals
+// that mask nothing, part of each row, and all of some rows.
+template <typename T>
+void expect_gradient_tile_masked(int64_t diagonal) {
+  using A = Acc<T>;
+  constexpr int64_t kRows = 4, kN = 37;
+  std::vector<A> z(kRows * kN), dp(kRows * kN), lse(kN), D(kN);
+  for (int64_t i = 0; i < kRows * kN; ++i)
+    z[i] = static_cast<A>(i % 13) * A(0.5) - A(3), dp[i] = static_cast<A>(i % 7) * A(0.25);
+  for (int64_t i = 0; i < kN; ++i) lse[i] = static_cast<A>(i % 5), D[i] = static_cast<A>(i % 3) * A(0.1);
+  std::vector<A> z_tile(z), dp_tile(dp);
+  std::vector<T> p(kRows * kN, T(-1.0f)), ds(kRows * kN, T(-1.0f));
+  softmax_gradient_rows(z_tile.data(), dp_tile.data(), kRows, kN, diagonal, A(0.7), lse.data(), D.data(), p.data(),
+                        ds.data());
+  for (int64_t j = 0; j < kRows; ++j) {
+    std::vector<A> z_row(z.begin() + j * kN, z.begin() + (j + 1) * kN), dp_row(dp.begin() + j * kN, dp.end());
+    std::vector<T> p_row(kN), ds_row(kN);
+    softmax_gradient_rows(z_row.data(), dp_row.data(), 1, kN, 0, A(0.7), lse.data(), D.data(), p_row.data(),
+                          ds_row.data());
+    const int64_t from = std::clamp<int64_t>(j - diagonal, 0, kN);
+    for (int64_t i = 0; i < kN; ++i) {
+      const double want_p = i < from ? 0.0 : static_cast<double>(p_row[i]);
+      const double want_ds = i < from ? 0.0 : static_cast<double>(ds_row[i]);
+      EXPECT_EQ(static_cast<double>(p[j * kN + i]), want_p) << "diagonal " << diagonal << " row " << j << " i " << i;
+      EXPECT_EQ(static_cast<double>(ds[j * kN + i]), want_ds) << "diagonal " << diagonal << " row " << j << " i " << i;
+    }
+  }
+}
+
+TEST(SoftmaxRows, GradientTileZeroesMaskedEntriesOnly) {
+  for (const int64_t diagonal : {3, 0, -10, -35}) {
+    expect_gradient_tile_masked<float>(diagonal);
+    expect_gradient_tile_masked<c10::BFloat16>(diagonal);
+    expect_gradient_tile_masked<double>(diagonal);
+  }
 }
 
 // Each element of y = xᵀ against x read by index, exactly (a transposition moves bits): shapes with and without

@@ -63,6 +63,29 @@ LLAMA2_CPU_CLONES void softmax_gradient_row_portable(Acc<T>* z, Acc<T>* dp, int6
   store_inputs(dp, ds, n);
 }
 
+// softmax_gradient_rows' loop over a tile's rows: row j's masked entries [0, from) zeroed, then row(z, dp, m,
+// from, p, ds) on the rest, from = clamp(j − diagonal, 0, n). Inlined into each form with its row function.
+template <typename T, typename Row>
+LLAMA2_INLINE void gradient_tile(Acc<T>* z, Acc<T>* dp, int64_t count, int64_t n, int64_t diagonal, T* p, T* ds,
+                                 const Row& row) {
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t from = std::clamp<int64_t>(j - diagonal, 0, n), at = j * n;
+    std::fill(p + at, p + at + from, T(0));
+    std::fill(ds + at, ds + at + from, T(0));
+    row(z + at + from, dp + at + from, n - from, from, p + at + from, ds + at + from);
+  }
+}
+
+// The portable form: a call per row to the row loop's clone for this CPU.
+template <typename T>
+void softmax_gradient_rows_portable(Acc<T>* z, Acc<T>* dp, int64_t count, int64_t n, int64_t diagonal, Acc<T> scale,
+                                    const Acc<T>* lse, const Acc<T>* D, T* p, T* ds) {
+  gradient_tile(z, dp, count, n, diagonal, p, ds,
+                [&](Acc<T>* zj, Acc<T>* dpj, int64_t m, int64_t from, T* pj, T* dsj) {
+                  softmax_gradient_row_portable(zj, dpj, m, scale, lse + from, D + from, pj, dsj);
+                });
+}
+
 #if defined(__x86_64__)
 #define LLAMA2_AVX512_BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")))
 
@@ -140,8 +163,8 @@ LLAMA2_AVX512_BF16 float exp_sum_row_avx512(const float* z, int64_t n, float sca
 }
 
 template <typename T>
-LLAMA2_AVX512_BF16 void softmax_gradient_row_avx512(const float* z, const float* dp, int64_t n, float scale,
-                                                    const float* lse, const float* D, T* p, T* ds) {
+LLAMA2_AVX512_BF16 inline void softmax_gradient_row_avx512(const float* z, const float* dp, int64_t n, float scale,
+                                                           const float* lse, const float* D, T* p, T* ds) {
   const __m512 s = _mm512_set1_ps(scale);
   for_each_16(n, [&](int64_t i, __mmask16 m) LLAMA2_AVX512_BF16 {
     const __m512 x = _mm512_fmsub_ps(_mm512_maskz_loadu_ps(m, z + i), s, _mm512_maskz_loadu_ps(m, lse + i));
@@ -150,6 +173,15 @@ LLAMA2_AVX512_BF16 void softmax_gradient_row_avx512(const float* z, const float*
     store16(p + i, m, e);
     store16(ds + i, m, _mm512_mul_ps(_mm512_mul_ps(e, d), s));
   });
+}
+
+template <typename T>
+LLAMA2_AVX512_BF16 void softmax_gradient_rows_avx512(float* z, float* dp, int64_t count, int64_t n, int64_t diagonal,
+                                                     float scale, const float* lse, const float* D, T* p, T* ds) {
+  gradient_tile(z, dp, count, n, diagonal, p, ds,
+                [&](float* zj, float* dpj, int64_t m, int64_t from, T* pj, T* dsj) LLAMA2_AVX512_BF16 {
+                  softmax_gradient_row_avx512(zj, dpj, m, scale, lse + from, D + from, pj, dsj);
+                });
 }
 
 #endif
@@ -166,18 +198,19 @@ Acc<T> exp_sum_row(Acc<T>* z, int64_t n, Acc<T> scale, Acc<T> shift, T* p) {
 }
 
 template <typename T>
-void softmax_gradient_row(Acc<T>* z, Acc<T>* dp, int64_t n, Acc<T> scale, const Acc<T>* lse, const Acc<T>* D, T* p,
-                          T* ds) {
+void softmax_gradient_rows(Acc<T>* z, Acc<T>* dp, int64_t count, int64_t n, int64_t diagonal, Acc<T> scale,
+                           const Acc<T>* lse, const Acc<T>* D, T* p, T* ds) {
 #if defined(__x86_64__)
   if constexpr (std::is_same_v<Acc<T>, float>)
-    if (has_avx512_bf16()) return softmax_gradient_row_avx512(z, dp, n, scale, lse, D, p, ds);
+    if (has_avx512_bf16()) return softmax_gradient_rows_avx512(z, dp, count, n, diagonal, scale, lse, D, p, ds);
 #endif
-  softmax_gradient_row_portable(z, dp, n, scale, lse, D, p, ds);
+  softmax_gradient_rows_portable(z, dp, count, n, diagonal, scale, lse, D, p, ds);
 }
 
-#define LLAMA2_SOFTMAX_ROWS(T)                                                                         \
-  template Acc<T> exp_sum_row<T>(Acc<T>*, int64_t, Acc<T>, Acc<T>, T*);                                \
-  template void softmax_gradient_row<T>(Acc<T>*, Acc<T>*, int64_t, Acc<T>, const Acc<T>*, const Acc<T>*, T*, T*);
+#define LLAMA2_SOFTMAX_ROWS(T)                                                                                 \
+  template Acc<T> exp_sum_row<T>(Acc<T>*, int64_t, Acc<T>, Acc<T>, T*);                                        \
+  template void softmax_gradient_rows<T>(Acc<T>*, Acc<T>*, int64_t, int64_t, int64_t, Acc<T>, const Acc<T>*, \
+                                         const Acc<T>*, T*, T*);
 LLAMA2_SOFTMAX_ROWS(float)
 LLAMA2_SOFTMAX_ROWS(c10::BFloat16)
 LLAMA2_SOFTMAX_ROWS(double)

@@ -101,28 +101,6 @@ LLAMA2_CPU_CLONES void finish_rows(const Acc<T>* o, const Acc<T>* m, const Acc<T
   }
 }
 
-// Key j of a tile is seen by its query rows [seen_from(j), rows) (`diagonal` = r0 − j0 as above).
-LLAMA2_INLINE int64_t seen_from(int64_t j, int64_t diagonal, int64_t rows) {
-  return std::clamp<int64_t>(j - diagonal, 0, rows);
-}
-
-// The backward's tiles, transposed: from z [keys, rows] (k·qᵀ) and dp (v·d_outᵀ), pᵀ = exp(z·scale − lse) and
-// dsᵀ = pᵀ·(dpᵀ − D)·scale (D = Σ dO·O of each query row), both 0 for masked pairs, into p and ds [keys, rows]
-// (the inputs' type; may be z and dp themselves, else those are scratch).
-template <typename T>
-LLAMA2_CPU_CLONES void softmax_gradient_transposed(Acc<T>* z, Acc<T>* dp, T* p, T* ds, int64_t keys, int64_t rows,
-                                                   int64_t diagonal, Acc<T> scale, const Acc<T>* lse,
-                                                   const Acc<T>* D) {
-  for (int64_t j = 0; j < keys; ++j) {
-    T *pj = p + j * rows, *dsj = ds + j * rows;
-    const int64_t from = seen_from(j, diagonal, rows);
-    std::fill(pj, pj + from, T(0));
-    std::fill(dsj, dsj + from, T(0));
-    softmax_gradient_row(z + j * rows + from, dp + j * rows + from, rows - from, scale, lse + from, D + from,
-                         pj + from, dsj + from);
-  }
-}
-
 // D[r] = Σ over d of a[r]·b[r] for rows of a and b (lda, ldb apart).
 template <typename T>
 LLAMA2_CPU_CLONES void row_dots(const T* a, int64_t lda, const T* b, int64_t ldb, int64_t rows, int64_t d,
@@ -260,7 +238,7 @@ void attention_backward(const Geometry& geo, const T* q3, const T* k3, const T* 
         const TileOperand k = matrix(k3 + kv, seen, geo.d, geo.d), v = matrix(v3 + kv, seen, geo.d, geo.d);
         tile_matmul(k, transposed(q), z, rows, false);            // z = k·qᵀ  [seen, rows]
         tile_matmul(v, transposed(d_o), dp, rows, false);         // dpᵀ = v·d_outᵀ  [seen, rows]
-        softmax_gradient_transposed(z, dp, p, ds, seen, rows, r0 - j0, scale, lse + row, D + row);
+        softmax_gradient_rows(z, dp, seen, rows, r0 - j0, scale, lse + row, D + row, p, ds);  // pᵀ, dsᵀ
         const TileOperand p_t = matrix(p, seen, rows, rows), ds_t = matrix(ds, seen, rows, rows);
         tile_matmul(p_t, d_o, d_v_w, geo.d, true);                // d_v += pᵀ·d_out  [seen, d]
         tile_matmul(ds_t, q, d_k_w, geo.d, true);                 // d_k += dsᵀ·q  [seen, d]

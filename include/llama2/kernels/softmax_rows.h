@@ -1,4 +1,4 @@
-// Owns the passes over a row of softmax scores (core attention's tiles): exp(x·scale − shift) with the row's sum,
+// Owns the passes over rows of softmax scores (core attention's tiles): exp(x·scale − shift) with the row's sum,
 // and the backward's probabilities with the scores' gradient, written straight in the GEMMs' type (fp32/bf16/fp64).
 #pragma once
 #include <cstdint>
@@ -13,11 +13,13 @@ namespace llama2 {
 template <typename T>
 Acc<T> exp_sum_row(Acc<T>* z, int64_t n, Acc<T> scale, Acc<T> shift, T* p);
 
-// The backward of a softmax row, its probabilities recomputed: p[i] ← exp(z[i]·scale − lse[i]) and ds[i] ←
-// p[i]·(dp[i] − D[i])·scale in T for i < n (lse: the log-sum-exp of each query row; D[i] = Σ dO·O of query row i;
-// p in Acc<T> in the product). z and dp are scratch; p may be z itself and ds dp itself.
+// The backward of softmax over a causal tile held transposed ([count, n], rows n apart: row j a key, entry i a query
+// row), its probabilities recomputed: p[j, i] ← exp(z[j, i]·scale − lse[i]) and ds[j, i] ← p[j, i]·(dp[j, i] −
+// D[i])·scale in T (lse: each query row's log-sum-exp; D[i] = Σ dO·O of query row i; p in Acc<T> in the product),
+// for i from clamp(j − diagonal, 0, n) on; p and ds 0 before (the query rows that key j is masked for). z and dp
+// are scratch; p may be z itself and ds dp itself.
 template <typename T>
-void softmax_gradient_row(Acc<T>* z, Acc<T>* dp, int64_t n, Acc<T> scale, const Acc<T>* lse, const Acc<T>* D, T* p,
-                          T* ds);
+void softmax_gradient_rows(Acc<T>* z, Acc<T>* dp, int64_t count, int64_t n, int64_t diagonal, Acc<T> scale,
+                           const Acc<T>* lse, const Acc<T>* D, T* p, T* ds);
 
 }  // namespace llama2

@@ -34,9 +34,9 @@ void for_each_task(int64_t tasks, int64_t workers, const F& task) {
 }
 
 // Per-worker buffers of `count` elements of type E, one slice per worker, each followed by a guard of
-// kWorkerGuardBytes that no one uses: one core's hardware prefetches, which run on past the end of its slice, then
-// never reach another worker's. Without it the second worker's attention tiles ran 10% slower than the first's
-// (AMD EPYC; gaps of 4 KiB as slow, 64 KiB partly, 128 KiB and more not).
+// kWorkerGuardBytes that no one uses. Side by side, the second worker's attention tiles ran ~10% slower than the
+// first's (AMD EPYC): the slowness followed the buffer, not the thread, and a gap after each slice removed it (4 KiB
+// as slow as none, 64 KiB partly, 128 KiB and more not), as if one core's hardware prefetches ran on into the next.
 inline constexpr int64_t kWorkerGuardBytes = 256 << 10;
 template <typename E>
 struct WorkerBuffers {
