@@ -1,8 +1,10 @@
 // The vectorised kernels against libm and libtorch: exp, bf16 conversions, softmax rows, tile transposition, SwiGLU,
 // RMSNorm and the fused QKV split with rotary embedding, in fp32 and bf16.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -84,12 +86,15 @@ TEST(Bf16, RowConversionEqualsC10s) {
 }
 
 // The softmax rows (fp32 and bf16 in whichever form this CPU runs: AVX-512 intrinsics where it has AVX512-BF16;
-// fp64 in the portable loops everywhere) against fp64 libm,
+// fp64 in the portable loops everywhere) against fp64 libm, one row of a tile
 // at every length up to 40 and 600 (16-wide blocks and every tail), past each row's end left alone: exps of
-// arguments in [−30, 30] and far below (−200, −∞: 0), their sum; with a shift per element and the scores' gradient.
-// Tolerances: fp32 3e-7 relative to the exp plus fp32's rounding of the argument (|x|·6e-8; the forms differ in
-// whether they fuse x·scale − shift), 0 below 1.2e-38 (subnormals); bf16 2^-8 relative (its rounding, 2^-9, plus
-// the bf16 rows' exp error, 7.5e-5); sums 1e-6 relative, bf16 rows' 1e-4 (that exp's error). NaN stays NaN.
+// arguments in [−30, 0] (the forward's, against the row's max·scale as its first tile, then as a later tile
+// against running maxes 1.5 above it and 2 below, with the sum and the output rescaled by exp(old − new max)) and
+// [−30, 30] (the backward's, a shift per element, and the scores' gradient), and far below (−200, −∞: 0).
+// Tolerances: fp32 3e-7 relative to the exp plus fp32's roundings of the argument and the product before it
+// ((|x| + |z·scale|)·6e-8; the forms differ in whether they fuse z·scale − shift), 0 below 1.2e-38 (subnormals);
+// bf16 2^-8 relative (its rounding, 2^-9, plus the bf16 rows' exp error, 7.5e-5); sums 1e-6 relative, bf16 rows'
+// 1e-4 (that exp's error), the rescaled output 1e-6. NaN stays NaN.
 template <typename T>
 void expect_softmax_rows(int64_t n) {
   constexpr float kScale = 0.7f;
@@ -102,37 +107,42 @@ void expect_softmax_rows(int64_t n) {
     dp[i] = static_cast<A>(i % 11) * A(0.25) - A(1), D[i] = static_cast<A>(i % 5) * A(0.1);
   }
   if (n > 3) z[1] = A(-200), z[2] = -std::numeric_limits<A>::infinity();  // exp → 0
-  const auto tolerance = [&](double ref, double x) {  // for ref, a value computed from exp(x)
-    const double relative = std::isinf(x) ? 0 : bf16 ? 1.0 / 256 : 3e-7 + std::abs(x) * 6e-8;
-    return std::abs(ref) * relative + 1.2e-38;
-  };
-  const auto expect_close = [&](double got, double x, const char* what, int64_t i) {
-    EXPECT_NEAR(got, std::exp(x), tolerance(std::exp(x), x)) << what << " n " << n << " i " << i << " x " << x;
+  // got against exp(zs − shift)·factor (zs: z·scale); returns exp(zs − shift).
+  const auto expect_close = [&](double got, double zs, double shift, const char* what, int64_t i, double factor = 1) {
+    const double x = zs - shift, ref = std::exp(x) * factor;
+    const double relative = std::isinf(x) ? 0 : bf16 ? 1.0 / 256 : 3e-7 + (std::abs(x) + std::abs(zs)) * 6e-8;
+    EXPECT_NEAR(got, ref, std::abs(ref) * relative + 1.2e-38) << what << " n " << n << " i " << i << " x " << x;
+    return std::exp(x);
   };
   const T sentinel(-1.0f);
   std::vector<T> p(n + 1, sentinel);
-  std::vector<A> scratch(z);
-  const A sum = exp_sum_row(scratch.data(), n, A(kScale), A(1.5), p.data());
-  double ref_sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double x = static_cast<double>(z[i]) * A(kScale) - 1.5;
-    expect_close(static_cast<double>(p[i]), x, "exp_sum_row", i);
-    ref_sum += std::exp(x);
+  const A top = *std::max_element(z.begin(), z.begin() + n) * A(kScale);  // the row's max·scale, as the form has it
+  for (const double running : {0.0, 1.5, -2.0}) {  // 0: the row's first tile; else a later tile's running max − top
+    const A before = static_cast<A>(top + running);  // the running max before this tile
+    std::vector<A> scratch(z), m{before}, l{A(3)}, o{A(1), A(-2), A(0.5)};
+    online_softmax_rows(scratch.data(), 1, n, n, A(kScale), running == 0, m.data(), l.data(), o.data(), 3, p.data());
+    const A max = std::max(top, before);
+    double ref_sum = 0;
+    for (int64_t i = 0; i < n; ++i)
+      ref_sum += expect_close(static_cast<double>(p[i]), static_cast<double>(z[i]) * A(kScale), max, "p", i);
+    const double alpha = running == 0 ? 0.0 : std::exp(static_cast<double>(before) - max);
+    EXPECT_EQ(m[0], max) << "m, n " << n;
+    EXPECT_NEAR(l[0], 3 * alpha + ref_sum, (3 * alpha + ref_sum) * (bf16 ? 1e-4 : 1e-6)) << "l, n " << n;
+    if (running != 0)
+      for (int k = 0; k < 3; ++k) EXPECT_NEAR(o[k], (k == 0 ? 1 : k == 1 ? -2 : 0.5) * alpha, 1e-6) << "o " << k;
+    EXPECT_EQ(static_cast<float>(p[n]), -1.0f) << "online_softmax_rows wrote past " << n;
   }
-  EXPECT_NEAR(sum, ref_sum, ref_sum * (bf16 ? 1e-4 : 1e-6)) << "sum, n " << n;
-  EXPECT_EQ(static_cast<float>(p[n]), -1.0f) << "exp_sum_row wrote past " << n;
 
   std::fill(p.begin(), p.end(), sentinel);
   std::vector<T> ds(n + 1, sentinel);
-  std::vector<A> gradient(dp);
-  scratch = z;
+  std::vector<A> gradient(dp), scratch(z);
   softmax_gradient_rows(scratch.data(), gradient.data(), 1, n, 0, A(kScale), shift.data(), D.data(), p.data(),
                         ds.data());
   for (int64_t i = 0; i < n; ++i) {
-    const double x = static_cast<double>(z[i]) * A(kScale) - shift[i];
-    expect_close(static_cast<double>(p[i]), x, "softmax_gradient_rows' p", i);
-    const double ref = std::exp(x) * (static_cast<double>(dp[i]) - D[i]) * A(kScale);
-    EXPECT_NEAR(static_cast<double>(ds[i]), ref, tolerance(ref, x)) << "softmax_gradient_rows' ds " << n << " " << i;
+    const double zs = static_cast<double>(z[i]) * A(kScale);
+    expect_close(static_cast<double>(p[i]), zs, shift[i], "softmax_gradient_rows' p", i);
+    expect_close(static_cast<double>(ds[i]), zs, shift[i], "softmax_gradient_rows' ds", i,
+                 (static_cast<double>(dp[i]) - D[i]) * A(kScale));
   }
   EXPECT_EQ(static_cast<float>(p[n]), -1.0f) << "softmax_gradient_rows wrote past " << n;
   EXPECT_EQ(static_cast<float>(ds[n]), -1.0f) << "softmax_gradient_rows wrote past " << n;
@@ -144,12 +154,55 @@ TEST(SoftmaxRows, EqualLibmAtEveryTail) {
   };
   for (int64_t n = 1; n <= 40; ++n) every_type(n);
   every_type(600);
-  float nan = NAN, sum_p = 0;
-  EXPECT_TRUE(std::isnan(exp_sum_row(&nan, 1, 1.0f, 0.0f, &sum_p)));
-  EXPECT_TRUE(std::isnan(sum_p));
-  c10::BFloat16 bf16_p(0.0f);
-  EXPECT_TRUE(std::isnan(exp_sum_row(&nan, 1, 1.0f, 0.0f, &bf16_p)));
-  EXPECT_TRUE(std::isnan(static_cast<float>(bf16_p)));
+  const auto expect_nan = [](auto p) {  // a NaN score: its probability and the row's sum NaN
+    float z[2] = {1.0f, NAN}, m = 0, l = 0;
+    online_softmax_rows(z, 1, 2, 2, 1.0f, true, &m, &l, nullptr, 0, &p[0]);
+    EXPECT_TRUE(std::isnan(l));
+    EXPECT_TRUE(std::isnan(static_cast<float>(p[1])));
+  };
+  expect_nan(std::array<float, 2>{}), expect_nan(std::array<c10::BFloat16, 2>{});
+}
+
+// online_softmax_rows over a tile of 4 rows of 37, as the row's first key tile and as a later one: row r's entries
+// from min(r + diagonal + 1, 37) on exactly 0 in p, the rest, and the row's m, l and o, equal to the same row's
+// visible keys computed alone (one row, nothing masked), bit for bit; diagonals that mask part of each row or none.
+template <typename T>
+void expect_online_tile_masked(int64_t diagonal, bool first) {
+  using A = Acc<T>;
+  constexpr int64_t kRows = 4, kN = 37, kD = 5;
+  std::vector<A> z(kRows * kN), m(kRows), l(kRows), o(kRows * kD);
+  for (int64_t i = 0; i < kRows * kN; ++i) z[i] = static_cast<A>(i % 13) * A(0.5) - A(3);
+  for (int64_t r = 0; r < kRows; ++r) m[r] = static_cast<A>(r) * A(0.9), l[r] = A(2) + static_cast<A>(r);
+  for (int64_t i = 0; i < kRows * kD; ++i) o[i] = static_cast<A>(i % 3) - A(1);
+  std::vector<A> z_tile(z), m_tile(m), l_tile(l), o_tile(o);
+  std::vector<T> p(kRows * kN, T(-1.0f));
+  online_softmax_rows(z_tile.data(), kRows, kN, diagonal, A(0.7), first, m_tile.data(), l_tile.data(), o_tile.data(),
+                      kD, p.data());
+  for (int64_t r = 0; r < kRows; ++r) {
+    const int64_t visible = std::min(r + diagonal + 1, kN);
+    std::vector<A> z_row(z.begin() + r * kN, z.begin() + r * kN + visible), o_row(o.begin() + r * kD, o.end());
+    A m_row = m[r], l_row = l[r];
+    std::vector<T> p_row(visible);
+    online_softmax_rows(z_row.data(), 1, visible, visible, A(0.7), first, &m_row, &l_row, o_row.data(), kD,
+                        p_row.data());
+    const std::string where = "diagonal " + std::to_string(diagonal) + " first " + std::to_string(first) + " row " +
+                              std::to_string(r);
+    for (int64_t i = 0; i < kN; ++i)
+      EXPECT_EQ(static_cast<double>(p[r * kN + i]), i < visible ? static_cast<double>(p_row[i]) : 0.0)
+          << where << " i " << i;
+    EXPECT_EQ(m_tile[r], m_row) << where;
+    EXPECT_EQ(l_tile[r], l_row) << where;
+    for (int64_t k = 0; k < kD; ++k) EXPECT_EQ(o_tile[r * kD + k], o_row[k]) << where << " o " << k;
+  }
+}
+
+TEST(SoftmaxRows, OnlineTileZeroesMaskedEntriesOnly) {
+  for (const int64_t diagonal : {0, 3, 20, 40})
+    for (const bool first : {true, false}) {
+      expect_online_tile_masked<float>(diagonal, first);
+      expect_online_tile_masked<c10::BFloat16>(diagonal, first);
+      expect_online_tile_masked<double>(diagonal, first);
+    }
 }
 
 // softmax_gradient_rows over a tile of 4 rows of 37: row j's entries before clamp(j − diagonal, 0, 37) exactly 0 in

@@ -1,4 +1,5 @@
-// Softmax rows: one pass per row that computes the exps (or the gradient) and writes them in the GEMMs' input type.
+// Softmax rows: per score tile, a pass per row that computes the exps (the forward's after one for the row's max) or
+// the gradient, and writes them in the GEMMs' input type.
 // Where the CPU has AVX512-BF16 (AMD Zen 4 on, Intel Cooper Lake and Sapphire Rapids on), fp32 and bf16 rows run
 // as AVX-512 intrinsics: exp's 2^n by vscalefps and the rounding to bf16 by vcvtneps2bf16, in the same loop, whole
 // 16-value steps without a mask to compute; bf16 rows with an exp to bf16's accuracy (the forward's step: 17
@@ -7,6 +8,7 @@
 #include "llama2/kernels/softmax_rows.h"
 
 #include <algorithm>
+#include <limits>
 #include <type_traits>
 
 #if defined(__x86_64__) && !defined(__clang__)
@@ -38,6 +40,14 @@ void store_inputs(const Acc<T>* x, T* p, int64_t n) {
 }
 
 template <typename T>
+LLAMA2_CPU_CLONES Acc<T> max_row_portable(const Acc<T>* z, int64_t n) {
+  Acc<T> top = z[0];
+#pragma omp simd reduction(max : top)
+  for (int64_t i = 0; i < n; ++i) top = top > z[i] ? top : z[i];
+  return top;
+}
+
+template <typename T>
 LLAMA2_CPU_CLONES Acc<T> exp_sum_row_portable(Acc<T>* z, int64_t n, Acc<T> scale, Acc<T> shift, T* p) {
   Acc<T> sum = 0;
 #pragma omp simd reduction(+ : sum)
@@ -61,6 +71,45 @@ LLAMA2_CPU_CLONES void softmax_gradient_row_portable(Acc<T>* z, Acc<T>* dp, int6
   }
   store_inputs(z, p, n);
   store_inputs(dp, ds, n);
+}
+
+// online_softmax_rows' loop over a tile's rows: row r's keys [0, visible) through max_row(z, visible) and
+// exp_sum(z, visible, shift, p) (p ← exp(z·scale − shift), returning the sum), the masked rest of p zeroed, m, l
+// and o brought up to date. Inlined into each form with its row functions.
+template <typename T, typename MaxRow, typename ExpSum>
+LLAMA2_INLINE void online_tile(Acc<T>* z, int64_t rows, int64_t n, int64_t diagonal, Acc<T> scale, bool first,
+                               Acc<T>* m, Acc<T>* l, Acc<T>* o, int64_t d, T* p, const MaxRow& max_row,
+                               const ExpSum& exp_sum) {
+  using A = Acc<T>;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t visible = std::min(r + diagonal + 1, n);
+    const A top = max_row(z + r * n, visible) * scale;  // scale > 0
+    const A max = first ? top : std::max(m[r], top);
+    const A sum = exp_sum(z + r * n, visible, max, p + r * n);
+    std::fill(p + r * n + visible, p + (r + 1) * n, T(0));
+    if (first) {
+      l[r] = sum;
+    } else {
+      const A alpha = vector_exp(m[r] - max);
+      l[r] = l[r] * alpha + sum;
+      A* orow = o + r * d;
+#pragma omp simd
+      for (int64_t k = 0; k < d; ++k) orow[k] *= alpha;
+    }
+    m[r] = max;
+  }
+}
+
+// The portable form: calls per row to the row loops' clones for this CPU.
+template <typename T>
+void online_softmax_rows_portable(Acc<T>* z, int64_t rows, int64_t n, int64_t diagonal, Acc<T> scale, bool first,
+                                  Acc<T>* m, Acc<T>* l, Acc<T>* o, int64_t d, T* p) {
+  online_tile(
+      z, rows, n, diagonal, scale, first, m, l, o, d, p,
+      [](const Acc<T>* zr, int64_t visible) { return max_row_portable<T>(zr, visible); },
+      [&](Acc<T>* zr, int64_t visible, Acc<T> shift, T* pr) {
+        return exp_sum_row_portable(zr, visible, scale, shift, pr);
+      });
 }
 
 // softmax_gradient_rows' loop over a tile's rows: row j's masked entries [0, from) zeroed, then row(z, dp, m,
@@ -149,7 +198,7 @@ template <typename T>
 constexpr bool kBf16Exp = std::is_same_v<T, c10::BFloat16>;
 
 template <typename T>
-LLAMA2_AVX512_BF16 float exp_sum_row_avx512(const float* z, int64_t n, float scale, float shift, T* p) {
+LLAMA2_AVX512_BF16 inline float exp_sum_row_avx512(const float* z, int64_t n, float scale, float shift, T* p) {
   const float unit = kBf16Exp<T> ? ExpConstants::kLog2e : 1.0f;  // bf16: the argument in base 2
   const __m512 s = _mm512_set1_ps(scale * unit), sh = _mm512_set1_ps(shift * unit);
   __m512 sum = _mm512_setzero_ps();
@@ -160,6 +209,25 @@ LLAMA2_AVX512_BF16 float exp_sum_row_avx512(const float* z, int64_t n, float sca
     store16(p + i, m, e);
   });
   return _mm512_reduce_add_ps(sum);
+}
+
+LLAMA2_AVX512_BF16 inline float max_row_avx512(const float* z, int64_t n) {
+  __m512 top = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for_each_16(n, [&](int64_t i, __mmask16 m) LLAMA2_AVX512_BF16 {
+    top = _mm512_mask_max_ps(top, m, top, _mm512_maskz_loadu_ps(m, z + i));
+  });
+  return _mm512_reduce_max_ps(top);
+}
+
+template <typename T>
+LLAMA2_AVX512_BF16 void online_softmax_rows_avx512(float* z, int64_t rows, int64_t n, int64_t diagonal, float scale,
+                                                   bool first, float* m, float* l, float* o, int64_t d, T* p) {
+  online_tile(
+      z, rows, n, diagonal, scale, first, m, l, o, d, p,
+      [](const float* zr, int64_t visible) LLAMA2_AVX512_BF16 { return max_row_avx512(zr, visible); },
+      [&](float* zr, int64_t visible, float shift, T* pr) LLAMA2_AVX512_BF16 {
+        return exp_sum_row_avx512(zr, visible, scale, shift, pr);
+      });
 }
 
 template <typename T>
@@ -189,12 +257,13 @@ LLAMA2_AVX512_BF16 void softmax_gradient_rows_avx512(float* z, float* dp, int64_
 }  // namespace
 
 template <typename T>
-Acc<T> exp_sum_row(Acc<T>* z, int64_t n, Acc<T> scale, Acc<T> shift, T* p) {
+void online_softmax_rows(Acc<T>* z, int64_t rows, int64_t n, int64_t diagonal, Acc<T> scale, bool first, Acc<T>* m,
+                         Acc<T>* l, Acc<T>* o, int64_t d, T* p) {
 #if defined(__x86_64__)
   if constexpr (std::is_same_v<Acc<T>, float>)
-    if (has_avx512_bf16()) return exp_sum_row_avx512(z, n, scale, shift, p);
+    if (has_avx512_bf16()) return online_softmax_rows_avx512(z, rows, n, diagonal, scale, first, m, l, o, d, p);
 #endif
-  return exp_sum_row_portable(z, n, scale, shift, p);
+  online_softmax_rows_portable(z, rows, n, diagonal, scale, first, m, l, o, d, p);
 }
 
 template <typename T>
@@ -208,7 +277,8 @@ void softmax_gradient_rows(Acc<T>* z, Acc<T>* dp, int64_t count, int64_t n, int6
 }
 
 #define LLAMA2_SOFTMAX_ROWS(T)                                                                                 \
-  template Acc<T> exp_sum_row<T>(Acc<T>*, int64_t, Acc<T>, Acc<T>, T*);                                        \
+  template void online_softmax_rows<T>(Acc<T>*, int64_t, int64_t, int64_t, Acc<T>, bool, Acc<T>*, Acc<T>*, Acc<T>*, \
+                                       int64_t, T*);                                                           \
   template void softmax_gradient_rows<T>(Acc<T>*, Acc<T>*, int64_t, int64_t, int64_t, Acc<T>, const Acc<T>*, \
                                          const Acc<T>*, T*, T*);
 LLAMA2_SOFTMAX_ROWS(float)

@@ -51,42 +51,7 @@ struct Geometry {
   int64_t output_offset(int64_t g, int64_t h, int64_t r) const { return r * output_stride() + (g * rep + h) * d; }
 };
 
-// Row r of a tile sees its keys [0, visible(r)): `diagonal` = r0 − j0 ≥ 0, the tile's query offset from its keys.
-LLAMA2_INLINE int64_t visible_keys(int64_t r, int64_t diagonal, int64_t keys) {
-  return std::min<int64_t>(r + diagonal + 1, keys);
-}
-
 // The row kernels below are compiled per ISA for each storage type (LLAMA2_CPU_CLONES).
-
-// One score tile z [rows, keys] (q·kᵀ) folded into the online softmax of its rows: running max m and sum l per
-// row, the row's unnormalised output o [rows, d] rescaled to the new max, and p = exp(z·scale − max) (0 for masked
-// keys) into p [rows, keys] (the inputs' type; may be z itself, else z is scratch). `first`: the row's first key
-// tile (m, l, o not yet set).
-template <typename T>
-LLAMA2_CPU_CLONES void online_softmax_rows(Acc<T>* z, T* p, int64_t rows, int64_t keys, int64_t diagonal,
-                                           Acc<T> scale, bool first, Acc<T>* m, Acc<T>* l, Acc<T>* o, int64_t d) {
-  using A = Acc<T>;
-  for (int64_t r = 0; r < rows; ++r) {
-    A* zr = z + r * keys;
-    const int64_t visible = visible_keys(r, diagonal, keys);
-    T* pr = p + r * keys;
-    A top = zr[0];
-#pragma omp simd reduction(max : top)
-    for (int64_t i = 0; i < visible; ++i) top = top > zr[i] ? top : zr[i];
-    const A max = first ? top * scale : std::max(m[r], top * scale);  // scale > 0
-    const A sum = exp_sum_row(zr, visible, scale, max, pr);
-    std::fill(pr + visible, pr + keys, T(0));
-    if (first) {
-      l[r] = sum;
-    } else {
-      const A alpha = vector_exp(m[r] - max);
-      l[r] = l[r] * alpha + sum;
-      A* orow = o + r * d;
-      for (int64_t k = 0; k < d; ++k) orow[k] *= alpha;
-    }
-    m[r] = max;
-  }
-}
 
 // The forward's last step for a query tile: out rows (out_stride apart) ← o / l, and lse ← m + log l per row.
 template <typename T>
@@ -161,7 +126,7 @@ void attention_forward(const Geometry& geo, const T* q3, const T* k3, const T* v
       const int64_t kv = (g * geo.s + j0) * geo.d;
       const TileOperand k = matrix(k3 + kv, keys, geo.d, geo.d), v = matrix(v3 + kv, keys, geo.d, geo.d);
       tile_matmul(q, transposed(k), z, keys, false);  // z = q·kᵀ  [rows, keys]
-      online_softmax_rows(z, p, rows, keys, r0 - j0, scale, j0 == 0, m, l, o[w], geo.d);
+      online_softmax_rows(z, rows, keys, r0 - j0, scale, j0 == 0, m, l, o[w], geo.d, p);
       tile_matmul(matrix(p, rows, keys, keys), v, o[w], geo.d, j0 > 0);  // o (+)= p·v  [rows, d]
     }
     finish_rows(o[w], m, l, rows, geo.d, out + geo.output_offset(g, h, r0), geo.output_stride(),

@@ -7,11 +7,15 @@
 
 namespace llama2 {
 
-// p[i] ← exp(z[i]·scale − shift) in T for i < n; returns Σ of the exps (in Acc<T>, before rounding to T). z is
-// scratch (it may be left holding the exps); p may be z itself. bf16 rows' exps are exact to what bf16 keeps (relative
+// The online softmax over a causal score tile z [rows, n] (q·kᵀ before the scale; rows n apart), row r seeing its
+// keys [0, min(r + diagonal + 1, n)), diagonal ≥ 0: per row the running max m (of z·scale) and sum l (of exp(z·scale
+// − m)) brought up to date, the row's unnormalised output o [rows, d] rescaled to the new max, and p [rows, n] ←
+// exp(z·scale − m) in T, 0 for the masked keys. `first`: the row's first key tile (m, l and o not yet set; o left for
+// the caller to overwrite). z is scratch; p may be z itself. bf16 rows' exps are exact to what bf16 keeps (relative
 // error 7.5e-5 before rounding, where the AVX-512 form runs), fp32's and fp64's to their own precision.
 template <typename T>
-Acc<T> exp_sum_row(Acc<T>* z, int64_t n, Acc<T> scale, Acc<T> shift, T* p);
+void online_softmax_rows(Acc<T>* z, int64_t rows, int64_t n, int64_t diagonal, Acc<T> scale, bool first, Acc<T>* m,
+                         Acc<T>* l, Acc<T>* o, int64_t d, T* p);
 
 // The backward of softmax over a causal tile held transposed ([count, n], rows n apart: row j a key, entry i a query
 // row), its probabilities recomputed: p[j, i] ← exp(z[j, i]·scale − lse[i]) and ds[j, i] ← p[j, i]·(dp[j, i] −
