@@ -107,6 +107,8 @@ struct Tiles {
 };
 
 // out [s, b, nq·d] ← softmax(q·kᵀ·scale + causal mask)·v; lse [groups, rep·s] ← each query row's log-sum-exp.
+// A task is one query tile of one head, largest first; each writes its own rows only, so workers take them as they
+// come free.
 template <typename T>
 void attention_forward(const Geometry& geo, const T* q3, const T* k3, const T* v3, Acc<T> scale, T* out, Acc<T>* lse,
                        const at::TensorOptions& options) {
@@ -115,7 +117,7 @@ void attention_forward(const Geometry& geo, const T* q3, const T* k3, const T* v
   const Tiles<T> tiles(workers, options);
   const WorkerBuffers<A> o(workers, kAttentionBlockRows * geo.d, options);  // unnormalised output [rows, d]
   const WorkerBuffers<A> stats(workers, 2 * kAttentionBlockRows, options);  // running max and sum per row
-  for_each_task(tasks, workers, [&](int64_t t, int64_t w) {
+  for_each_task_dynamic(tasks, workers, [&](int64_t t, int64_t w) {
     const int64_t block = geo.query_blocks() - 1 - t / heads, g = t % heads / geo.rep, h = t % geo.rep;
     const int64_t r0 = block * kAttentionBlockRows, rows = std::min(kAttentionBlockRows, geo.s - r0);
     const TileOperand q = matrix(q3 + geo.head_row(g, h, r0) * geo.d, rows, geo.d, geo.d);

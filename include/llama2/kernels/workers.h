@@ -1,8 +1,10 @@
 // Owns how the hand-written kernels split work over this process's threads: a fixed number of workers, tasks
-// dealt to them in a fixed order, and per-worker scratch buffers, kept apart by guards (partial sums added in
-// worker order, so a result is reproducible for a given thread count).
+// dealt to them in a fixed order (or taken as workers come free, where no result depends on the worker), and
+// per-worker scratch buffers, kept apart by guards (partial sums added in worker order, so a result is reproducible
+// for a given thread count).
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include <ATen/ATen.h>
@@ -30,6 +32,18 @@ void for_each_task(int64_t tasks, int64_t workers, const F& task) {
         const int64_t t = round * workers + (round % 2 == 0 ? w : workers - 1 - w);
         if (t < tasks) task(t, w);
       }
+  });
+}
+
+// Runs task(t, w) for every t in [0, tasks) on the intra-op threads, each worker taking the next task not yet taken:
+// for tasks whose results do not depend on which worker ran them (per-worker buffers as scratch only), so that a
+// core slowed by the shared machine takes fewer.
+template <typename F>
+void for_each_task_dynamic(int64_t tasks, int64_t workers, const F& task) {
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, workers, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t w = begin; w < end; ++w)
+      for (int64_t t = next++; t < tasks; t = next++) task(t, w);
   });
 }
 
