@@ -6,7 +6,8 @@
 #      does not skew the ratio; and the cores' raw instruction peaks (independent 512-bit FMA chains; bf16: AMX
 #      tdpbf16ps chains where the CPU has AMX, else vdpbf16ps),
 #      every run's MFU over them too. Every row runs ROUNDS times (default 2), the whole list once per round, so each
-#      row is interleaved with the rows it is compared with; a row prints its mean and the spread of its rounds;
+#      row is interleaved with the rows it is compared with (rows compared by a ratio run back to back: bf16 packed,
+#      plain, seq 4096); a row prints its mean and the spread of its rounds;
 #   2. training tokens/s and MFU of configs/llama2-58m.json (batch 4, seq 512): 1 rank x all threads and
 #      2 ranks x 1 thread at tp=2 (SP on), fp32 and bf16, each averaged over the steps after the first; and bf16
 #      with weights packed in oneDNN's layout (--pack_weights on) beside it;
@@ -16,7 +17,8 @@
 #      its rates right before each run it is compared with, in the same round (the VM's speed swings between minutes);
 #   5. the recipe's sequence length: seq 4096, batch 1, 1 rank, fp32 and bf16, with core attention's rate in
 #      GFLOP/s (the tiles' FLOPs as plan counts them: forward, and backward with its recompute) beside the
-#      GEMM peak, and bf16 tokens/s at 4096 over those at 512.
+#      GEMM peak, and bf16 tokens/s at 4096 over those at 512 (of the runs' means, and of each run's best steady
+#      step: a shared VM's slowdown for a few seconds falls on one run's steps, not on both rows).
 #   6. the lm_head + loss phase's rate: the lm_head's FLOPs (forward and both gradients) over the loss phase's time.
 # Prints a table and one JSON line (the last line). Usage: scripts/bench.sh [STEPS] [ROUNDS] (default 6, 2).
 set -euo pipefail
@@ -70,15 +72,15 @@ run() {  # NAME RANKS THREADS EXTRA... (then the peak once more: this run's is t
 }
 for round in $(seq "$rounds"); do
   PLAN="1" run r1_fp32 1 "$cores"
-  PLAN="1 --use_mix_precision" run r1_bf16 1 "$cores" --use_mix_precision
   run r1_bf16_packed 1 "$cores" --use_mix_precision --pack_weights on
+  PLAN="1 --use_mix_precision" run r1_bf16 1 "$cores" --use_mix_precision
+  SEQ=4096 BATCH=1 run s4096_bf16 1 "$cores" --use_mix_precision  # right after its comparison row
   PLAN="2 --tensor_parallel_size 2" run tp2_fp32 2 1 --tensor_parallel_size 2
   run tp2_bf16 2 1 --tensor_parallel_size 2 --use_mix_precision
   PLAN="2" run dp2_overlap 2 1 --overlap_grad_reduce=true
   run dp2_blocking 2 1 --overlap_grad_reduce=false
   run dp2_bf16 2 1 --use_mix_precision
   SEQ=4096 BATCH=1 run s4096_fp32 1 "$cores"
-  SEQ=4096 BATCH=1 run s4096_bf16 1 "$cores" --use_mix_precision
 done
 
 /usr/bin/python3 - "$work" "$peaks" "$cores" "$peak_json" "$peaks_bf16" "$raw" "$raw_bf16" "$order" "$config" <<'PY'
@@ -106,6 +108,9 @@ for i, run_name in enumerate(order):  # MFU over the mean of its precision's pea
     plan_file = os.path.join(work, run_name + ".plan")
     if os.path.exists(plan_file):  # plan's estimate, measured right before this run
         r["plan_step_seconds"] = float(open(plan_file).read())
+    with open(os.path.join(work, run_name + ".steps.jsonl")) as lines:  # the best steady step (not the first)
+        steps = [json.loads(line) for line in lines]
+    r["best_step_tokens_per_s"] = max(step["tokens_per_s"] for step in steps if step["step"] > 1)
     rounds[name].append(r)
 plan = {n: statistics.mean(r["plan_step_seconds"] for r in rounds[n])
         for n in names if "plan_step_seconds" in rounds[n][0]}
@@ -170,19 +175,24 @@ for name in ("s4096_fp32", "s4096_bf16"):
     r["attention_gflops"] = attention_flops / r["phase_seconds_per_step"]["attention"] / 1e9
     print("%s: core attention %.2f s per step, %.1f GFLOP/s (GEMM peak %.1f)" % (
           labels[name], r["phase_seconds_per_step"]["attention"], r["attention_gflops"], r["peak_gflops"]))
-long_ratio = runs["s4096_bf16"]["tokens_per_s"] / runs["r1_bf16"]["tokens_per_s"]
-print("bf16 tokens/s at seq 4096 / at seq 512: %.1f%% (rounds: %s)" % (100 * long_ratio, ", ".join(
-      "%.1f%%" % (100 * a["tokens_per_s"] / b["tokens_per_s"]) for a, b in zip(rounds["s4096_bf16"], rounds["r1_bf16"]))))
+def long_ratio(key):  # bf16 seq 4096 over seq 512 by `key`: of the means over rounds, and each round's
+    rows = (rounds["s4096_bf16"], rounds["r1_bf16"])
+    return (runs["s4096_bf16"][key] / runs["r1_bf16"][key],
+            ", ".join("%.1f%%" % (100 * a[key] / b[key]) for a, b in zip(*rows)))
+mean_ratio, best_ratio = long_ratio("tokens_per_s"), long_ratio("best_step_tokens_per_s")
+print("bf16 tokens/s at seq 4096 / at seq 512: %.1f%% (rounds: %s); from each run's best steady step: %.1f%% "
+      "(rounds: %s)" % (100 * mean_ratio[0], mean_ratio[1], 100 * best_ratio[0], best_ratio[1]))
 print("measured / plan (plan measured right before each run): step time %s; peak RSS %s" % (
       ", ".join("%s %.2f (rounds %s)" % (n, runs[n]["step_seconds"] / plan[n], ", ".join(
           "%.2f" % (r["step_seconds"] / r["plan_step_seconds"]) for r in rounds[n])) for n in plan),
       ", ".join("%s %.2f" % (n, r["peak_rss_bytes"] / r["planned_rss_bytes"]) for n, r in runs.items())))
 print(json.dumps({"peak_gflops_measured": peaks, "instruction_peak_gflops": raw, "gemm_shapes": peak_json["shapes"],
-                  "tp2_over_1rank": ratio, "bf16_seq4096_over_seq512": long_ratio,
+                  "tp2_over_1rank": ratio, "bf16_seq4096_over_seq512": mean_ratio[0],
+                  "bf16_seq4096_over_seq512_best_steps": best_ratio[0],
                   "attention_gflops": {n: runs[n]["attention_gflops"] for n in ("s4096_fp32", "s4096_bf16")},
                   "plan_step_seconds": plan, "exposed_grad_reduce_seconds": exposed,
-                  "runs": {n: {k: r[k] for k in ("tokens_per_s", "peak_gflops", "mfu", "raw_gflops", "mfu_raw",
-                                                 "loss_gflops", "step_seconds", "peak_rss_bytes", "planned_rss_bytes",
-                                                 "phase_seconds_per_step")}
+                  "runs": {n: {k: r[k] for k in ("tokens_per_s", "best_step_tokens_per_s", "peak_gflops", "mfu",
+                                                 "raw_gflops", "mfu_raw", "loss_gflops", "step_seconds",
+                                                 "peak_rss_bytes", "planned_rss_bytes", "phase_seconds_per_step")}
                            for n, r in runs.items()}}))
 PY

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Sourced by the benchmarks: require_timed_steps STEPS (exit 2 unless at least 2), and bench_train OUT BINARY RANKS
 # THREADS SEQ BATCH STEPS PEAK_TFLOPS EXTRA...: trains $config on synthetic data (no checkpoints) on RANKS local
-# ranks (mpirun, unbound, as root where need be) or, for 1, directly; leaves its log in OUT.log and its
-# results.json as OUT.json; a failed run's command and the end of its log go to stderr, and it returns 1.
+# ranks (mpirun, unbound, as root where need be) or, for 1, directly; leaves its log in OUT.log, its results.json
+# as OUT.json and its per-step metrics as OUT.steps.jsonl; a failed run's command and the end of its log go to
+# stderr, and it returns 1.
 config=configs/llama2-58m.json  # the benchmarks' model
 # STEPS must leave a timed step: a run's first step (start-up) is not in its step time or phases.
 require_timed_steps() {
@@ -24,5 +25,6 @@ bench_train() {
     return 1
   fi
   cp "$out/results.json" "$out.json"
+  cp "$out/metrics.jsonl" "$out.steps.jsonl"
   rm -rf "$out"
 }
