@@ -109,10 +109,10 @@ void expect_softmax_rows(int64_t n) {
   if (n > 3) z[1] = A(-200), z[2] = -std::numeric_limits<A>::infinity();  // exp → 0
   // got against exp(zs − shift)·factor (zs: z·scale); returns exp(zs − shift).
   const auto expect_close = [&](double got, double zs, double shift, const char* what, int64_t i, double factor = 1) {
-    const double x = zs - shift, ref = std::exp(x) * factor;
+    const double x = zs - shift, e = std::exp(x), ref = e * factor;
     const double relative = std::isinf(x) ? 0 : bf16 ? 1.0 / 256 : 3e-7 + (std::abs(x) + std::abs(zs)) * 6e-8;
     EXPECT_NEAR(got, ref, std::abs(ref) * relative + 1.2e-38) << what << " n " << n << " i " << i << " x " << x;
-    return std::exp(x);
+    return e;
   };
   const T sentinel(-1.0f);
   std::vector<T> p(n + 1, sentinel);

@@ -1,5 +1,5 @@
-// Owns the passes over rows of softmax scores (core attention's tiles): exp(x·scale − shift) with the row's sum,
-// and the backward's probabilities with the scores' gradient, written straight in the GEMMs' type (fp32/bf16/fp64).
+// Owns the passes over core attention's score tiles, a call per tile: the forward's online softmax (exps, sums,
+// running max and output) and the backward's probabilities with the scores' gradient, in the GEMMs' type.
 #pragma once
 #include <cstdint>
 
