@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <cmath>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -39,7 +40,7 @@ TEST(Model, FusedLogitsEqualUnfusedReference) {
 // libtorch autograd: forward and every input gradient, GQA (4 query heads on 2 kv heads) and MHA, at lengths that
 // are no multiple of the tiles (300: query tiles of 128, 128 and 44 rows in one partial key tile; 1100: key tiles
 // of 512, 512 and 76, so the online softmax rescales) and one shorter than a tile (5), on one thread and on two
-// (tiles shared out between threads, q's gradient summed over per-thread buffers). The backward always recomputes
+// (tiles shared out between threads, q's gradient summed over per-key-tile parts). The backward always recomputes
 // the probabilities (there is no mode that stores them). The reference takes the same (bf16-rounded) inputs.
 // Tolerances: fp32 rounding 1e-5; bf16 (8-bit mantissa probabilities and outputs, sums over ≤ 1100 keys in fp32)
 // 2e-2 relative plus 2e-2 of the tensor's largest value.
@@ -79,6 +80,32 @@ TEST(Attention, FlashTilesEqualFullMaskedSoftmaxAndItsGradients) {
     for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16})
       for (const int64_t s : {int64_t{5}, int64_t{300}, int64_t{1100}})
         for (const int64_t nkv : {int64_t{2}, int64_t{4}}) check(threads, dtype, s, nkv);
+}
+
+// Core attention's output and gradients are bit for bit the same on 1, 2 and 3 threads (workers take tasks as they
+// come free; q's gradient is summed per query tile in key-tile order, not per worker): fp32 and bf16, GQA, 1100
+// positions (3 key tiles, 9 query tiles a head). Exact equality, no tolerance.
+TEST(Attention, SameBitsOnAnyThreadCount) {
+  const int64_t s = 1100, b = 2, nq = 4, nkv = 2, d = 16;
+  const int threads = at::get_num_threads();
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    at::manual_seed(11);
+    const auto input = [&](int64_t n) { return at::randn({s, b, n, d}).to(dtype); };
+    const at::Tensor q = input(nq), k = input(nkv), v = input(nkv), d_out = at::randn({s, b, nq * d}).to(dtype);
+    std::vector<at::Tensor> first;  // out, d_q, d_k, d_v on one thread
+    for (const int n : {1, 2, 3}) {
+      at::set_num_threads(n);
+      const at::Tensor q_n = q.clone().set_requires_grad(true), k_n = k.clone().set_requires_grad(true);
+      const at::Tensor v_n = v.clone().set_requires_grad(true);
+      const at::Tensor out = core_attention(q_n, k_n, v_n);
+      out.backward(d_out);
+      const std::vector<at::Tensor> results = {out.detach(), q_n.grad(), k_n.grad(), v_n.grad()};
+      if (first.empty()) first = results;
+      for (size_t i = 0; i < results.size(); ++i)
+        EXPECT_TRUE(at::equal(results[i], first[i])) << c10::toString(dtype) << ", threads " << n << ", result " << i;
+    }
+  }
+  at::set_num_threads(threads);
 }
 
 // The fused, tiled loss against log_softmax of full fp64 logits: vocabularies inside one 256-column tile and over

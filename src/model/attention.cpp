@@ -136,41 +136,38 @@ void attention_forward(const Geometry& geo, const T* q3, const T* k3, const T* v
   });
 }
 
-// d_q as partial sums per worker, [workers, groups·rep·s, d] in Acc: a worker's first product for a query tile
-// overwrites the tile's rows, so there is no zeroing pass, and `written` records which tiles each worker set.
+// d_q as partial sums per key tile, in Acc: the task of key tile j writes its product ds·k for every query tile that
+// sees it once (no zeroing, no accumulation), and d_q sums each query tile's parts in key-tile order, so the result
+// is the same whichever worker ran which task. Part j holds the query rows [j0, s) of every head that key tile j
+// (keys [j0, j0 + kAttentionBlockKeys)) sees: [groups·rep, s − j0, d].
 template <typename T>
 struct QueryGradientParts {
   const Geometry& geo;
-  int64_t workers;
-  WorkerBuffers<Acc<T>> parts;   // [groups·rep·s, d] per worker
-  std::vector<uint8_t> written;  // [workers, groups·rep·query blocks]
-  QueryGradientParts(const Geometry& geo, int64_t workers, const at::TensorOptions& options)
-      : geo(geo), workers(workers), parts(workers, geo.groups * geo.rep * geo.s * geo.d, options),
-        written(workers * tiles(), 0) {}
-  int64_t tiles() const { return geo.groups * geo.rep * geo.query_blocks(); }
-  int64_t tile_of(int64_t head_row) const {  // head_row: a tile's first row (head_row(g, h, r0))
-    return head_row / geo.s * geo.query_blocks() + head_row % geo.s / kAttentionBlockRows;
+  // [key blocks]: a block each, at most d_q's size in Acc, so the heap keeps them between calls (one block of them
+  // all, 38 MB for the 58M model at seq 4096, would pass glibc's 32 MiB mmap threshold and be faulted in every call).
+  std::vector<at::Tensor> parts;
+  QueryGradientParts(const Geometry& geo, const at::TensorOptions& options) : geo(geo) {
+    for (int64_t j0 = 0; j0 < geo.s; j0 += kAttentionBlockKeys)
+      parts.push_back(at::empty({geo.groups * geo.rep, geo.s - j0, geo.d},
+                                options.dtype(c10::CppTypeToScalarType<Acc<T>>())));
   }
-  Acc<T>* part(int64_t w, int64_t head_row) const { return parts[w] + head_row * geo.d; }
-  // Whether worker w's product for the tile at head_row adds to what it wrote before; marks the tile written.
-  bool accumulate(int64_t w, int64_t head_row) {
-    uint8_t& seen = written[w * tiles() + tile_of(head_row)];
-    const bool before = seen;
-    seen = 1;
-    return before;
+  // Key tile j's product for the query rows from r (≥ j0) of head h of group g: [rows, d].
+  Acc<T>* part(int64_t j, int64_t g, int64_t h, int64_t r) const {
+    const int64_t j0 = j * kAttentionBlockKeys;
+    return parts[j].data_ptr<Acc<T>>() + ((g * geo.rep + h) * (geo.s - j0) + r - j0) * geo.d;
   }
-  // d_q [groups, rep·s, d] ← the sum over workers, in worker order.
+  // d_q [groups, rep·s, d] ← for each query tile, the sum of its parts in key-tile order.
   void sum_into(T* d_q) const {
-    at::parallel_for(0, tiles(), 1, [&](int64_t begin, int64_t end) {
+    const int64_t blocks = geo.query_blocks();
+    at::parallel_for(0, geo.groups * geo.rep * blocks, 1, [&](int64_t begin, int64_t end) {
       std::vector<const Acc<T>*> from;
       for (int64_t tile = begin; tile < end; ++tile) {
-        const int64_t r0 = tile % geo.query_blocks() * kAttentionBlockRows;
-        const int64_t head_row = tile / geo.query_blocks() * geo.s + r0;
+        const int64_t g = tile / blocks / geo.rep, h = tile / blocks % geo.rep;
+        const int64_t r0 = tile % blocks * kAttentionBlockRows;
         from.clear();
-        for (int64_t w = 0; w < workers; ++w)
-          if (written[w * tiles() + tile]) from.push_back(part(w, head_row));
+        for (int64_t j = 0; j * kAttentionBlockKeys <= r0; ++j) from.push_back(part(j, g, h, r0));
         sum_parts<T>(from.data(), static_cast<int64_t>(from.size()),
-                     std::min(kAttentionBlockRows, geo.s - r0) * geo.d, d_q + head_row * geo.d);
+                     std::min(kAttentionBlockRows, geo.s - r0) * geo.d, d_q + geo.head_row(g, h, r0) * geo.d);
       }
     });
   }
@@ -178,7 +175,7 @@ struct QueryGradientParts {
 
 // Gradients of q3, k3, v3 (do3: the output's gradient in q3's layout; D: Σ over d of do·out per query row). A
 // task owns one key tile of one group: it walks every query tile that sees it (all rep heads), so d_k and d_v
-// need no synchronisation; d_q sums into a buffer per worker.
+// need no synchronisation, and writes its own parts of d_q; so workers take tasks as they come free, largest first.
 template <typename T>
 void attention_backward(const Geometry& geo, const T* q3, const T* k3, const T* v3, const T* do3, const Acc<T>* lse,
                         const Acc<T>* D, Acc<T> scale, at::Tensor& d_q, at::Tensor& d_k, at::Tensor& d_v) {
@@ -188,9 +185,9 @@ void attention_backward(const Geometry& geo, const T* q3, const T* k3, const T* 
   const Tiles<T> tiles(workers, options), d_tiles(workers, options);  // pᵀ; dpᵀ, then dsᵀ
   const WorkerBuffers<A> d_kv(workers, 2 * kAttentionBlockKeys * geo.d, options);
   const auto acc = options.dtype(c10::CppTypeToScalarType<A>());
-  QueryGradientParts<T> d_q_parts(geo, workers, options);
-  for_each_task(tasks, workers, [&](int64_t t, int64_t w) {
-    const int64_t j0 = t / geo.groups * kAttentionBlockKeys, g = t % geo.groups;
+  QueryGradientParts<T> d_q_parts(geo, options);
+  for_each_task_dynamic(tasks, workers, [&](int64_t t, int64_t w) {
+    const int64_t j = t / geo.groups, j0 = j * kAttentionBlockKeys, g = t % geo.groups;
     const int64_t keys = std::min(kAttentionBlockKeys, geo.s - j0), kv = (g * geo.s + j0) * geo.d;
     A *d_k_w = d_kv[w], *d_v_w = d_kv[w] + kAttentionBlockKeys * geo.d;
     std::fill(d_k_w, d_k_w + 2 * kAttentionBlockKeys * geo.d, A(0));
@@ -209,8 +206,7 @@ void attention_backward(const Geometry& geo, const T* q3, const T* k3, const T* 
         const TileOperand p_t = matrix(p, seen, rows, rows), ds_t = matrix(ds, seen, rows, rows);
         tile_matmul(p_t, d_o, d_v_w, geo.d, true);                // d_v += pᵀ·d_out  [seen, d]
         tile_matmul(ds_t, q, d_k_w, geo.d, true);                 // d_k += dsᵀ·q  [seen, d]
-        tile_matmul(transposed(ds_t), k, d_q_parts.part(w, row), geo.d,
-                    d_q_parts.accumulate(w, row));                // d_q (+)= ds·k  [rows, d]
+        tile_matmul(transposed(ds_t), k, d_q_parts.part(j, g, h, r0), geo.d, false);  // d_q part = ds·k  [rows, d]
       }
     d_k[g].narrow(0, j0, keys).copy_(at::from_blob(d_k_w, {keys, geo.d}, acc));
     d_v[g].narrow(0, j0, keys).copy_(at::from_blob(d_v_w, {keys, geo.d}, acc));
