@@ -4,7 +4,9 @@
 
 #include "llama2/kernels/linear.h"
 #include "llama2/kernels/matmul.h"
+#include "llama2/kernels/packed_operands.h"
 #include "llama2/kernels/packed_weights.h"
+#include "llama2/util/errors.h"
 #include "test_support.h"
 
 namespace llama2::testing {
@@ -92,6 +94,45 @@ TEST(TileMatmul, SubMatricesEveryTransposeAndAccumulationEqualTorch) {
           EXPECT_TRUE(all_close(c_store.narrow(1, 0, n), expected, tolerance, tolerance))
               << c10::toString(dtype) << " ta " << ta << " tb " << tb << " accumulate " << accumulate;
         }
+}
+
+// Tile GEMMs with packed right operands: op(b) packed once, then ranges of it read in place, against libtorch's
+// product of the same range in fp64; from a transposed b (columns from multiples of 64, the last to b's end) and a
+// plain b of 48 columns and an odd number of rows (rows from multiples of 32, the last range to b's end: bf16's last
+// pair has no second row). Tolerances as in the test above. Ranges that are not packed operands are refused.
+TEST(TileMatmul, PackedRightOperandRangesEqualTorch) {
+  at::manual_seed(5);
+  const int64_t m = 23, k_t = 64, n_t = 200, k_p = 201, n_p = 48, ld = 72;
+  for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    const TileType type = dtype == at::kBFloat16 ? TileType::BF16 : TileType::F32;
+    if (!tile_packing(type)) continue;  // this CPU's tile GEMMs read b plain
+    const double tolerance = dtype == at::kBFloat16 ? 1e-4 : 1e-5;
+    const auto check = [&](const TileOperand& b, const at::Tensor& expected_b, const char* what) {  // op(b) [k, n]
+      const at::Tensor a = at::randn({m, b.rows}).to(dtype);
+      at::Tensor c = at::empty({m, b.cols}, at::kFloat);
+      tile_matmul(TileOperand{a.data_ptr(), m, b.rows, b.rows, type}, b, c.data_ptr(), b.cols, TileType::F32, false);
+      EXPECT_TRUE(all_close(c, a.to(at::kDouble).matmul(expected_b.to(at::kDouble)).to(at::kFloat), tolerance,
+                            tolerance))
+          << c10::toString(dtype) << " " << what << " [" << b.rows << ", " << b.cols << "]";
+    };
+    // b [n_t, k_t] in a wider store, read transposed: op(b) = bᵀ [k_t, n_t].
+    const at::Tensor b_store = at::randn({n_t, ld}).to(dtype), b = b_store.narrow(1, 0, k_t);
+    const TileOperand b_op{b.data_ptr(), n_t, k_t, ld, type, true};
+    ASSERT_TRUE(packable(b_op));
+    std::vector<char> packed_t(packed_bytes(b_op));
+    const TileOperand whole_t = pack(b_op, packed_t.data());
+    for (const auto& [c0, cols] : {std::pair<int64_t, int64_t>{0, 64}, {64, 136}, {128, 72}})
+      check(packed_columns(whole_t, c0, cols), b.t().narrow(1, c0, cols), "columns");
+    // b [k_p, n_p], plain.
+    const at::Tensor p_store = at::randn({k_p, ld}).to(dtype), p = p_store.narrow(1, 0, n_p);
+    std::vector<char> packed_p(packed_bytes(TileOperand{p.data_ptr(), k_p, n_p, ld, type}));
+    const TileOperand whole_p = pack(TileOperand{p.data_ptr(), k_p, n_p, ld, type}, packed_p.data());
+    for (const auto& [r0, rows] : {std::pair<int64_t, int64_t>{0, 64}, {64, 96}, {160, 41}})
+      check(packed_rows(whole_p, r0, rows), p.narrow(0, r0, rows), "rows");
+    EXPECT_THROW(packed_rows(whole_p, 8, 32), RuntimeFailure);  // starts inside a group
+    EXPECT_THROW(packed_rows(whole_p, 0, 40), RuntimeFailure);  // ends inside a group, before b's last row
+    EXPECT_THROW(packed_columns(whole_t, 32, 64), RuntimeFailure);
+  }
 }
 
 // Weight packing on for the test's duration.

@@ -39,7 +39,8 @@ TEST(Model, FusedLogitsEqualUnfusedReference) {
 // Flash core attention against softmax(q·kᵀ/√d + mask)·v over full rows with repeated kv heads in fp64 and
 // libtorch autograd: forward and every input gradient, GQA (4 query heads on 2 kv heads) and MHA, at lengths that
 // are no multiple of the tiles (300: query tiles of 128, 128 and 44 rows in one partial key tile; 1100: key tiles
-// of 512, 512 and 76, so the online softmax rescales) and one shorter than a tile (5), on one thread and on two
+// of 512, 512 and 76, so the online softmax rescales, and k, v, q and the output's gradient are read packed where
+// this CPU's tile GEMMs take packed operands) and one shorter than a tile (5), on one thread and on two
 // (tiles shared out between threads, q's gradient summed over per-key-tile parts). The backward always recomputes
 // the probabilities (there is no mode that stores them). The reference takes the same (bf16-rounded) inputs.
 // Tolerances: fp32 rounding 1e-5; bf16 (8-bit mantissa probabilities and outputs, sums over ≤ 1100 keys in fp32)

@@ -2,6 +2,7 @@
 #include "llama2/kernels/matmul.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -103,12 +104,12 @@ const Primitive& primitive(const Operand& a, const Operand& b, const Operand& c,
 // A tile GEMM's shape, layout, types and whether it runs inside a parallel region.
 struct TileKey {
   int64_t m, k, n, lda, ldb, ldc;
-  bool transpose_a, transpose_b, accumulate, in_parallel;
+  bool transpose_a, transpose_b, packed_b, accumulate, in_parallel;
   TileType type, c_type;
   bool operator==(const TileKey& o) const {
-    return std::tie(m, k, n, lda, ldb, ldc, transpose_a, transpose_b, accumulate, in_parallel, type, c_type) ==
-           std::tie(o.m, o.k, o.n, o.lda, o.ldb, o.ldc, o.transpose_a, o.transpose_b, o.accumulate, o.in_parallel,
-                    o.type, o.c_type);
+    return std::tie(m, k, n, lda, ldb, ldc, transpose_a, transpose_b, packed_b, accumulate, in_parallel, type,
+                    c_type) == std::tie(o.m, o.k, o.n, o.lda, o.ldb, o.ldc, o.transpose_a, o.transpose_b, o.packed_b,
+                                        o.accumulate, o.in_parallel, o.type, o.c_type);
   }
 };
 
@@ -117,7 +118,8 @@ struct TileKeyHash {
     size_t h = 0;
     for (const int64_t v : {key.m, key.k, key.n, key.lda, key.ldb, key.ldc,
                             int64_t{key.transpose_a} | int64_t{key.transpose_b} << 1 | int64_t{key.accumulate} << 2 |
-                                int64_t{key.in_parallel} << 3 | int64_t(key.type) << 4 | int64_t(key.c_type) << 6})
+                                int64_t{key.in_parallel} << 3 | int64_t{key.packed_b} << 4 | int64_t(key.type) << 5 |
+                                int64_t(key.c_type) << 7})
       h = h * 1000003 ^ std::hash<int64_t>()(v);
     return h;
   }
@@ -132,9 +134,30 @@ struct TilePrimitive {
 
 // 2-D, unlike matmul_into's batch-of-1 operands: as a batch of 1 the same tiles measured ~5% slower in core
 // attention's backward (oneDNN plans 2-D and 3-D transposed sources differently).
+memory::data_type tile_dnnl_type(TileType type) {
+  return type == TileType::BF16 ? memory::data_type::bf16 : memory::data_type::f32;
+}
+
 memory::desc tile_desc(int64_t rows, int64_t cols, int64_t ld, bool transposed, TileType type) {
-  const auto dt = type == TileType::BF16 ? memory::data_type::bf16 : memory::data_type::f32;
+  const auto dt = tile_dnnl_type(type);
   return transposed ? memory::desc({cols, rows}, dt, {1, ld}) : memory::desc({rows, cols}, dt, {ld, 1});
+}
+
+// The layout packed_operands.h writes, in oneDNN's terms: BA16a64b (fp32), BA16a64b2a (bf16).
+memory::desc packed_desc(int64_t rows, int64_t cols, TileType type) {
+  return memory::desc({rows, cols}, tile_dnnl_type(type),
+                      type == TileType::BF16 ? memory::format_tag::BA16a64b2a : memory::format_tag::BA16a64b);
+}
+
+// Whether oneDNN's matmul, free to choose b's layout, picks the packed one for core attention's two tile shapes.
+bool chooses_packed_layout(TileType type) {
+  for (const auto& [m, k, n] : {std::array<int64_t, 3>{128, 64, 512}, std::array<int64_t, 3>{128, 512, 64}}) {
+    const memory::desc a = tile_desc(m, k, k, false, type), c = tile_desc(m, n, n, false, TileType::F32);
+    const memory::desc b_any({k, n}, tile_dnnl_type(type), memory::format_tag::any);
+    const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b_any, c), cpu_engine());
+    if (pd.weights_desc() != packed_desc(k, n, type)) return false;
+  }
+  return true;
 }
 
 TilePrimitive& tile_primitive(const TileKey& key) {
@@ -143,8 +166,9 @@ TilePrimitive& tile_primitive(const TileKey& key) {
   if (it != cache.end()) return it->second;
   const memory::desc a_md = tile_desc(key.transpose_a ? key.k : key.m, key.transpose_a ? key.m : key.k, key.lda,
                                       key.transpose_a, key.type);
-  const memory::desc b_md = tile_desc(key.transpose_b ? key.n : key.k, key.transpose_b ? key.k : key.n, key.ldb,
-                                      key.transpose_b, key.type);
+  const memory::desc b_md = key.packed_b ? packed_desc(key.k, key.n, key.type)
+                                          : tile_desc(key.transpose_b ? key.n : key.k, key.transpose_b ? key.k : key.n,
+                                                      key.ldb, key.transpose_b, key.type);
   const memory::desc c_md = tile_desc(key.m, key.n, key.ldc, false, key.c_type);
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), matmul_attributes(key.accumulate),
                                         cpu_engine());
@@ -180,13 +204,13 @@ void tile_matmul(const TileOperand& a, const TileOperand& b, void* c, int64_t ld
   const int64_t m = a.transposed ? a.cols : a.rows, k = a.transposed ? a.rows : a.cols;
   const int64_t n = b.transposed ? b.rows : b.cols;
   const auto name = [](TileType t) { return t == TileType::F32 ? "fp32" : t == TileType::BF16 ? "bf16" : "fp64"; };
-  if ((b.transposed ? b.cols : b.rows) != k || a.type != b.type ||
+  if ((b.transposed ? b.cols : b.rows) != k || a.type != b.type || a.packed || (b.packed && b.transposed) ||
       (a.type == TileType::F64) != (c_type == TileType::F64))
     throw RuntimeFailure(fmt::format("tile_matmul: {} [{}, {}] by {} [{}, {}] does not multiply into {}", name(a.type),
                                      m, k, name(b.type), b.transposed ? b.cols : b.rows, n, name(c_type)));
   if (a.type == TileType::F64) return tile_matmul_f64(a, b, static_cast<double*>(c), ldc, m, k, n, accumulate);
-  const TileKey key{m, k, n, a.ld, b.ld, ldc, a.transposed, b.transposed, accumulate, at::in_parallel_region(),
-                    a.type, c_type};
+  const TileKey key{m, k, n, a.ld, b.ld, ldc, a.transposed, b.transposed, b.packed, accumulate,
+                    at::in_parallel_region(), a.type, c_type};
   TilePrimitive& tp = tile_primitive(key);
   tp.a.set_data_handle(const_cast<void*>(a.data));
   tp.b.set_data_handle(const_cast<void*>(b.data));
@@ -195,6 +219,11 @@ void tile_matmul(const TileOperand& a, const TileOperand& b, void* c, int64_t ld
   tp.matmul.execute(stream, {{DNNL_ARG_SRC, tp.a}, {DNNL_ARG_WEIGHTS, tp.b}, {DNNL_ARG_DST, tp.c},
                              {DNNL_ARG_SCRATCHPAD, tp.scratchpad}});
   stream.wait();
+}
+
+bool tile_packing(TileType type) {
+  static const bool bf16 = chooses_packed_layout(TileType::BF16), f32 = chooses_packed_layout(TileType::F32);
+  return type == TileType::BF16 ? bf16 : type == TileType::F32 && f32;
 }
 
 void matmul_into(const at::Tensor& a, bool transpose_a, const at::Tensor& b, bool transpose_b, at::Tensor& c,

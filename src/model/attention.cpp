@@ -16,6 +16,7 @@
 
 #include "llama2/kernels/dtype_conversion.h"
 #include "llama2/kernels/matmul.h"
+#include "llama2/kernels/packed_operands.h"
 #include "llama2/kernels/softmax_rows.h"
 #include "llama2/kernels/vector_math.h"
 #include "llama2/kernels/workers.h"
@@ -49,6 +50,10 @@ struct Geometry {
   int64_t head_row(int64_t g, int64_t h, int64_t r) const { return (g * rep + h) * s + r; }  // in q3, do3, lse
   int64_t output_stride() const { return groups * rep * d; }                                  // of rows in out
   int64_t output_offset(int64_t g, int64_t h, int64_t r) const { return r * output_stride() + (g * rep + h) * d; }
+  // Whether to pack the tiles' right operands once per call (SequenceOperand): a key is read by every query tile
+  // from its own on (~s / 256 on average), a query row by every key tile up to it, once only when s ≤
+  // kAttentionBlockKeys, where packing measured slower (seq 512: the packing costs more than the copies it saves).
+  bool worth_packing() const { return s > kAttentionBlockKeys; }
 };
 
 // The row kernels below are compiled per ISA for each storage type (LLAMA2_CPU_CLONES).
@@ -90,6 +95,44 @@ void output_dots(const Geometry& geo, const T* do3, const T* out, Acc<T>* D) {
   });
 }
 
+// Sequences x [n, s, d] (k, v per group; q, do per head) as the tiles' right operands: positions [r0, r0 + rows) of
+// sequence i as rows [rows, d] of x[i], or as columns [d, rows] of x[i]ᵀ. With `pack`, where this CPU's tile GEMMs
+// read packed operands (packed_operands.h), each sequence is packed once per call instead of once per tile that
+// reads it; rows only for d ≤ kPackedColumns, where a range of the packed matrix is a packed matrix itself.
+template <typename T>
+class SequenceOperand {
+ public:
+  SequenceOperand(const Geometry& geo, const T* x, int64_t n, bool transpose, bool pack,
+                  const at::TensorOptions& options)
+      : geo_(geo), x_(x), transpose_(transpose) {
+    if (!pack || !packable(whole(0)) || (!transpose && geo.d > kPackedColumns)) return;
+    const size_t bytes = packed_bytes(whole(0));
+    packed_ = at::empty({n, static_cast<int64_t>(bytes)}, options.dtype(at::kByte));
+    sequences_.resize(n);
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) sequences_[i] = llama2::pack(whole(i), packed_[i].data_ptr());
+    });
+  }
+  // Positions [r0, r0 + rows) of sequence i: [rows, d], or [d, rows] transposed.
+  TileOperand positions(int64_t i, int64_t r0, int64_t rows) const {
+    if (!sequences_.empty())
+      return transpose_ ? packed_columns(sequences_[i], r0, rows) : packed_rows(sequences_[i], r0, rows);
+    const TileOperand m = matrix(x_ + (i * geo_.s + r0) * geo_.d, rows, geo_.d, geo_.d);
+    return transpose_ ? transposed(m) : m;
+  }
+
+ private:
+  TileOperand whole(int64_t i) const {
+    const TileOperand m = matrix(x_ + i * geo_.s * geo_.d, geo_.s, geo_.d, geo_.d);
+    return transpose_ ? transposed(m) : m;
+  }
+  const Geometry& geo_;
+  const T* x_;
+  bool transpose_;
+  at::Tensor packed_;                   // [n, bytes of one]
+  std::vector<TileOperand> sequences_;  // each sequence's packed operand; empty when read in place
+};
+
 // A score tile in Acc and its copy in the inputs' type for the GEMMs (the same memory when that type is Acc).
 template <typename T>
 struct Tiles {
@@ -117,6 +160,8 @@ void attention_forward(const Geometry& geo, const T* q3, const T* k3, const T* v
   const Tiles<T> tiles(workers, options);
   const WorkerBuffers<A> o(workers, kAttentionBlockRows * geo.d, options);  // unnormalised output [rows, d]
   const WorkerBuffers<A> stats(workers, 2 * kAttentionBlockRows, options);  // running max and sum per row
+  const SequenceOperand<T> k_t(geo, k3, geo.groups, true, geo.worth_packing(), options);
+  const SequenceOperand<T> v(geo, v3, geo.groups, false, geo.worth_packing(), options);
   for_each_task_dynamic(tasks, workers, [&](int64_t t, int64_t w) {
     const int64_t block = geo.query_blocks() - 1 - t / heads, g = t % heads / geo.rep, h = t % geo.rep;
     const int64_t r0 = block * kAttentionBlockRows, rows = std::min(kAttentionBlockRows, geo.s - r0);
@@ -125,11 +170,9 @@ void attention_forward(const Geometry& geo, const T* q3, const T* k3, const T* v
     T* p = tiles.inputs(w);
     for (int64_t j0 = 0; j0 < r0 + rows; j0 += kAttentionBlockKeys) {
       const int64_t keys = std::min(kAttentionBlockKeys, r0 + rows - j0);
-      const int64_t kv = (g * geo.s + j0) * geo.d;
-      const TileOperand k = matrix(k3 + kv, keys, geo.d, geo.d), v = matrix(v3 + kv, keys, geo.d, geo.d);
-      tile_matmul(q, transposed(k), z, keys, false);  // z = q·kᵀ  [rows, keys]
+      tile_matmul(q, k_t.positions(g, j0, keys), z, keys, false);  // z = q·kᵀ  [rows, keys]
       online_softmax_rows(z, rows, keys, r0 - j0, scale, j0 == 0, m, l, o[w], geo.d, p);
-      tile_matmul(matrix(p, rows, keys, keys), v, o[w], geo.d, j0 > 0);  // o (+)= p·v  [rows, d]
+      tile_matmul(matrix(p, rows, keys, keys), v.positions(g, j0, keys), o[w], geo.d, j0 > 0);  // o (+)= p·v  [rows, d]
     }
     finish_rows(o[w], m, l, rows, geo.d, out + geo.output_offset(g, h, r0), geo.output_stride(),
                 lse + geo.head_row(g, h, r0));
@@ -186,6 +229,11 @@ void attention_backward(const Geometry& geo, const T* q3, const T* k3, const T* 
   const WorkerBuffers<A> d_kv(workers, 2 * kAttentionBlockKeys * geo.d, options);
   const auto acc = options.dtype(c10::CppTypeToScalarType<A>());
   QueryGradientParts<T> d_q_parts(geo, options);
+  const int64_t heads = geo.groups * geo.rep;
+  const bool pack = geo.worth_packing();
+  const SequenceOperand<T> k_rows(geo, k3, geo.groups, false, pack, options);
+  const SequenceOperand<T> q_t(geo, q3, heads, true, pack, options), q_rows(geo, q3, heads, false, pack, options);
+  const SequenceOperand<T> do_t(geo, do3, heads, true, pack, options), do_rows(geo, do3, heads, false, pack, options);
   for_each_task_dynamic(tasks, workers, [&](int64_t t, int64_t w) {
     const int64_t j = t / geo.groups, j0 = j * kAttentionBlockKeys, g = t % geo.groups;
     const int64_t keys = std::min(kAttentionBlockKeys, geo.s - j0), kv = (g * geo.s + j0) * geo.d;
@@ -196,17 +244,16 @@ void attention_backward(const Geometry& geo, const T* q3, const T* k3, const T* 
     for (int64_t h = 0; h < geo.rep; ++h)
       for (int64_t r0 = j0 / kAttentionBlockRows * kAttentionBlockRows; r0 < geo.s; r0 += kAttentionBlockRows) {
         const int64_t rows = std::min(kAttentionBlockRows, geo.s - r0), seen = std::min(keys, r0 + rows - j0);
-        const int64_t row = geo.head_row(g, h, r0);
-        const TileOperand q = matrix(q3 + row * geo.d, rows, geo.d, geo.d);
-        const TileOperand d_o = matrix(do3 + row * geo.d, rows, geo.d, geo.d);
+        const int64_t row = geo.head_row(g, h, r0), head = g * geo.rep + h;
         const TileOperand k = matrix(k3 + kv, seen, geo.d, geo.d), v = matrix(v3 + kv, seen, geo.d, geo.d);
-        tile_matmul(k, transposed(q), z, rows, false);            // z = k·qᵀ  [seen, rows]
-        tile_matmul(v, transposed(d_o), dp, rows, false);         // dpᵀ = v·d_outᵀ  [seen, rows]
+        tile_matmul(k, q_t.positions(head, r0, rows), z, rows, false);    // z = k·qᵀ  [seen, rows]
+        tile_matmul(v, do_t.positions(head, r0, rows), dp, rows, false);  // dpᵀ = v·d_outᵀ  [seen, rows]
         softmax_gradient_rows(z, dp, seen, rows, r0 - j0, scale, lse + row, D + row, p, ds);  // pᵀ, dsᵀ
         const TileOperand p_t = matrix(p, seen, rows, rows), ds_t = matrix(ds, seen, rows, rows);
-        tile_matmul(p_t, d_o, d_v_w, geo.d, true);                // d_v += pᵀ·d_out  [seen, d]
-        tile_matmul(ds_t, q, d_k_w, geo.d, true);                 // d_k += dsᵀ·q  [seen, d]
-        tile_matmul(transposed(ds_t), k, d_q_parts.part(j, g, h, r0), geo.d, false);  // d_q part = ds·k  [rows, d]
+        tile_matmul(p_t, do_rows.positions(head, r0, rows), d_v_w, geo.d, true);  // d_v += pᵀ·d_out  [seen, d]
+        tile_matmul(ds_t, q_rows.positions(head, r0, rows), d_k_w, geo.d, true);  // d_k += dsᵀ·q  [seen, d]
+        tile_matmul(transposed(ds_t), k_rows.positions(g, j0, seen), d_q_parts.part(j, g, h, r0), geo.d,
+                    false);  // d_q part = ds·k  [rows, d]
       }
     d_k[g].narrow(0, j0, keys).copy_(at::from_blob(d_k_w, {keys, geo.d}, acc));
     d_v[g].narrow(0, j0, keys).copy_(at::from_blob(d_v_w, {keys, geo.d}, acc));

@@ -38,6 +38,7 @@ struct TileOperand {
   int64_t rows, cols, ld;
   TileType type;
   bool transposed = false;
+  bool packed = false;  // packed (packed_operands.h): rows × cols of the product's operand, ld unused
 };
 
 // c [m, n] (ldc) = op(a)·op(b), or += with `accumulate`, for kernels that run many small GEMMs from their own
@@ -45,6 +46,10 @@ struct TileOperand {
 // for the thread that runs it. a and b share a type (fp32 or bf16 on oneDNN, fp64 by plain loops for the
 // gradient checks); c is fp32, or fp64 for fp64.
 void tile_matmul(const TileOperand& a, const TileOperand& b, void* c, int64_t ldc, TileType c_type, bool accumulate);
+
+// Whether this CPU's tile GEMMs of `type` read right operands packed (packed_operands.h) as they are: oneDNN picks
+// that layout for them itself (elsewhere, e.g. without AVX-512, packing would only add a copy).
+bool tile_packing(TileType type);
 
 template <typename T>
 constexpr TileType tile_type() {
