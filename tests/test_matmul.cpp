@@ -99,7 +99,8 @@ TEST(TileMatmul, SubMatricesEveryTransposeAndAccumulationEqualTorch) {
 // Tile GEMMs with packed right operands: op(b) packed once, then ranges of it read in place, against libtorch's
 // product of the same range in fp64; from a transposed b (columns from multiples of 64, the last to b's end) and a
 // plain b of 48 columns and an odd number of rows (rows from multiples of 32, the last range to b's end: bf16's last
-// pair has no second row). Tolerances as in the test above. Ranges that are not packed operands are refused.
+// pair has no second row). Tolerances as in the test above. Ranges that are not packed operands are refused, and
+// an operand already in the packed layout is not packed again.
 TEST(TileMatmul, PackedRightOperandRangesEqualTorch) {
   at::manual_seed(5);
   const int64_t m = 23, k_t = 64, n_t = 200, k_p = 201, n_p = 48, ld = 72;
@@ -132,6 +133,8 @@ TEST(TileMatmul, PackedRightOperandRangesEqualTorch) {
     EXPECT_THROW(packed_rows(whole_p, 8, 32), RuntimeFailure);  // starts inside a group
     EXPECT_THROW(packed_rows(whole_p, 0, 40), RuntimeFailure);  // ends inside a group, before b's last row
     EXPECT_THROW(packed_columns(whole_t, 32, 64), RuntimeFailure);
+    // Plain fp32 rows of 64 elements, 64 apart, in whole groups of 16 rows are in the packed layout already.
+    EXPECT_EQ(packable(TileOperand{p.data_ptr(), 64, 64, 64, type}), type == TileType::BF16);
   }
 }
 

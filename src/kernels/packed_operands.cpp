@@ -64,6 +64,9 @@ void pack_transposed(const TileOperand& x, uint32_t* out) {
 
 bool packable(const TileOperand& x) {
   if (x.packed || !tile_packing(x.type)) return false;
+  if (!x.transposed && x.type == TileType::F32 && x.cols == kPackedColumns && x.ld == kPackedColumns &&
+      x.rows % group_rows(x.type) == 0)
+    return false;  // already in the packed layout: oneDNN reads it as it is
   return !(x.transposed && x.type == TileType::BF16 && (x.cols % 2 != 0 || x.ld % 2 != 0));
 }
 
