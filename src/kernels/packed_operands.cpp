@@ -5,6 +5,7 @@
 #include "llama2/kernels/packed_operands.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -33,7 +34,8 @@ LLAMA2_CPU_CLONES void interleave(const uint16_t* a, const uint16_t* b, int64_t 
   for (int64_t i = 0; i < n; ++i) out[i] = uint32_t{a[i]} | uint32_t{b[i]} << 16;
 }
 
-// Block by block: words [rows / pair, kPackedColumns] of op(x) [rows, cols], columns [c0, c0 + n) of it.
+// op(x) = x: block c0 / kPackedColumns holds x's columns [c0, c0 + n), its word row w x's row w (fp32) or rows 2w and
+// 2w + 1 interleaved (bf16).
 void pack_plain(const TileOperand& x, uint32_t* out) {
   const int64_t p = pair(x.type), words = padded(x.rows, group_rows(x.type)) / p;
   for (int64_t c0 = 0; c0 < x.cols; c0 += kPackedColumns) {
@@ -67,7 +69,8 @@ bool packable(const TileOperand& x) {
   if (!x.transposed && x.type == TileType::F32 && x.cols == kPackedColumns && x.ld == kPackedColumns &&
       x.rows % group_rows(x.type) == 0)
     return false;  // already in the packed layout: oneDNN reads it as it is
-  return !(x.transposed && x.type == TileType::BF16 && (x.cols % 2 != 0 || x.ld % 2 != 0));
+  return !(x.transposed && x.type == TileType::BF16 &&
+           (x.cols % 2 != 0 || x.ld % 2 != 0 || reinterpret_cast<uintptr_t>(x.data) % 4 != 0));
 }
 
 size_t packed_bytes(const TileOperand& x) {

@@ -44,7 +44,7 @@ struct TileOperand {
 // c [m, n] (ldc) = op(a)·op(b), or += with `accumulate`, for kernels that run many small GEMMs from their own
 // parallel regions (core attention's tiles): no tensors, and oneDNN primitives cached per thread, each planned
 // for the thread that runs it. a and b share a type (fp32 or bf16 on oneDNN, fp64 by plain loops for the
-// gradient checks); c is fp32, or fp64 for fp64.
+// gradient checks); c is fp32, or fp64 for fp64. b may be packed (packed_operands.h), then read as it is.
 void tile_matmul(const TileOperand& a, const TileOperand& b, void* c, int64_t ldc, TileType c_type, bool accumulate);
 
 // Whether this CPU's tile GEMMs of `type` read right operands packed (packed_operands.h) as they are: oneDNN picks

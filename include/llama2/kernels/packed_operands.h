@@ -14,7 +14,8 @@ namespace llama2 {
 inline constexpr int64_t kPackedColumns = 64;
 
 // Whether pack takes x: fp32 or bf16 where tile GEMMs read packed operands (tile_packing), op(x) of an even number
-// of rows for a transposed bf16 x (its rows' pairs are read as 32-bit words), and not already in the packed layout
+// of rows, rows an even number of elements apart and 4-byte aligned for a transposed bf16 x (its rows' pairs are
+// read as 32-bit words), and not already in the packed layout
 // (plain fp32 of kPackedColumns columns, ld kPackedColumns, whole groups of rows: packing would copy it unchanged).
 bool packable(const TileOperand& x);
 
